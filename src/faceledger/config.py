@@ -1,0 +1,155 @@
+"""Settings: defaults, overridden by ``<data_dir>/config.toml``, then by FACELEDGER_* variables.
+
+Every setting that changes a result (thresholds, test-time augmentation, detector passes)
+is recorded with the result, so a figure can always be traced to the settings that made it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from faceledger.errors import ConfigError
+
+DEFAULT_DATA_DIR = Path("~/.local/share/faceledger").expanduser()
+
+
+@dataclass(frozen=True, slots=True)
+class ImageLimits:
+    """Guards applied before and while decoding untrusted images."""
+
+    max_bytes: int = 50 * 1024 * 1024
+    max_pixels: int = 60_000_000
+    min_side: int = 16
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorSettings:
+    """How faces are looked for.
+
+    The first pass runs on a copy downscaled so that its longer side is at most
+    ``first_pass_max_side``; when it finds nothing, passes at full size and then upsampled
+    (up to ``max_upsample``) follow, stopping as soon as a face is found or the smallest
+    face size the operator asked for (``min_face_px``) has been covered.
+    """
+
+    backend: str = "dlib-hog"
+    first_pass_max_side: int = 640
+    max_upsample: int = 1
+    min_face_px: int = 40
+
+
+@dataclass(frozen=True, slots=True)
+class EmbedderSettings:
+    """Which embedding model, and test-time augmentation.
+
+    ``flip`` averages the descriptor of the face and of its mirror image: more accurate,
+    one more network pass per face. ``onnx_model`` is a local path to an operator-supplied
+    ONNX model directory (``model.onnx`` + ``manifest.json``) used instead of dlib.
+    """
+
+    backend: str = "dlib"
+    flip: bool = True
+    onnx_model: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IndexSettings:
+    """Exact search up to ``exact_max`` faces per gallery, HNSW above it."""
+
+    exact_max: int = 50_000
+    hnsw_m: int = 32
+    hnsw_ef_construction: int = 80
+    hnsw_ef_search: int = 128
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    data_dir: Path = DEFAULT_DATA_DIR
+    image: ImageLimits = field(default_factory=ImageLimits)
+    detector: DetectorSettings = field(default_factory=DetectorSettings)
+    embedder: EmbedderSettings = field(default_factory=EmbedderSettings)
+    index: IndexSettings = field(default_factory=IndexSettings)
+    # None: use the calibrated default of the model (see faceledger/data/calibration.json).
+    threshold: float | None = None
+    quality_floor: float = 40.0
+    top_k: int = 10
+    workers: int = 0  # 0: one per CPU core
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "image": ImageLimits,
+    "detector": DetectorSettings,
+    "embedder": EmbedderSettings,
+    "index": IndexSettings,
+}
+
+
+def _coerce(name: str, value: Any, default: Any) -> Any:
+    if default is None or value is None:
+        return value
+    kind = type(default)
+    try:
+        if kind is bool and isinstance(value, str):
+            if value.lower() in {"1", "true", "yes", "on"}:
+                return True
+            if value.lower() in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(value)
+        if kind is Path:
+            return Path(value).expanduser()
+        return kind(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"setting {name!r}: {value!r} is not a valid {kind.__name__}") from exc
+
+
+def _apply(obj: Any, values: dict[str, Any], prefix: str) -> Any:
+    changes: dict[str, Any] = {}
+    known = {f.name: f for f in dataclasses.fields(obj)}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(f"unknown setting {prefix}{key!r}")
+        current = getattr(obj, key)
+        if key in _SECTIONS and isinstance(value, dict):
+            changes[key] = _apply(current, value, f"{prefix}{key}.")
+        else:
+            changes[key] = _coerce(prefix + key, value, current)
+    return dataclasses.replace(obj, **changes)
+
+
+def load_settings(data_dir: Path | str | None = None, env: dict[str, str] | None = None) -> Settings:
+    """Settings for a data directory: defaults < config.toml < FACELEDGER_* environment.
+
+    Environment variables use ``__`` between section and key, e.g.
+    ``FACELEDGER_EMBEDDER__FLIP=false`` or ``FACELEDGER_THRESHOLD=0.93``.
+    """
+    env = dict(os.environ if env is None else env)
+    chosen = data_dir or env.get("FACELEDGER_DATA_DIR") or DEFAULT_DATA_DIR
+    settings = Settings(data_dir=Path(chosen).expanduser())
+    config_file = settings.data_dir / "config.toml"
+    if config_file.is_file():
+        try:
+            values = tomllib.loads(config_file.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{config_file}: not valid TOML ({exc})") from exc
+        values.pop("data_dir", None)
+        settings = _apply(settings, values, "")
+    nested: dict[str, Any] = {}
+    for key, value in env.items():
+        if not key.startswith("FACELEDGER_") or key == "FACELEDGER_DATA_DIR":
+            continue
+        path = key.removeprefix("FACELEDGER_").lower().split("__")
+        target = nested
+        for part in path[:-1]:
+            target = target.setdefault(part, {})
+        target[path[-1]] = value
+    if nested:
+        settings = _apply(settings, nested, "FACELEDGER_")
+    return settings

@@ -1,0 +1,1 @@
+"""Pure domain: frozen records and rules. No I/O, no frameworks."""

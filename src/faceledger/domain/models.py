@@ -1,0 +1,318 @@
+"""Frozen records that travel the data path.
+
+Every number that leaves the engine carries the identity of what produced it: an
+:class:`Embedding` carries its :class:`ModelRef`, a :class:`SearchResult` carries the
+threshold and model that ranked it. A result that cannot say how it was made is not
+evidence. These records are pure data: no I/O, no framework imports.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    FloatArray = npt.NDArray[np.float32]
+    ImageArray = npt.NDArray[np.uint8]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRef:
+    """Identity of an embedding model: backend, name, version and the sha256 of its weights."""
+
+    backend: str
+    name: str
+    version: str
+    weights_sha256: str
+    dim: int
+
+    @property
+    def key(self) -> str:
+        """A short stable identifier, used to keep vectors of different models apart."""
+        return f"{self.backend}/{self.name}/{self.version}/{self.weights_sha256[:12]}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "backend": self.backend,
+            "name": self.name,
+            "version": self.version,
+            "weights_sha256": self.weights_sha256,
+            "dim": self.dim,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    x: float
+    y: float
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    """Axis-aligned face box in pixel coordinates of the (orientation-corrected) image."""
+
+    left: float
+    top: float
+    right: float
+    bottom: float
+
+    @property
+    def width(self) -> float:
+        return self.right - self.left
+
+    @property
+    def height(self) -> float:
+        return self.bottom - self.top
+
+    @property
+    def center(self) -> Point:
+        return Point((self.left + self.right) / 2, (self.top + self.bottom) / 2)
+
+    def scaled(self, factor: float) -> Box:
+        return Box(self.left * factor, self.top * factor, self.right * factor, self.bottom * factor)
+
+    def to_dict(self) -> dict[str, float]:
+        return {
+            "left": round(self.left, 2),
+            "top": round(self.top, 2),
+            "right": round(self.right, 2),
+            "bottom": round(self.bottom, 2),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Landmarks:
+    """Five facial landmarks in image pixel coordinates.
+
+    Order (from the subject's point of view, as in most 5-point schemes): right eye centre,
+    left eye centre, nose tip, right mouth corner, left mouth corner. Backends whose
+    landmark model has other points (dlib's 5-point model marks eye corners and the base of
+    the nose) convert to this order and say so in ``scheme``; points a model does not
+    locate are estimated and listed in ``estimated``. ``native`` keeps the points exactly as
+    the landmark model gave them, for aligners trained on that scheme.
+    """
+
+    right_eye: Point
+    left_eye: Point
+    nose: Point
+    mouth_right: Point
+    mouth_left: Point
+    scheme: str = "5pt"
+    estimated: tuple[str, ...] = ()
+    native: tuple[Point, ...] = ()
+
+    def points(self) -> tuple[Point, Point, Point, Point, Point]:
+        return (self.right_eye, self.left_eye, self.nose, self.mouth_right, self.mouth_left)
+
+    @property
+    def inter_eye_distance(self) -> float:
+        return math.hypot(self.left_eye.x - self.right_eye.x, self.left_eye.y - self.right_eye.y)
+
+    def to_dict(self) -> dict[str, Any]:
+        names = ("right_eye", "left_eye", "nose", "mouth_right", "mouth_left")
+        out: dict[str, Any] = {n: [round(p.x, 2), round(p.y, 2)] for n, p in zip(names, self.points(), strict=True)}
+        out["scheme"] = self.scheme
+        if self.estimated:
+            out["estimated"] = list(self.estimated)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class DetectedFace:
+    """One face found by a detector, with the detector's own confidence."""
+
+    box: Box
+    landmarks: Landmarks
+    score: float
+    detector: str
+
+
+@dataclass(frozen=True, slots=True)
+class QualityReport:
+    """A per-face quality assessment a person can read, and one 0-100 score."""
+
+    face_size_px: float
+    inter_eye_px: float
+    sharpness: float
+    yaw_deg: float
+    roll_deg: float
+    pitch_deg: float
+    brightness: float
+    contrast: float
+    overexposed_fraction: float
+    underexposed_fraction: float
+    score: float
+    issues: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "score": round(self.score, 1),
+            "face_size_px": round(self.face_size_px, 1),
+            "inter_eye_px": round(self.inter_eye_px, 1),
+            "sharpness": round(self.sharpness, 2),
+            "yaw_deg": round(self.yaw_deg, 1),
+            "roll_deg": round(self.roll_deg, 1),
+            "pitch_deg": round(self.pitch_deg, 1),
+            "brightness": round(self.brightness, 1),
+            "contrast": round(self.contrast, 1),
+            "overexposed_fraction": round(self.overexposed_fraction, 4),
+            "underexposed_fraction": round(self.underexposed_fraction, 4),
+            "issues": list(self.issues),
+        }
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Embedding:
+    """A unit-length face descriptor and the model that made it."""
+
+    vector: FloatArray
+    model: ModelRef
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class DecodedImage:
+    """An image decoded to 8-bit RGB, upright (EXIF orientation applied).
+
+    ``sha256`` is the hash of the original bytes as received, so a record can always be
+    traced back to the exact file that was submitted.
+    """
+
+    pixels: ImageArray
+    sha256: str
+    format: str
+    source: str
+    original_mode: str
+    exif_orientation: int = 1
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.pixels.shape[0])
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class AnalyzedFace:
+    """Everything the pipeline knows about one face in one image."""
+
+    index: int
+    face: DetectedFace
+    quality: QualityReport
+    embedding: Embedding
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ImageAnalysis:
+    """All faces of one image, in detector order (largest first)."""
+
+    image_sha256: str
+    source: str
+    width: int
+    height: int
+    faces: tuple[AnalyzedFace, ...]
+
+
+# --- galleries -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Gallery:
+    """A controlled set of lawfully held images: the unit of lawful holding."""
+
+    name: str
+    legal_basis: str
+    source_description: str
+    retention_days: int | None
+    required_provenance: tuple[str, ...] = ("source", "collected_on")
+    id: int | None = None
+    created_at: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """Where an enrolled image came from and how long it may be kept."""
+
+    source: str
+    collected_on: date | None
+    enrolled_by: str
+    retention_until: date | None = None
+    record_id: str | None = None
+
+    def missing(self, required: tuple[str, ...]) -> list[str]:
+        """Names of required provenance fields that are empty."""
+        missing: list[str] = []
+        for name in required:
+            value = getattr(self, name, None)
+            if value is None or (isinstance(value, str) and not value.strip()):
+                missing.append(name)
+        return missing
+
+
+# --- search ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One gallery face returned for a probe face, ranked by similarity."""
+
+    rank: int
+    subject_id: str
+    face_id: int
+    gallery: str
+    score: float
+    estimated_fmr: float
+    above_threshold: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rank": self.rank,
+            "subject_id": self.subject_id,
+            "face_id": self.face_id,
+            "gallery": self.gallery,
+            "score": round(self.score, 5),
+            "estimated_fmr": self.estimated_fmr,
+            "above_threshold": self.above_threshold,
+        }
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ProbeFaceResult:
+    """The ranked candidates for one face of a probe image."""
+
+    probe: AnalyzedFace
+    candidates: tuple[Candidate, ...]
+    subjects: tuple[Candidate, ...]
+    below_quality_floor: bool
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SearchResult:
+    """A probe image searched against one or more galleries."""
+
+    probe_sha256: str
+    source: str
+    galleries: tuple[str, ...]
+    model: ModelRef
+    threshold: float
+    threshold_fmr: float
+    quality_floor: float
+    faces: tuple[ProbeFaceResult, ...]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationResult:
+    """1:1 comparison of the best face of two images."""
+
+    score: float
+    threshold: float
+    estimated_fmr: float
+    same_person: bool
+    model: ModelRef

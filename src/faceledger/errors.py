@@ -1,0 +1,74 @@
+"""The project's exceptions. Adapters translate library errors into these at the seam.
+
+::
+
+    FaceLedgerError                 base; every message is meant for a person to act on
+    ├── ImageError                  a file could not be read as an image (names the file and why)
+    │   └── ImageTooLargeError      over the pixel or byte limit (decompression-bomb guard)
+    ├── NoFaceError                 an image has no face where one was required
+    ├── ModelError                  a face model is missing, unreadable or inconsistent
+    ├── ConfigError                 a setting is invalid
+    ├── StoreError                  the data directory or database cannot be used
+    │   ├── NotInitializedError     no data directory at that path (run `faceledger init`)
+    │   └── NotFoundError           a gallery, subject or face does not exist
+    ├── ProvenanceError             an image lacks the provenance its gallery requires
+    ├── ConflictError               the thing already exists / the state forbids the change
+    ├── IndexError_                 the vector index cannot be used (named to avoid the builtin)
+    └── EvaluationError             an evaluation protocol file is malformed
+"""
+
+from __future__ import annotations
+
+
+class FaceLedgerError(Exception):
+    """Base class. ``str(err)`` is a complete, human-readable reason."""
+
+    code = "error"
+
+
+class ImageError(FaceLedgerError):
+    code = "bad_image"
+
+
+class ImageTooLargeError(ImageError):
+    code = "image_too_large"
+
+
+class NoFaceError(FaceLedgerError):
+    code = "no_face"
+
+
+class ModelError(FaceLedgerError):
+    code = "model_error"
+
+
+class ConfigError(FaceLedgerError):
+    code = "config_error"
+
+
+class StoreError(FaceLedgerError):
+    code = "store_error"
+
+
+class NotInitializedError(StoreError):
+    code = "not_initialized"
+
+
+class NotFoundError(StoreError):
+    code = "not_found"
+
+
+class ProvenanceError(FaceLedgerError):
+    code = "missing_provenance"
+
+
+class ConflictError(FaceLedgerError):
+    code = "conflict"
+
+
+class IndexError_(FaceLedgerError):  # noqa: N801 - trailing underscore avoids shadowing the builtin
+    code = "index_error"
+
+
+class EvaluationError(FaceLedgerError):
+    code = "evaluation_error"

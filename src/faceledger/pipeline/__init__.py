@@ -1,0 +1,1 @@
+"""The data path, one module per stage: ingest -> detect -> quality -> align -> embed -> search."""

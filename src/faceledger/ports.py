@@ -1,0 +1,95 @@
+"""The small interfaces that adapters implement.
+
+The pipeline and the services depend on these Protocols only; each heavy library (dlib,
+onnxruntime, faiss, SQLAlchemy) lives in exactly one adapter module that implements one of
+them. A contract test suite under ``tests/contracts`` runs against every adapter of a port.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from faceledger.domain.models import DetectedFace, ModelRef
+
+    ImageArray = npt.NDArray[np.uint8]
+    FloatArray = npt.NDArray[np.float32]
+    IdArray = npt.NDArray[np.int64]
+
+
+@runtime_checkable
+class FaceDetector(Protocol):
+    """Finds every face in an RGB image, with a box, five landmarks and a score."""
+
+    name: str
+
+    def detect(self, pixels: ImageArray, *, upsample: int = 0) -> list[DetectedFace]:
+        """Faces in ``pixels`` (H x W x 3, uint8 RGB), in pixel coordinates of ``pixels``.
+
+        ``upsample`` asks the detector to look for smaller faces by enlarging the image
+        that many times (each doubles the linear size and roughly quadruples the cost).
+        """
+        ...
+
+
+@runtime_checkable
+class FaceAligner(Protocol):
+    """Cuts a face out of an image into the fixed crop an embedder was trained on."""
+
+    def align(self, pixels: ImageArray, face: DetectedFace) -> ImageArray:
+        """The aligned face chip (size x size x 3, uint8 RGB)."""
+        ...
+
+
+@runtime_checkable
+class FaceEmbedder(Protocol):
+    """Turns aligned face chips into unit-length vectors."""
+
+    model: ModelRef
+
+    def embed(self, chips: Sequence[ImageArray]) -> FloatArray:
+        """An (n, model.dim) float32 array of L2-normalised descriptors, one per chip."""
+        ...
+
+
+@runtime_checkable
+class VectorIndex(Protocol):
+    """Nearest-neighbour search over unit vectors by inner product (cosine similarity).
+
+    Ids are the face ids of the metadata store (int64). The index is derived data: the
+    store holds every vector too, so an index can always be rebuilt from it.
+    """
+
+    @property
+    def dim(self) -> int: ...
+
+    def __len__(self) -> int: ...
+
+    def add(self, ids: IdArray, vectors: FloatArray) -> None:
+        """Add vectors under the given ids (ids must not already be present)."""
+        ...
+
+    def remove(self, ids: IdArray) -> int:
+        """Remove these ids; the vectors' values are erased, not just hidden. Returns how many."""
+        ...
+
+    def search(self, queries: FloatArray, k: int) -> tuple[FloatArray, IdArray]:
+        """Top-k (scores, ids) per query, best first; missing slots have id -1."""
+        ...
+
+    def ids(self) -> IdArray:
+        """Every id in the index."""
+        ...
+
+    def save(self, path: Path) -> None:
+        """Persist atomically (write elsewhere, then rename)."""
+        ...
+
+    def memory_bytes(self) -> int:
+        """Approximate resident size of the index."""
+        ...
