@@ -79,6 +79,8 @@ class Settings:
     quality_floor: float = 40.0
     top_k: int = 10
     workers: int = 0  # 0: one per CPU core
+    # None: SQLite at <data_dir>/faceledger.db; else any SQLAlchemy URL (e.g. postgresql+psycopg://...).
+    database_url: str | None = None
 
     def with_overrides(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -92,10 +94,15 @@ _SECTIONS: dict[str, type[Any]] = {
 }
 
 
+# Settings whose default is None, and the type a value given for them must have.
+_OPTIONAL_TYPES: dict[str, type[Any]] = {"threshold": float, "onnx_model": str, "database_url": str}
+
+
 def _coerce(name: str, value: Any, default: Any) -> Any:
-    if default is None or value is None:
-        return value
-    kind = type(default)
+    if value is None:
+        return None
+    key = name.rsplit(".", 1)[-1].removeprefix("FACELEDGER_")
+    kind = type(default) if default is not None else _OPTIONAL_TYPES.get(key.lower(), str)
     try:
         if kind is bool and isinstance(value, str):
             if value.lower() in {"1", "true", "yes", "on"}:
@@ -110,15 +117,17 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
         raise ConfigError(f"setting {name!r}: {value!r} is not a valid {kind.__name__}") from exc
 
 
-def _apply(obj: Any, values: dict[str, Any], prefix: str) -> Any:
+def _apply(obj: Any, values: dict[str, Any], prefix: str, *, strict: bool = True) -> Any:
     changes: dict[str, Any] = {}
     known = {f.name: f for f in dataclasses.fields(obj)}
     for key, value in values.items():
         if key not in known:
+            if not strict:
+                continue
             raise ConfigError(f"unknown setting {prefix}{key!r}")
         current = getattr(obj, key)
         if key in _SECTIONS and isinstance(value, dict):
-            changes[key] = _apply(current, value, f"{prefix}{key}.")
+            changes[key] = _apply(current, value, f"{prefix}{key}.", strict=strict)
         else:
             changes[key] = _coerce(prefix + key, value, current)
     return dataclasses.replace(obj, **changes)
@@ -151,5 +160,6 @@ def load_settings(data_dir: Path | str | None = None, env: dict[str, str] | None
             target = target.setdefault(part, {})
         target[path[-1]] = value
     if nested:
-        settings = _apply(settings, nested, "FACELEDGER_")
+        # Other tools share the FACELEDGER_ prefix (test settings, for one): ignore names we do not know.
+        settings = _apply(settings, nested, "FACELEDGER_", strict=False)
     return settings

@@ -6,6 +6,7 @@
     ├── ImageError                  a file could not be read as an image (names the file and why)
     │   └── ImageTooLargeError      over the pixel or byte limit (decompression-bomb guard)
     ├── NoFaceError                 an image has no face where one was required
+    ├── AlignmentError              a face's landmarks cannot be mapped onto an aligner's template
     ├── ModelError                  a face model is missing, unreadable or inconsistent
     ├── ConfigError                 a setting is invalid
     ├── StoreError                  the data directory or database cannot be used
@@ -13,6 +14,7 @@
     │   └── NotFoundError           a gallery, subject or face does not exist
     ├── ProvenanceError             an image lacks the provenance its gallery requires
     ├── ConflictError               the thing already exists / the state forbids the change
+    ├── ValidationError             a value given by a person is malformed (a name, a date, a CSV row)
     ├── IndexError_                 the vector index cannot be used (named to avoid the builtin)
     └── EvaluationError             an evaluation protocol file is malformed
 """
@@ -36,6 +38,10 @@ class ImageTooLargeError(ImageError):
 
 class NoFaceError(FaceLedgerError):
     code = "no_face"
+
+
+class AlignmentError(FaceLedgerError):
+    code = "alignment_error"
 
 
 class ModelError(FaceLedgerError):
@@ -64,6 +70,10 @@ class ProvenanceError(FaceLedgerError):
 
 class ConflictError(FaceLedgerError):
     code = "conflict"
+
+
+class ValidationError(FaceLedgerError):
+    code = "invalid_input"
 
 
 class IndexError_(FaceLedgerError):  # noqa: N801 - trailing underscore avoids shadowing the builtin

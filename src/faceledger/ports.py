@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-    from faceledger.domain.models import DetectedFace, ModelRef
+    from faceledger.domain.models import Box, DetectedFace, Landmarks, ModelRef
 
     ImageArray = npt.NDArray[np.uint8]
     FloatArray = npt.NDArray[np.float32]
@@ -34,6 +34,36 @@ class FaceDetector(Protocol):
         ``upsample`` asks the detector to look for smaller faces by enlarging the image
         that many times (each doubles the linear size and roughly quadruples the cost).
         """
+        ...
+
+
+@runtime_checkable
+class FaceBoxDetector(Protocol):
+    """Finds face boxes only; a :class:`FaceLandmarker` then places landmarks at full resolution.
+
+    Splitting the two lets the detector run on a small copy of a large photo (cheap) while
+    the landmarks, which decide the alignment, come from the full-resolution pixels.
+    """
+
+    name: str
+    #: Smallest face side (pixels) found at ``upsample=0``; each upsample halves it.
+    window_px: int
+    #: False when a grey (H x W) image is enough, which makes resizing and scanning cheaper.
+    needs_color: bool
+
+    def boxes(self, pixels: ImageArray, *, upsample: int = 0) -> list[tuple[Box, float]]:
+        """(box, detector score) per face, in pixel coordinates of ``pixels``."""
+        ...
+
+
+@runtime_checkable
+class FaceLandmarker(Protocol):
+    """Places the five landmarks of the face inside ``box``."""
+
+    name: str
+
+    def landmarks(self, pixels: ImageArray, box: Box) -> Landmarks:
+        """Landmarks in pixel coordinates of ``pixels`` (H x W x 3 uint8 RGB)."""
         ...
 
 

@@ -267,7 +267,7 @@ class Candidate:
     face_id: int
     gallery: str
     score: float
-    estimated_fmr: float
+    estimated_fmr: float | None
     above_threshold: bool
 
     def to_dict(self) -> dict[str, Any]:
@@ -301,7 +301,7 @@ class SearchResult:
     galleries: tuple[str, ...]
     model: ModelRef
     threshold: float
-    threshold_fmr: float
+    threshold_fmr: float | None
     quality_floor: float
     faces: tuple[ProbeFaceResult, ...]
     timings_ms: dict[str, float] = field(default_factory=dict)
@@ -313,6 +313,6 @@ class VerificationResult:
 
     score: float
     threshold: float
-    estimated_fmr: float
+    estimated_fmr: float | None
     same_person: bool
     model: ModelRef

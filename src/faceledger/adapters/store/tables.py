@@ -1,0 +1,166 @@
+"""The database schema, in portable SQLAlchemy Core types.
+
+Only types that mean the same on SQLite and PostgreSQL are used, so a deployment can move
+to a server database by changing the URL. The Alembic migrations under ``migrations/``
+create exactly this schema; a test compares the two.
+
+Face ids double as vector ids in the index, so they are 64-bit on servers (on SQLite an
+INTEGER PRIMARY KEY is already 64-bit and must stay spelled that way to alias the rowid).
+Ids are never reused (AUTOINCREMENT on SQLite, sequences elsewhere): an audit record that
+names face 1234 must never come to mean somebody else's face after a purge.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+# Named constraints keep future migrations (batch mode on SQLite, ALTER on PostgreSQL) deterministic.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+Id = BigInteger().with_variant(Integer(), "sqlite")
+"""Primary/foreign key type: BIGINT on servers, INTEGER (the rowid alias) on SQLite."""
+
+SHA256_LEN = 64
+NAME_LEN = 64
+SUBJECT_LEN = 200
+MODEL_KEY_LEN = 200
+
+galleries = Table(
+    "galleries",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(NAME_LEN), nullable=False, unique=True),
+    Column("legal_basis", Text, nullable=False),
+    Column("source_description", Text, nullable=False),
+    Column("retention_days", Integer, nullable=True),
+    Column("required_provenance", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    sqlite_autoincrement=True,
+)
+
+models = Table(
+    "models",
+    metadata,
+    Column("key", String(MODEL_KEY_LEN), primary_key=True),
+    Column("backend", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("weights_sha256", String(SHA256_LEN), nullable=False),
+    Column("dim", Integer, nullable=False),
+)
+
+subjects = Table(
+    "subjects",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("gallery_id", Id, ForeignKey("galleries.id", ondelete="CASCADE"), nullable=False),
+    Column("external_id", String(SUBJECT_LEN), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("gallery_id", "external_id", name="uq_subjects_gallery_id_external_id"),
+    sqlite_autoincrement=True,
+)
+
+enrolment_runs = Table(
+    "enrolment_runs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("gallery_id", Id, ForeignKey("galleries.id", ondelete="CASCADE"), nullable=False),
+    Column("source", Text, nullable=False),
+    Column("enrolled_by", String(200), nullable=False),
+    Column("model_key", String(MODEL_KEY_LEN), nullable=True),
+    Column("settings", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("enrolled", Integer, nullable=False, default=0),
+    Column("skipped", Integer, nullable=False, default=0),
+    Index("ix_enrolment_runs_gallery_id", "gallery_id"),
+    sqlite_autoincrement=True,
+)
+
+images = Table(
+    "images",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("gallery_id", Id, ForeignKey("galleries.id", ondelete="CASCADE"), nullable=False),
+    Column("subject_id", Id, ForeignKey("subjects.id", ondelete="CASCADE"), nullable=False),
+    Column("run_id", Id, ForeignKey("enrolment_runs.id", ondelete="SET NULL"), nullable=True),
+    Column("sha256", String(SHA256_LEN), nullable=False),
+    Column("format", String(16), nullable=False),
+    Column("width", Integer, nullable=False),
+    Column("height", Integer, nullable=False),
+    Column("byte_size", BigInteger, nullable=False),
+    # provenance
+    Column("source", Text, nullable=False),
+    Column("record_id", String(200), nullable=True),
+    Column("collected_on", Date, nullable=True),
+    Column("enrolled_by", String(200), nullable=False),
+    Column("enrolled_at", DateTime(timezone=True), nullable=False),
+    Column("retention_until", Date, nullable=True),
+    UniqueConstraint("gallery_id", "sha256", name="uq_images_gallery_id_sha256"),
+    Index("ix_images_sha256", "sha256"),
+    Index("ix_images_subject_id", "subject_id"),
+    Index("ix_images_retention_until", "retention_until"),
+    sqlite_autoincrement=True,
+)
+
+faces = Table(
+    "faces",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("image_id", Id, ForeignKey("images.id", ondelete="CASCADE"), nullable=False),
+    Column("subject_id", Id, ForeignKey("subjects.id", ondelete="CASCADE"), nullable=False),
+    Column("gallery_id", Id, ForeignKey("galleries.id", ondelete="CASCADE"), nullable=False),
+    Column("face_index", Integer, nullable=False),
+    Column("box", JSON, nullable=False),
+    Column("landmarks", JSON, nullable=False),
+    Column("quality", JSON, nullable=False),
+    Column("quality_score", Float, nullable=False),
+    Column("detector", String(64), nullable=False),
+    Column("detector_score", Float, nullable=False),
+    Column("model_key", String(MODEL_KEY_LEN), ForeignKey("models.key"), nullable=False),
+    Column("embedding", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_faces_gallery_id_model_key", "gallery_id", "model_key"),
+    Index("ix_faces_image_id", "image_id"),
+    Index("ix_faces_subject_id", "subject_id"),
+    sqlite_autoincrement=True,
+)
+
+enrolment_skips = Table(
+    "enrolment_skips",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("run_id", Id, ForeignKey("enrolment_runs.id", ondelete="CASCADE"), nullable=False),
+    Column("source", Text, nullable=False),
+    Column("subject_external_id", String(SUBJECT_LEN), nullable=True),
+    Column("sha256", String(SHA256_LEN), nullable=True),
+    Column("reason", String(32), nullable=False),
+    Column("detail", Text, nullable=False),
+    Index("ix_enrolment_skips_run_id", "run_id"),
+    sqlite_autoincrement=True,
+)

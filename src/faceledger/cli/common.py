@@ -1,0 +1,136 @@
+"""What every command shares: the data directory option, output modes, and error handling.
+
+A person at a terminal gets readable text; a script gets ``--json`` (one document) or
+``--jsonl`` (one line per record). Errors are one line on stderr with the reason, and a
+non-zero exit status; never a stack trace (set FACELEDGER_DEBUG=1 to see one).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+from faceledger.errors import FaceLedgerError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        "-d",
+        help="Data directory (default: $FACELEDGER_DATA_DIR or ~/.local/share/faceledger).",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document for scripts.")]
+JsonlOption = Annotated[bool, typer.Option("--jsonl", help="Print one JSON object per line for scripts.")]
+
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+
+def fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn the project's errors (and anything unexpected) into one clear line and an exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except FaceLedgerError as exc:
+            raise fail(str(exc)) from None
+        except KeyboardInterrupt as exc:
+            message = str(exc) or "interrupted"
+            raise fail(message, EXIT_INTERRUPTED) from None
+        except Exception as exc:
+            if os.environ.get("FACELEDGER_DEBUG"):
+                raise
+            raise fail(
+                f"unexpected {type(exc).__name__}: {exc} (this is a bug; rerun with FACELEDGER_DEBUG=1 "
+                "for the details and report it)"
+            ) from None
+
+    return wrapper
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def dumps(value: Any, *, indent: int | None = None) -> str:
+    return json.dumps(value, default=_default, indent=indent, ensure_ascii=False)
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(dumps(value, indent=2) + "\n")
+
+
+def print_jsonl(value: Any) -> None:
+    sys.stdout.write(dumps(value) + "\n")
+    sys.stdout.flush()
+
+
+def one_output_mode(as_json: bool, as_jsonl: bool) -> None:
+    if as_json and as_jsonl:
+        raise fail("choose one of --json and --jsonl", code=2)
+
+
+def parse_date(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise fail(f"{option}: {value!r} is not a date (use YYYY-MM-DD)", code=2) from None
+
+
+@contextmanager
+def progress_bar(label: str, enabled: bool) -> Iterator[Callable[[int, int, str], None]]:
+    """A rich progress bar on stderr; a no-op for scripts (``enabled=False``)."""
+    if not enabled:
+        yield lambda done, total, current: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[current]}", style="dim"),
+        console=err_console,
+        transient=False,
+    ) as bar:
+        task = bar.add_task(label, total=None, current="")
+
+        def update(done: int, total: int, current: str) -> None:
+            bar.update(task, completed=done, total=total, current=current[-50:])
+
+        yield update

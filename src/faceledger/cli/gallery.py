@@ -1,0 +1,215 @@
+"""``faceledger gallery ...`` and ``faceledger enroll``: the controlled galleries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from faceledger.cli.common import (
+    DataDirOption,
+    JsonOption,
+    JsonlOption,
+    console,
+    fail,
+    handle_errors,
+    one_output_mode,
+    parse_date,
+    print_json,
+    print_jsonl,
+    progress_bar,
+)
+from faceledger.library import open as open_ledger
+from faceledger.services import galleries as gallery_service
+from faceledger.services.enrolment import Progress
+
+app = typer.Typer(help="Create, list, show and purge galleries.", no_args_is_help=True)
+
+
+def _gallery_dict(info: gallery_service.GalleryInfo) -> dict[str, object]:
+    g = info.gallery
+    return {
+        "name": g.name,
+        "legal_basis": g.legal_basis,
+        "source_description": g.source_description,
+        "retention_days": g.retention_days,
+        "required_provenance": list(g.required_provenance),
+        "created_at": g.created_at,
+        "subjects": info.counts.subjects,
+        "images": info.counts.images,
+        "faces": info.counts.faces,
+    }
+
+
+@app.command("create")
+@handle_errors
+def create(
+    name: Annotated[str, typer.Argument(help="Gallery name: lowercase letters, digits, '-', '_', '.'.")],
+    legal_basis: Annotated[str, typer.Option(help="The law or authority under which these images are held.")],
+    source_description: Annotated[str, typer.Option(help="Where the images come from (system of record).")],
+    retention_days: Annotated[
+        int | None, typer.Option(help="Keep each image this many days after collection (default: no limit).")
+    ] = None,
+    require: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--require",
+            help="Provenance every image must have (repeat; default: source, collected_on). "
+            f"Known: {', '.join(gallery_service.PROVENANCE_FIELDS)}.",
+        ),
+    ] = None,
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a gallery: the unit of lawful holding."""
+    with open_ledger(data_dir) as ledger:
+        ledger.create_gallery(
+            name,
+            legal_basis=legal_basis,
+            source_description=source_description,
+            retention_days=retention_days,
+            required_provenance=tuple(require) if require else gallery_service.DEFAULT_REQUIRED,
+        )
+        info = ledger.gallery(name)
+    if as_json:
+        print_json(_gallery_dict(info))
+    else:
+        console.print(f"gallery {name!r} created")
+
+
+@app.command("list")
+@handle_errors
+def list_(data_dir: DataDirOption = None, as_json: JsonOption = False, as_jsonl: JsonlOption = False) -> None:
+    """List the galleries with their counts."""
+    one_output_mode(as_json, as_jsonl)
+    with open_ledger(data_dir) as ledger:
+        infos = ledger.galleries()
+    rows = [_gallery_dict(info) for info in infos]
+    if as_json:
+        print_json(rows)
+    elif as_jsonl:
+        for row in rows:
+            print_jsonl(row)
+    elif not rows:
+        console.print("no galleries yet: faceledger gallery create NAME --legal-basis ... --source-description ...")
+    else:
+        from rich.table import Table
+
+        table = Table("gallery", "subjects", "images", "faces", "retention", "legal basis")
+        for row in rows:
+            retention = f"{row['retention_days']} days" if row["retention_days"] else "no limit"
+            table.add_row(
+                str(row["name"]), str(row["subjects"]), str(row["images"]), str(row["faces"]),
+                retention, str(row["legal_basis"]),
+            )  # fmt: skip
+        console.print(table)
+
+
+@app.command("show")
+@handle_errors
+def show(
+    name: Annotated[str, typer.Argument(help="Gallery name.")],
+    subjects: Annotated[bool, typer.Option("--subjects", help="Also list every subject.")] = False,
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show one gallery: legal basis, retention, provenance rules and counts."""
+    with open_ledger(data_dir) as ledger:
+        info = ledger.gallery(name)
+        people = gallery_service.list_subjects(ledger.data_dir, name) if subjects else []
+    data = _gallery_dict(info)
+    if subjects:
+        data["subject_list"] = [{"subject_id": s.external_id, "images": s.images, "faces": s.faces} for s in people]
+    if as_json:
+        print_json(data)
+        return
+    for key, value in data.items():
+        if key != "subject_list":
+            console.print(f"{key:>20}: {value}")
+    for s in people:
+        console.print(f"  {s.external_id}: {s.images} image(s), {s.faces} face(s)")
+
+
+@app.command("purge")
+@handle_errors
+def purge(
+    name: Annotated[str, typer.Argument(help="Gallery name.")],
+    subject: Annotated[
+        str | None, typer.Option(help="Purge only this subject (default: the whole gallery).")
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do it without asking (for scripts).")] = False,
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Remove for good: image files, face records and vectors. Prints what was removed."""
+    what = f"subject {subject!r} of gallery {name!r}" if subject else f"the whole gallery {name!r}"
+    if not yes and not typer.confirm(f"Permanently remove {what}?", default=False):
+        raise fail("nothing removed")
+    with open_ledger(data_dir) as ledger:
+        report = ledger.purge_subject(name, subject) if subject else ledger.purge_gallery(name)
+    counts = {
+        "galleries": report.galleries,
+        "subjects": report.subjects,
+        "images": report.images,
+        "faces": report.faces,
+        "vectors": report.vectors,
+        "files": report.files,
+    }
+    if as_json:
+        print_json({"purged": what, **counts})
+    else:
+        console.print(f"removed {what}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+
+
+@handle_errors
+def enroll(
+    gallery: Annotated[str, typer.Argument(help="Gallery to enrol into.")],
+    source: Annotated[
+        Path,
+        typer.Argument(
+            help="A folder with one sub-folder per subject (named by subject id), or a CSV manifest "
+            "(columns: subject_id, path, source, record_id, collected_on, enrolled_by, retention_until)."
+        ),
+    ],
+    enrolled_by: Annotated[str, typer.Option(help="The person responsible for this enrolment.")],
+    collected_on: Annotated[
+        str | None, typer.Option(help="Date the images were collected (YYYY-MM-DD), where rows don't say.")
+    ] = None,
+    quality_floor: Annotated[
+        float | None, typer.Option(help="Skip faces whose quality score (0-100) is below this.")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Worker processes (default: one per CPU core; 1: no workers).")
+    ] = None,
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Enrol a folder or CSV manifest. Resumable: rerun after an interruption to continue."""
+    day = parse_date(collected_on, "--collected-on")
+    with open_ledger(data_dir) as ledger, progress_bar(f"enrolling into {gallery}", not as_json) as update:
+
+        def report(p: Progress) -> None:
+            update(p.done, p.total, p.current)
+
+        result = ledger.enroll(
+            gallery,
+            source,
+            enrolled_by=enrolled_by,
+            collected_on=day,
+            quality_floor=quality_floor,
+            workers=workers,
+            progress=report,
+        )
+    if as_json:
+        print_json(result.to_dict())
+        return
+    console.print(
+        f"enrolled {len(result.enrolled)} of {result.total} image(s) into {gallery!r} in {result.seconds:.1f} s"
+    )
+    for reason, count in sorted(result.skipped_by_reason().items()):
+        console.print(f"  skipped ({reason}): {count}")
+    for skipped in result.skipped[:20]:
+        console.print(f"    {skipped.source}: {skipped.detail}", style="dim")
+    if len(result.skipped) > 20:
+        console.print(f"    ... and {len(result.skipped) - 20} more (use --json for all)", style="dim")

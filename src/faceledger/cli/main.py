@@ -1,0 +1,77 @@
+"""The ``faceledger`` command: thin commands over the library (:mod:`faceledger.library`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from faceledger import __version__
+from faceledger.cli import evaluate, gallery, identify
+from faceledger.cli.common import DataDirOption, JsonOption, console, handle_errors, print_json
+from faceledger.config import load_settings
+from faceledger.services.datadir import init_data_dir
+
+app = typer.Typer(
+    name="faceledger",
+    help=(
+        "Accountable face identification over controlled, lawfully held galleries.\n\n"
+        "A candidate list is an investigative lead for trained examiners, never an identification."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+app.add_typer(gallery.app, name="gallery")
+app.add_typer(evaluate.app, name="eval")
+app.command("enroll")(gallery.enroll)
+app.command("search")(identify.search)
+app.command("verify")(identify.verify)
+app.command("faces")(identify.faces)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"faceledger {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """Accountable face identification over controlled, lawfully held galleries."""
+
+
+@app.command("init")
+@handle_errors
+def init(
+    data_dir: Annotated[
+        Path | None,
+        typer.Argument(help="Folder to initialise (default: $FACELEDGER_DATA_DIR or ~/.local/share/faceledger)."),
+    ] = None,
+    data_dir_option: DataDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a data directory (SQLite database, image store, vector indexes, config.toml)."""
+    settings = load_settings(data_dir or data_dir_option)
+    with init_data_dir(settings.data_dir, settings=settings) as dd:
+        path = dd.path
+    if as_json:
+        print_json({"data_dir": str(path), "config": str(path / "config.toml")})
+        return
+    console.print(f"data directory ready: {path}")
+    console.print(f"settings: {path / 'config.toml'}")
+    console.print("next: faceledger gallery create NAME --legal-basis ... --source-description ...")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,411 @@
+"""The data directory: one folder that holds a whole faceledger installation.
+
+::
+
+    <data_dir>/
+      faceledger.json      marker: format version, created_at (what makes a folder ours)
+      config.toml          settings; every default shown, commented out
+      faceledger.db        SQLite database (WAL: -wal / -shm files beside it)
+      images/ab/cd/<sha256>        enrolled image files, content-addressed, read-only
+      images/.tmp/                 half-written image files (removed on recovery)
+      index/<gallery>/<model>/     vector index of one gallery for one embedding model
+      writer.lock          advisory lock held by the one process allowed to write
+      writer.dirty         present while a writer works; found at start = it died: recover
+
+The database is the source of truth. Image files are written before the row that names
+them is committed, and vectors are added to an index only after their face row is
+committed, so a crash can leave an unreferenced file (swept by :meth:`DataDir.recover`) or
+an index that lags or leads the database (reconciled whenever an index is opened), never a
+face without its image or a vector without its face.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import numpy as np
+
+from faceledger import __version__
+from faceledger.adapters.images import ImageStore
+from faceledger.adapters.index import PersistentIndex, open_index
+from faceledger.adapters.store import Store, repository
+from faceledger.adapters.store.engine import sqlite_url
+from faceledger.config import Settings, load_settings
+from faceledger.domain.models import Gallery, ModelRef
+from faceledger.errors import ConflictError, IndexError_, NotInitializedError, StoreError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no advisory locks, one writer by convention
+    fcntl = None  # type: ignore[assignment]
+
+FORMAT_VERSION = 1
+MARKER_FILE = "faceledger.json"
+CONFIG_FILE = "config.toml"
+DB_FILE = "faceledger.db"
+IMAGES_DIR = "images"
+INDEX_DIR = "index"
+LOCK_FILE = "writer.lock"
+DIRTY_FILE = "writer.dirty"
+
+
+# --- init / open -----------------------------------------------------------------------
+
+
+def is_data_dir(path: Path | str) -> bool:
+    return (Path(path) / MARKER_FILE).is_file()
+
+
+def init_data_dir(path: Path | str, *, settings: Settings | None = None) -> DataDir:
+    """Create a data directory (or finish/upgrade one already there) and open it.
+
+    Refuses a folder that holds anything but a faceledger data directory, so a typo can
+    never scatter files through somebody's home folder.
+    """
+    root = Path(path).expanduser()
+    if root.exists() and not root.is_dir():
+        raise ConflictError(f"{root} is a file, not a folder; choose a new or empty folder")
+    if root.is_dir() and not is_data_dir(root) and any(root.iterdir()):
+        raise ConflictError(
+            f"{root} is not empty and is not a faceledger data directory; "
+            "choose a new or empty folder for `faceledger init`"
+        )
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        if not is_data_dir(root):
+            marker = {"format": FORMAT_VERSION, "created_at": repository.utcnow().isoformat()}
+            marker["created_by"] = f"faceledger {__version__}"
+            _write_text(root / MARKER_FILE, json.dumps(marker, indent=2) + "\n")
+        if not (root / CONFIG_FILE).exists():
+            _write_text(root / CONFIG_FILE, default_config_toml())
+    except OSError as exc:
+        raise StoreError(f"cannot create data directory {root}: {exc.strerror or exc}") from exc
+    return open_data_dir(root, settings=settings)
+
+
+def open_data_dir(path: Path | str, *, settings: Settings | None = None) -> DataDir:
+    """Open an initialised data directory, applying any pending schema migrations."""
+    root = Path(path).expanduser()
+    if not is_data_dir(root):
+        raise NotInitializedError(
+            f"{root} is not a faceledger data directory (no {MARKER_FILE}); "
+            f"create one with `faceledger init {root}`"
+        )
+    _check_marker(root / MARKER_FILE)
+    chosen = settings if settings is not None else load_settings(root)
+    chosen = dataclasses.replace(chosen, data_dir=root)
+    for folder in (IMAGES_DIR, INDEX_DIR):
+        (root / folder).mkdir(exist_ok=True)
+    url = chosen.database_url or sqlite_url(root / DB_FILE)
+    return DataDir(root, chosen, Store.open(url))
+
+
+def _check_marker(marker: Path) -> None:
+    try:
+        data = json.loads(marker.read_text(encoding="utf-8"))
+        version = int(data["format"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise StoreError(f"{marker} is damaged ({exc}); restore it from a backup") from exc
+    if version > FORMAT_VERSION:
+        raise StoreError(
+            f"{marker.parent} uses data directory format {version}; this faceledger knows "
+            f"up to {FORMAT_VERSION}: upgrade faceledger"
+        )
+
+
+def _write_text(path: Path, text: str) -> None:
+    temp = path.with_name(path.name + ".part")
+    with temp.open("w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temp, path)
+
+
+# --- config.toml -----------------------------------------------------------------------
+
+_UNSET_NOTES = {
+    "threshold": "not set (the calibrated default of the embedding model); e.g. threshold = 0.9",
+    "onnx_model": 'not set (dlib is used); e.g. onnx_model = "/models/arcface" (model.onnx + manifest.json)',
+    "database_url": f'not set (SQLite in {DB_FILE} here); e.g. database_url = "postgresql+psycopg://user@host/db"',
+}
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return json.dumps(str(value))
+
+
+def _config_lines(obj: Any) -> list[str]:
+    lines: list[str] = []
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if f.name == "data_dir" or dataclasses.is_dataclass(value):
+            continue
+        if value is None:
+            lines.append(f"# {f.name}: {_UNSET_NOTES.get(f.name, 'not set')}")
+        else:
+            lines.append(f"# {f.name} = {_toml_value(value)}")
+    return lines
+
+
+def default_config_toml() -> str:
+    """A config.toml that changes nothing: every setting at its default, commented out."""
+    defaults = Settings()
+    out = [
+        "# faceledger settings for this data directory.",
+        "# Every line shows the built-in default, commented out: uncomment a line to change it.",
+        "# Environment variables override this file: FACELEDGER_<KEY> or FACELEDGER_<SECTION>__<KEY>,",
+        "# e.g. FACELEDGER_QUALITY_FLOOR=50 or FACELEDGER_EMBEDDER__FLIP=false.",
+        "",
+        *_config_lines(defaults),
+    ]
+    for f in dataclasses.fields(defaults):
+        section = getattr(defaults, f.name)
+        if not dataclasses.is_dataclass(section):
+            continue
+        doc = (type(section).__doc__ or "").strip().splitlines()
+        title = doc[0].replace("``", "") if doc else f"{f.name} settings"
+        out += ["", f"# {title}", f"[{f.name}]", *_config_lines(section)]
+    return "\n".join(out) + "\n"
+
+
+# --- the open directory ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryReport:
+    """What a recovery after an unclean stop cleaned up."""
+
+    temp_files: int = 0
+    orphan_images: int = 0
+    aborted_runs: int = 0
+    stale_index_dirs: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileReport:
+    """How an index on disk differed from the database when it was opened."""
+
+    added: int = 0
+    removed: int = 0
+    rebuilt: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.removed or self.rebuilt)
+
+
+def model_slug(model_key: str) -> str:
+    """A folder name for a model key (``dlib/resnet/1.0/ab12...`` -> ``dlib--resnet--1.0--ab12...``)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", model_key.replace("/", "--"))
+
+
+class DataDir:
+    """An opened data directory: the store, the image files, and the vector indexes.
+
+    Any number of processes may read. Writing (enrolment, purge) happens inside
+    :meth:`writing`, which admits one process at a time and recovers after one that died.
+    """
+
+    def __init__(self, path: Path, settings: Settings, store: Store) -> None:
+        self.path = path
+        self.settings = settings
+        self.store = store
+        self.images = ImageStore(path / IMAGES_DIR)
+        self.last_recovery: RecoveryReport | None = None
+        self._indexes: dict[tuple[int, str], PersistentIndex] = {}
+        self._dirty_indexes: set[tuple[int, str]] = set()
+        self._lock_handle: IO[str] | None = None
+        self._write_depth = 0
+
+    def __enter__(self) -> DataDir:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the database and the in-memory indexes (writers save theirs on leaving :meth:`writing`)."""
+        self._indexes.clear()
+        self._dirty_indexes.clear()
+        self.store.close()
+
+    # --- writer lock -------------------------------------------------------------------
+
+    @property
+    def is_writer(self) -> bool:
+        return self._write_depth > 0
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the single-writer lock; recover first if the last writer died mid-way."""
+        if self._write_depth:
+            self._write_depth += 1
+            try:
+                yield
+            finally:
+                self._write_depth -= 1
+            return
+        self._acquire_lock()
+        clean = False
+        try:
+            dirty = self.path / DIRTY_FILE
+            if dirty.exists():
+                self.last_recovery = self.recover()
+            _write_text(dirty, f"{os.getpid()}\n")
+            self._write_depth = 1
+            yield
+            clean = True
+        finally:
+            try:
+                self.save_indexes()
+                if clean:
+                    (self.path / DIRTY_FILE).unlink(missing_ok=True)
+            finally:
+                self._write_depth = 0
+                self._release_lock()
+
+    def _acquire_lock(self) -> None:
+        handle = (self.path / LOCK_FILE).open("a+", encoding="utf-8")
+        if fcntl is not None:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                handle.close()
+                raise ConflictError(
+                    f"another faceledger process is changing {self.path} (enrolling or purging); "
+                    "wait for it to finish, then try again"
+                ) from exc
+        self._lock_handle = handle
+
+    def _release_lock(self) -> None:
+        if self._lock_handle is not None:
+            self._lock_handle.close()  # closing the file drops the flock
+            self._lock_handle = None
+
+    def recover(self) -> RecoveryReport:
+        """Clean up after a writer that stopped without finishing (crash, kill -9, power loss)."""
+        temp = self.images.clean_temp()
+        with self.store.begin() as conn:
+            aborted = repository.abort_stale_runs(conn)
+            in_use = repository.sha256s_in_use(conn)
+            galleries = {g.name for g in repository.list_galleries(conn)}
+        orphans = self.images.remove_orphans(in_use)
+        stale = 0
+        index_root = self.path / INDEX_DIR
+        if index_root.is_dir():
+            for folder in index_root.iterdir():
+                if folder.is_dir() and folder.name not in galleries:
+                    shutil.rmtree(folder)
+                    stale += 1
+        return RecoveryReport(temp, orphans, aborted, stale)
+
+    # --- indexes -----------------------------------------------------------------------
+
+    def index_dir(self, gallery_name: str, model_key: str) -> Path:
+        return self.path / INDEX_DIR / gallery_name / model_slug(model_key)
+
+    def index(self, gallery: Gallery, model: ModelRef) -> PersistentIndex:
+        """The vector index of ``gallery`` for ``model``, reconciled with the database."""
+        gid = _require_id(gallery)
+        key = (gid, model.key)
+        cached = self._indexes.get(key)
+        if cached is not None:
+            return cached
+        with self.store.read() as conn:
+            index, report = self._open_reconciled(conn, gallery, model)
+        if report.changed:
+            self._dirty_indexes.add(key)
+            if self.is_writer:
+                self._save(key, index)
+        self._indexes[key] = index
+        return index
+
+    def indexes(self, gallery: Gallery) -> dict[str, PersistentIndex]:
+        """Every index of a gallery, by model key (one per model its faces were made with)."""
+        gid = _require_id(gallery)
+        with self.store.read() as conn:
+            keys = repository.model_keys(conn, gid)
+            models = [repository.get_model(conn, key) for key in keys]
+        return {model.key: self.index(gallery, model) for model in models}
+
+    def mark_changed(self, gallery: Gallery, model_key: str) -> None:
+        self._dirty_indexes.add((_require_id(gallery), model_key))
+
+    def save_indexes(self) -> None:
+        """Persist every index changed by this process (only a writer may)."""
+        if not self.is_writer:
+            return
+        for key in sorted(self._dirty_indexes):
+            index = self._indexes.get(key)
+            if index is not None:
+                self._save(key, index)
+
+    def forget_index(self, gallery: Gallery, model_key: str) -> None:
+        key = (_require_id(gallery), model_key)
+        self._indexes.pop(key, None)
+        self._dirty_indexes.discard(key)
+
+    def _save(self, key: tuple[int, str], index: PersistentIndex) -> None:
+        try:
+            index.save()
+        except OSError as exc:
+            raise StoreError(f"cannot save the vector index in {index.directory}: {exc}") from exc
+        self._dirty_indexes.discard(key)
+
+    def _open_reconciled(
+        self, conn: Connection, gallery: Gallery, model: ModelRef
+    ) -> tuple[PersistentIndex, ReconcileReport]:
+        directory = self.index_dir(gallery.name, model.key)
+        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            index = open_index(directory, dim=model.dim, settings=self.settings.index)
+        except IndexError_:
+            # A damaged or foreign index is only derived data: rebuild it from the database.
+            index = PersistentIndex(directory, dim=model.dim, settings=self.settings.index)
+            ids = repository.face_ids(conn, _require_id(gallery), model.key)
+            found, vectors = repository.face_vectors(conn, [int(i) for i in ids], model.dim)
+            index.rebuild(found, vectors)
+            return index, ReconcileReport(added=len(found), rebuilt=True)
+        return index, reconcile(conn, index, gallery, model)
+
+
+def _require_id(gallery: Gallery) -> int:
+    if gallery.id is None:
+        raise StoreError(f"gallery {gallery.name!r} has not been stored yet")
+    return gallery.id
+
+
+def _add_from_db(conn: Connection, index: PersistentIndex, ids: Any, model: ModelRef) -> int:
+    if len(ids) == 0:
+        return 0
+    found, vectors = repository.face_vectors(conn, [int(i) for i in ids], model.dim)
+    if len(found):
+        index.add(found, vectors)
+    return len(found)
+
+
+def reconcile(conn: Connection, index: PersistentIndex, gallery: Gallery, model: ModelRef) -> ReconcileReport:
+    """Make the index hold exactly the database's faces of this gallery and model."""
+    db_ids = repository.face_ids(conn, _require_id(gallery), model.key)
+    index_ids = np.asarray(index.ids(), dtype=np.int64)
+    extra = np.setdiff1d(index_ids, db_ids)
+    removed = index.remove(extra) if extra.size else 0
+    added = _add_from_db(conn, index, np.setdiff1d(db_ids, index_ids), model)
+    return ReconcileReport(added=added, removed=int(removed))

@@ -1,0 +1,151 @@
+"""Quality measures move the right way when a real face photo is made worse."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from PIL import Image, ImageFilter
+
+from faceledger.adapters.models.dlib_backend import DlibHogDetector, DlibLandmarker
+from faceledger.config import DetectorSettings
+from faceledger.domain.models import Box, DetectedFace, Landmarks, Point, QualityReport
+from faceledger.pipeline.detect import find_faces
+from faceledger.pipeline.quality import (
+    QualityThresholds,
+    assess_quality,
+    estimate_pose,
+    face_patch,
+    sharpness,
+)
+
+ImageArray = npt.NDArray[np.uint8]
+
+
+@pytest.fixture(scope="module")
+def models() -> tuple[DlibHogDetector, DlibLandmarker]:
+    return DlibHogDetector(), DlibLandmarker()
+
+
+@pytest.fixture(scope="module")
+def bush(lfw_images: Path) -> Image.Image:
+    with Image.open(lfw_images / "George_W_Bush" / "George_W_Bush_0001.jpg") as image:
+        return image.convert("RGB")
+
+
+def only_face(image: Image.Image, models: tuple[DlibHogDetector, DlibLandmarker]) -> DetectedFace:
+    faces = find_faces(np.asarray(image), *models, DetectorSettings())
+    assert faces, "no face found"
+    return faces[0]
+
+
+def report(image: Image.Image, face: DetectedFace) -> QualityReport:
+    return assess_quality(np.asarray(image), face)
+
+
+def test_a_clear_frontal_photo_scores_well(
+    bush: Image.Image, models: tuple[DlibHogDetector, DlibLandmarker]
+) -> None:
+    face = only_face(bush, models)
+    q = report(bush, face)
+    assert q.score > 70
+    assert q.issues == ()
+    assert q.face_size_px == pytest.approx((face.box.width + face.box.height) / 2)
+    assert q.inter_eye_px == pytest.approx(face.landmarks.inter_eye_distance)
+    assert abs(q.yaw_deg) < 20
+    assert abs(q.roll_deg) < 10
+    assert abs(q.pitch_deg) < 25
+    assert 0 <= q.underexposed_fraction < 0.05
+    assert 0 <= q.overexposed_fraction < 0.05
+
+
+def test_blurring_lowers_sharpness_and_score(
+    bush: Image.Image, models: tuple[DlibHogDetector, DlibLandmarker]
+) -> None:
+    face = only_face(bush, models)
+    reports = [report(bush.filter(ImageFilter.GaussianBlur(r)) if r else bush, face) for r in (0, 1, 2, 3)]
+    sharp = [q.sharpness for q in reports]
+    scores = [q.score for q in reports]
+    assert sharp == sorted(sharp, reverse=True)
+    assert len(set(sharp)) == 4
+    assert scores == sorted(scores, reverse=True)
+    assert len(set(scores)) == 4
+    assert any(i.startswith("blurred") for i in reports[-1].issues)
+
+
+def test_darkening_raises_underexposure(
+    bush: Image.Image, models: tuple[DlibHogDetector, DlibLandmarker]
+) -> None:
+    face = only_face(bush, models)
+    pixels = np.asarray(bush).astype(np.float64)
+    reports = [
+        assess_quality(np.clip(pixels * k - 40 * (1 - k), 0, 255).astype(np.uint8), face)
+        for k in (1.0, 0.5, 0.25)
+    ]
+    under = [q.underexposed_fraction for q in reports]
+    assert under[0] < under[1] < under[2]
+    assert reports[0].brightness > reports[1].brightness > reports[2].brightness
+    assert reports[0].score > reports[1].score > reports[2].score
+    assert any(i.startswith("too dark") for i in reports[2].issues)
+
+
+def test_rotating_the_photo_raises_roll(
+    bush: Image.Image, models: tuple[DlibHogDetector, DlibLandmarker]
+) -> None:
+    upright = report(bush, only_face(bush, models))
+    # PIL turns counter-clockwise for positive angles; roll is positive clockwise.
+    turned_image = bush.rotate(-15, resample=Image.Resampling.BICUBIC, fillcolor=(128, 128, 128))
+    turned = report(turned_image, only_face(turned_image, models))
+    assert turned.roll_deg - upright.roll_deg == pytest.approx(15, abs=4)
+
+
+def test_small_face_is_flagged(bush: Image.Image, models: tuple[DlibHogDetector, DlibLandmarker]) -> None:
+    board = Image.new("RGB", (300, 300), (128, 128, 128))
+    board.paste(bush.resize((80, 80), Image.Resampling.LANCZOS), (110, 110))
+    faces = find_faces(np.asarray(board), *models, DetectorSettings(min_face_px=20))
+    assert faces
+    q = assess_quality(np.asarray(board), faces[0], QualityThresholds(min_face_px=40))
+    assert q.face_size_px < 40
+    assert any(i == f"face too small: {q.face_size_px:.0f} px < 40 px" for i in q.issues)
+    assert q.score < report(bush, only_face(bush, models)).score
+
+
+def frontal(nose_dx: float = 0.0, nose_dy: float = 0.571) -> Landmarks:
+    re, le = Point(100.0, 100.0), Point(200.0, 100.0)
+    nose = Point(150.0 + 100.0 * nose_dx, 100.0 + 100.0 * nose_dy)
+    return Landmarks(re, le, nose, Point(109.0, 215.0), Point(191.0, 215.0))
+
+
+def test_pose_of_an_average_frontal_face_is_zero() -> None:
+    yaw, roll, pitch = estimate_pose(frontal())
+    assert (yaw, roll, pitch) == pytest.approx((0.0, 0.0, 0.0), abs=1e-6)
+
+
+def test_pose_signs_follow_the_nose() -> None:
+    assert estimate_pose(frontal(nose_dx=0.2))[0] > 15
+    assert estimate_pose(frontal(nose_dx=-0.2))[0] < -15
+    assert estimate_pose(frontal(nose_dy=0.4))[2] > 10  # nose nearer the eyes: head tilted back
+    assert estimate_pose(frontal(nose_dy=0.7))[2] < -10
+
+
+def test_sharpness_ignores_the_size_of_the_photo(
+    bush: Image.Image, models: tuple[DlibHogDetector, DlibLandmarker]
+) -> None:
+    face = only_face(bush, models)
+    big = bush.resize((1000, 1000), Image.Resampling.LANCZOS)
+    b = face.box
+    big_box = Box(b.left * 4, b.top * 4, b.right * 4, b.bottom * 4)
+    small_value = sharpness(face_patch(np.asarray(bush), b))
+    big_value = sharpness(face_patch(np.asarray(big), big_box))
+    assert big_value == pytest.approx(small_value, rel=0.25)
+
+
+def test_face_partly_outside_the_image_is_flagged(
+    bush: Image.Image, models: tuple[DlibHogDetector, DlibLandmarker]
+) -> None:
+    face = only_face(bush, models)
+    shifted = Box(face.box.left - 200, face.box.top, face.box.right - 200, face.box.bottom)
+    q = assess_quality(np.asarray(bush), DetectedFace(shifted, face.landmarks, face.score, face.detector))
+    assert any(i.startswith("face cut off") for i in q.issues)
