@@ -391,9 +391,9 @@ def parse(argv: list[str] | None = None) -> tuple[Args, bool, list[int]]:
     parser.add_argument(
         "--sizes", type=_ints, default=[10_000, 100_000, 1_000_000], help="e.g. 10000,1e5,1e6"
     )
-    parser.add_argument("--ef", type=_ints, default=[64, 128, 256], help="efSearch values (query time)")
+    parser.add_argument("--ef", type=_ints, default=[128, 256, 512, 768], help="efSearch values (query time)")
     parser.add_argument("--m", type=int, default=32, help="HNSW M (links per node)")
-    parser.add_argument("--ef-construction", type=int, default=80)
+    parser.add_argument("--ef-construction", type=int, default=128)
     parser.add_argument("--exact-queries", type=int, default=200, help="probes timed on exact search")
     parser.add_argument("--tombstones", type=float, default=0.09, help="share removed in the tombstone row")
     parser.add_argument("--exact-sweep", type=_ints, default=[10_000, 25_000, 50_000, 100_000, 200_000])

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 from faceledger.config import Settings, load_settings
 from faceledger.domain.models import DecodedImage, Gallery, ImageAnalysis, SearchResult, VerificationResult
 from faceledger.pipeline.ingest import decode_image, load_image
-from faceledger.services import enrolment, galleries, identification
+from faceledger.services import enrolment, identification
+from faceledger.services import galleries as gallery_service
 from faceledger.services.datadir import DataDir, init_data_dir, open_data_dir
 
 if TYPE_CHECKING:
@@ -102,10 +103,10 @@ class Ledger:
         legal_basis: str,
         source_description: str,
         retention_days: int | None = None,
-        required_provenance: Sequence[str] = galleries.DEFAULT_REQUIRED,
+        required_provenance: Sequence[str] = gallery_service.DEFAULT_REQUIRED,
     ) -> Gallery:
         """Create a gallery: the unit of lawful holding, with its legal basis and retention rule."""
-        return galleries.create_gallery(
+        return gallery_service.create_gallery(
             self._dd,
             name,
             legal_basis=legal_basis,
@@ -114,19 +115,19 @@ class Ledger:
             required_provenance=tuple(required_provenance),
         )
 
-    def galleries(self) -> list[galleries.GalleryInfo]:
-        return galleries.list_galleries(self._dd)
+    def galleries(self) -> list[gallery_service.GalleryInfo]:
+        return gallery_service.list_galleries(self._dd)
 
-    def gallery(self, name: str) -> galleries.GalleryInfo:
-        return galleries.gallery_info(self._dd, name)
+    def gallery(self, name: str) -> gallery_service.GalleryInfo:
+        return gallery_service.gallery_info(self._dd, name)
 
-    def purge_subject(self, gallery: str, subject_id: str) -> galleries.PurgeReport:
+    def purge_subject(self, gallery: str, subject_id: str) -> gallery_service.PurgeReport:
         """Remove a subject's images, faces and vectors for good."""
-        return galleries.purge_subject(self._dd, gallery, subject_id)
+        return gallery_service.purge_subject(self._dd, gallery, subject_id)
 
-    def purge_gallery(self, gallery: str) -> galleries.PurgeReport:
+    def purge_gallery(self, gallery: str) -> gallery_service.PurgeReport:
         """Remove a whole gallery: images, faces, vectors, records."""
-        return galleries.purge_gallery(self._dd, gallery)
+        return gallery_service.purge_gallery(self._dd, gallery)
 
     # --- enrolment ---------------------------------------------------------------------
 
@@ -159,7 +160,9 @@ class Ledger:
         """Every face in an image: box, landmarks, quality and embedding."""
         return self.pipeline.analyze(read_image(image, self.settings))
 
-    def search(self, probe: ImageInput, galleries: Sequence[str], *, top_k: int | None = None) -> SearchResult:
+    def search(
+        self, probe: ImageInput, galleries: Sequence[str], *, top_k: int | None = None
+    ) -> SearchResult:
         """1:N: every face of ``probe`` against ``galleries``; candidates are leads, not identifications."""
         return identification.search(
             self._dd, self.pipeline, read_image(probe, self.settings), galleries, top_k=top_k
@@ -172,13 +175,24 @@ class Ledger:
         )
 
 
-def open(data_dir: str | Path | None = None, *, create: bool = False, **overrides: Any) -> Ledger:  # noqa: A001
+def open(
+    data_dir: str | Path | None = None,
+    *,
+    create: bool = False,
+    settings: Settings | None = None,
+    **overrides: Any,
+) -> Ledger:
     """Open a data directory (``create=True`` initialises it first if needed).
 
-    ``data_dir`` defaults to ``$FACELEDGER_DATA_DIR`` or ``~/.local/share/faceledger``;
-    ``overrides`` replace top-level settings (e.g. ``top_k=20``, ``threshold=0.95``).
+    ``data_dir`` defaults to ``$FACELEDGER_DATA_DIR`` or ``~/.local/share/faceledger``.
+    Settings come from the data directory's config.toml and the environment unless
+    ``settings`` is given; ``overrides`` then replace top-level settings (e.g. ``top_k=20``,
+    ``threshold=0.95``).
     """
-    settings = load_settings(data_dir)
+    if settings is None:
+        settings = load_settings(data_dir)
+    elif data_dir is not None:
+        settings = settings.with_overrides(data_dir=Path(data_dir).expanduser())
     if overrides:
         settings = settings.with_overrides(**overrides)
     opener = init_data_dir if create else open_data_dir

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import os
+import uuid
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -16,9 +18,9 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import insert, inspect, select, text
+from sqlalchemy import create_engine, insert, inspect, make_url, select, text
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.schema import CreateTable
 
 from faceledger.adapters.store import Store, repository
@@ -380,3 +382,68 @@ def test_raw_insert_through_tables_uses_portable_json(store: Store) -> None:
             )
         )
         assert conn.execute(select(t.galleries.c.required_provenance)).scalar_one() == ["source"]
+
+
+# --- PostgreSQL ------------------------------------------------------------------------
+
+PG_ADMIN_URL = os.environ.get(
+    "FACELEDGER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+FACE_ID_TYPE = """
+    SELECT data_type FROM information_schema.columns WHERE table_name = 'faces' AND column_name = 'id'
+"""
+
+
+@pytest.fixture
+def pg_store() -> Iterator[Store]:
+    """A store in a fresh, throw-away database on a real PostgreSQL server."""
+    pytest.importorskip("psycopg", reason="the PostgreSQL driver (psycopg) is not installed")
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        conn = admin.connect()
+    except OperationalError as exc:
+        admin.dispose()
+        pytest.skip(f"no PostgreSQL server at {PG_ADMIN_URL} (set FACELEDGER_TEST_POSTGRES_URL): {exc.orig}")
+    name = f"faceledger_test_{uuid.uuid4().hex[:12]}"
+    conn.execute(text(f'CREATE DATABASE "{name}"'))
+    store = Store.open(make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False))
+    try:
+        yield store
+    finally:
+        store.close()
+        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        conn.close()
+        admin.dispose()
+
+
+def test_the_schema_runs_on_postgresql(pg_store: Store) -> None:
+    assert current_revision(pg_store.engine) == head_revision()
+    with pg_store.read() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(context, t.metadata) == []
+        face_id_type = conn.execute(text(FACE_ID_TYPE)).scalar_one()
+    assert face_id_type == "bigint"
+
+
+def test_enrol_read_and_purge_on_postgresql(pg_store: Store) -> None:
+    gallery = _gallery(pg_store)
+    _, first, sha = _enrol(pg_store, gallery, "S-1", seed=1)
+    _, second, _ = _enrol(pg_store, gallery, "S-2", seed=2)
+    with pytest.raises(ConflictError):
+        _enrol(pg_store, gallery, "S-3", seed=1)
+
+    with pg_store.read() as conn:
+        found, vectors = repository.face_vectors(conn, [first, second], MODEL.dim)
+        described = repository.describe_faces(conn, [first])
+        assert repository.list_subjects(conn, gallery.id or 0)[0] == repository.SubjectSummary("S-1", 1, 1)
+    assert found.tolist() == [first, second]
+    np.testing.assert_array_equal(vectors, np.stack([_vector(1), _vector(2)]))
+    assert described[first].image_sha256 == sha
+    with pg_store.begin() as conn:
+        rows = repository.delete_gallery(conn, gallery)
+    assert (rows.subjects, rows.images, rows.faces) == (2, 2, 2)
+    pg_store.checkpoint()  # a no-op off SQLite
+    with pg_store.read() as conn:
+        assert repository.list_galleries(conn) == []

@@ -110,3 +110,68 @@ def test_flip_off_gives_other_but_close_vectors(lfw_images: Path, pipeline: Pipe
         plain = plain_pipeline.analyze_path(lfw_images.joinpath(*BUSH)).faces[0].embedding
     assert plain.model == flipped.model
     assert 0.95 < float(plain.vector @ flipped.vector) < 0.9999
+
+
+def test_landmarks_align_onto_the_arcface_template(lfw_images: Path, pipeline: Pipeline) -> None:
+    """dlib's converted landmarks drive the generic aligner: the eyes land on the template's eyes."""
+    from faceledger.pipeline.align import ARCFACE_112, SimilarityAligner
+
+    with Image.open(lfw_images.joinpath(*BUSH)) as image:
+        pixels = np.asarray(image.convert("RGB"))
+    (face,) = pipeline.detect(pixels)
+    chip = SimilarityAligner.from_template(ARCFACE_112).align(pixels, face)
+    big = np.asarray(Image.fromarray(chip).resize((448, 448), Image.Resampling.BICUBIC))
+    marks = pipeline.landmarker.landmarks(big, pipeline.detect(big)[0].box)
+    for found, (tx, ty) in zip((marks.right_eye, marks.left_eye), ARCFACE_112.points[:2], strict=True):
+        assert found.x / 4 == pytest.approx(tx, abs=3)
+        assert found.y / 4 == pytest.approx(ty, abs=3)
+
+
+def test_onnx_backend_runs_behind_the_same_pipeline(tmp_path: Path, lfw_images: Path) -> None:
+    import json
+
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from faceledger.pipeline.align import ARCFACE_112
+
+    weights = np.random.default_rng(3).normal(size=(3, 8)).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["x", "k"], ["c"], strides=[4, 4]),
+            helper.make_node("GlobalAveragePool", ["c"], ["g"]),
+            helper.make_node("Flatten", ["g"], ["f"], axis=1),
+            helper.make_node("MatMul", ["f", "m"], ["y"]),
+        ],
+        "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 112, 112])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8])],
+        initializer=[
+            numpy_helper.from_array(np.random.default_rng(4).normal(size=(3, 3, 5, 5)).astype(np.float32), "k"),
+            numpy_helper.from_array(weights, "m"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    (folder / "model.onnx").write_bytes(model.SerializeToString())
+    onnx.checker.check_model(str(folder / "model.onnx"))
+    manifest = {
+        "format_version": 1,
+        "name": "tiny",
+        "version": "1",
+        "input_size": [112, 112],
+        "layout": "NCHW",
+        "color_order": "RGB",
+        "mean": [127.5, 127.5, 127.5],
+        "std": [128.0, 128.0, 128.0],
+        "output_dim": 8,
+        "template": [list(p) for p in ARCFACE_112.points],
+    }
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    settings = Settings(embedder=EmbedderSettings(backend="onnx", onnx_model=str(folder)))
+    with Pipeline.from_settings(settings) as onnx_pipeline:
+        (face,) = onnx_pipeline.analyze_path(lfw_images.joinpath(*BUSH)).faces
+    assert face.embedding.model.backend == "onnx"
+    assert face.embedding.vector.shape == (8,)
+    assert float(np.linalg.norm(face.embedding.vector)) == pytest.approx(1.0, abs=1e-5)

@@ -17,7 +17,17 @@ import numpy as np
 import pytest
 
 from faceledger.domain.calibration import build_calibration
-from faceledger.domain.models import Embedding, ModelRef
+from faceledger.domain.models import (
+    AnalyzedFace,
+    Box,
+    DetectedFace,
+    Embedding,
+    ImageAnalysis,
+    Landmarks,
+    ModelRef,
+    Point,
+    QualityReport,
+)
 from faceledger.errors import EvaluationError, ImageError
 from faceledger.services import evaluation
 from faceledger.services.evaluation import (
@@ -185,6 +195,28 @@ def test_protocol_images_lists_each_image_once(tmp_path: Path) -> None:
     paths = protocol_images(protocol, images)
     assert len(paths) == len(set(paths))
     assert lfw_image_path(images, "Person_00", 1) == paths[0]
+
+
+def _face(index: int, box: Box) -> AnalyzedFace:
+    p = Point(0.0, 0.0)
+    quality = QualityReport(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 50.0)
+    vector = np.zeros(MODEL.dim, dtype=np.float32)
+    vector[index] = 1.0
+    return AnalyzedFace(
+        index=index,
+        face=DetectedFace(box=box, landmarks=Landmarks(p, p, p, p, p), score=1.0, detector="test"),
+        quality=quality,
+        embedding=Embedding(vector=vector, model=MODEL),
+    )
+
+
+def test_the_face_nearest_the_image_centre_is_chosen() -> None:
+    big_corner = _face(0, Box(0, 0, 120, 120))  # largest, listed first by the detector
+    centred = _face(1, Box(100, 100, 150, 150))  # centre (125, 125) = the image centre
+    analysis = ImageAnalysis("0" * 64, "x.jpg", 250, 250, (big_corner, centred))
+    chosen = evaluation.nearest_centre(analysis)
+    assert chosen is centred.embedding
+    assert evaluation.nearest_centre(ImageAnalysis("0" * 64, "x.jpg", 250, 250, ())) is None
 
 
 # --- pairs protocols with the stand-in embedder -------------------------------------------

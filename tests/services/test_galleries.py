@@ -18,7 +18,7 @@ from faceledger.adapters.store import repository
 from faceledger.domain.models import Gallery, ModelRef, Provenance
 from faceledger.errors import ConflictError, NotFoundError, ValidationError
 from faceledger.services import galleries
-from faceledger.services.datadir import DataDir, init_data_dir
+from faceledger.services.datadir import DIRTY_FILE, DataDir, init_data_dir
 
 MODEL = ModelRef("test", "hand-made", "1", "cd" * 32, 8)
 
@@ -228,6 +228,9 @@ def test_purge_of_an_unknown_subject_or_gallery_names_it(dd: DataDir) -> None:
         galleries.purge_subject(dd, "custody", "ghost")
     with pytest.raises(NotFoundError, match="no gallery named 'nope'"):
         galleries.purge_gallery(dd, "nope")
+    with pytest.raises(ConflictError):
+        _create(dd)
+    assert not (dd.path / DIRTY_FILE).exists()  # a refused request changed nothing: no recovery needed
 
 
 def test_purge_gallery_removes_everything_of_it(dd: DataDir) -> None:

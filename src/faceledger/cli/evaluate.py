@@ -19,7 +19,8 @@ CacheOption = Annotated[
     Path | None, typer.Option("--cache", help="Folder to cache embeddings in, so a rerun costs seconds.")
 ]
 FlipOption = Annotated[
-    bool | None, typer.Option("--flip/--no-flip", help="Mirror-image test-time augmentation (default: setting).")
+    bool | None,
+    typer.Option("--flip/--no-flip", help="Mirror-image test-time augmentation (default: setting)."),
 ]
 
 
@@ -34,7 +35,9 @@ def _settings(data_dir: Path | None, flip: bool | None) -> Settings:
 @handle_errors
 def lfw(
     images: ImagesOption,
-    pairs: Annotated[Path, typer.Option("--pairs", help="pairs.txt (View 2, 10 folds) or pairsDevTrain.txt.")],
+    pairs: Annotated[
+        Path, typer.Option("--pairs", help="pairs.txt (View 2, 10 folds) or pairsDevTrain.txt.")
+    ],
     cache: CacheOption = None,
     flip: FlipOption = None,
     data_dir: DataDirOption = None,
@@ -50,7 +53,9 @@ def lfw(
     if as_json:
         print_json(data)
         return
-    console.print(f"protocol {result.protocol}: {result.n_genuine} genuine + {result.n_impostor} impostor pairs")
+    console.print(
+        f"protocol {result.protocol}: {result.n_genuine} genuine + {result.n_impostor} impostor pairs"
+    )
     console.print(f"model {result.model.key}; settings {dict(result.settings)}")
     if result.kfold is not None:
         console.print(

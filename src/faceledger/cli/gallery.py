@@ -9,8 +9,8 @@ import typer
 
 from faceledger.cli.common import (
     DataDirOption,
-    JsonOption,
     JsonlOption,
+    JsonOption,
     console,
     fail,
     handle_errors,
@@ -92,7 +92,9 @@ def list_(data_dir: DataDirOption = None, as_json: JsonOption = False, as_jsonl:
         for row in rows:
             print_jsonl(row)
     elif not rows:
-        console.print("no galleries yet: faceledger gallery create NAME --legal-basis ... --source-description ...")
+        console.print(
+            "no galleries yet: faceledger gallery create NAME --legal-basis ... --source-description ..."
+        )
     else:
         from rich.table import Table
 
@@ -120,7 +122,9 @@ def show(
         people = gallery_service.list_subjects(ledger.data_dir, name) if subjects else []
     data = _gallery_dict(info)
     if subjects:
-        data["subject_list"] = [{"subject_id": s.external_id, "images": s.images, "faces": s.faces} for s in people]
+        data["subject_list"] = [
+            {"subject_id": s.external_id, "images": s.images, "faces": s.faces} for s in people
+        ]
     if as_json:
         print_json(data)
         return
@@ -205,7 +209,8 @@ def enroll(
         print_json(result.to_dict())
         return
     console.print(
-        f"enrolled {len(result.enrolled)} of {result.total} image(s) into {gallery!r} in {result.seconds:.1f} s"
+        f"enrolled {len(result.enrolled)} of {result.total} image(s) into {gallery!r} "
+        f"in {result.seconds:.1f} s"
     )
     for reason, count in sorted(result.skipped_by_reason().items()):
         console.print(f"  skipped ({reason}): {count}")

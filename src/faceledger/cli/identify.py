@@ -9,8 +9,8 @@ import typer
 
 from faceledger.cli.common import (
     DataDirOption,
-    JsonOption,
     JsonlOption,
+    JsonOption,
     console,
     err_console,
     handle_errors,
@@ -19,12 +19,16 @@ from faceledger.cli.common import (
     print_jsonl,
 )
 from faceledger.config import load_settings
-from faceledger.domain.models import AnalyzedFace, ImageAnalysis, ProbeFaceResult, SearchResult
+from faceledger.domain.models import AnalyzedFace, Box, ImageAnalysis, ProbeFaceResult, SearchResult
 from faceledger.errors import FaceLedgerError
 from faceledger.library import open as open_ledger
 from faceledger.library import read_image
 
 ProbesArgument = Annotated[list[Path], typer.Argument(help="Image files (JPEG, PNG, WebP, HEIC, BMP, TIFF).")]
+
+
+def _box(box: Box) -> str:
+    return f"({box.left:.0f},{box.top:.0f})-({box.right:.0f},{box.bottom:.0f})"
 
 
 def face_dict(face: AnalyzedFace, *, embedding: bool) -> dict[str, Any]:
@@ -64,10 +68,7 @@ def _print_search(result: SearchResult) -> None:
     fmr = f", FMR {result.threshold_fmr:.1e}" if result.threshold_fmr is not None else ""
     for face in result.faces:
         box = face.probe.face.box
-        console.print(
-            f"  face {face.probe.index} at ({box.left:.0f},{box.top:.0f})-({box.right:.0f},{box.bottom:.0f}), "
-            f"quality {face.probe.quality.score:.0f}/100"
-        )
+        console.print(f"  face {face.probe.index} at {_box(box)}, quality {face.probe.quality.score:.0f}/100")
         if face.below_quality_floor:
             err_console.print(
                 f"  [yellow]warning:[/] probe quality {face.probe.quality.score:.0f} is below the floor "
@@ -80,13 +81,17 @@ def _print_search(result: SearchResult) -> None:
             mark = "*" if c.above_threshold else " "
             est = f"  est. FMR {c.estimated_fmr:.1e}" if c.estimated_fmr is not None else ""
             console.print(f"   {mark}{c.rank:>3}. {c.gallery}/{c.subject_id}  score {c.score:.4f}{est}")
-        console.print(f"    (* at or above threshold {result.threshold:.4f}{fmr}; leads only, for human review)")
+        console.print(
+            f"    (* at or above threshold {result.threshold:.4f}{fmr}; leads only, for human review)"
+        )
 
 
 @handle_errors
 def search(
     probes: ProbesArgument,
-    gallery: Annotated[list[str], typer.Option("--gallery", "-g", help="Gallery to search (repeat for several).")],
+    gallery: Annotated[
+        list[str], typer.Option("--gallery", "-g", help="Gallery to search (repeat for several).")
+    ],
     top_k: Annotated[int | None, typer.Option(help="Candidates per face (default: setting top_k).")] = None,
     data_dir: DataDirOption = None,
     as_json: JsonOption = False,
@@ -132,15 +137,13 @@ def verify(
     data_dir: DataDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """1:1 verification: the similarity of the largest face in each image, and the decision at the threshold."""
+    """1:1 verification: similarity of the largest face in each image, and the decision at the threshold."""
     from faceledger.pipeline.run import Pipeline
     from faceledger.services.identification import verify as verify_service
 
     settings = load_settings(data_dir)
     with Pipeline.from_settings(settings, parallel_flip=False) as pipeline:
-        result = verify_service(
-            pipeline, settings, read_image(first, settings), read_image(second, settings)
-        )
+        result = verify_service(pipeline, settings, read_image(first, settings), read_image(second, settings))
     if as_json:
         print_json(
             {
@@ -154,7 +157,9 @@ def verify(
             }
         )
         return
-    verdict = "same person (at this threshold)" if result.same_person else "not the same person (at this threshold)"
+    verdict = (
+        "same person (at this threshold)" if result.same_person else "not the same person (at this threshold)"
+    )
     est = f", est. FMR {result.estimated_fmr:.1e}" if result.estimated_fmr is not None else ""
     console.print(f"score {result.score:.4f} (threshold {result.threshold:.4f}{est}): {verdict}")
 
@@ -200,7 +205,10 @@ def faces(
 def _emit_faces(
     analysis: ImageAnalysis, path: str, as_json: bool, as_jsonl: bool, documents: list[dict[str, Any]]
 ) -> None:
-    rows = [{"path": path, "image_sha256": analysis.image_sha256} | face_dict(f, embedding=True) for f in analysis.faces]
+    rows = [
+        {"path": path, "image_sha256": analysis.image_sha256} | face_dict(f, embedding=True)
+        for f in analysis.faces
+    ]
     if as_jsonl:
         for row in rows:
             print_jsonl(row)
@@ -212,7 +220,7 @@ def _emit_faces(
             q = face.quality
             box = face.face.box
             console.print(
-                f"  face {face.index}: box ({box.left:.0f},{box.top:.0f})-({box.right:.0f},{box.bottom:.0f}), "
+                f"  face {face.index}: box {_box(box)}, "
                 f"quality {q.score:.0f}/100, inter-eye {q.inter_eye_px:.0f} px, yaw {q.yaw_deg:+.0f}°"
                 + (f"  [{'; '.join(q.issues)}]" if q.issues else "")
             )

@@ -52,7 +52,9 @@ def _root(
 def init(
     data_dir: Annotated[
         Path | None,
-        typer.Argument(help="Folder to initialise (default: $FACELEDGER_DATA_DIR or ~/.local/share/faceledger)."),
+        typer.Argument(
+            help="Folder to initialise (default: $FACELEDGER_DATA_DIR or ~/.local/share/faceledger)."
+        ),
     ] = None,
     data_dir_option: DataDirOption = None,
     as_json: JsonOption = False,

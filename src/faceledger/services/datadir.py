@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
+import importlib.metadata
 import json
 import os
 import re
@@ -34,7 +36,6 @@ from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
-from faceledger import __version__
 from faceledger.adapters.images import ImageStore
 from faceledger.adapters.index import PersistentIndex, open_index
 from faceledger.adapters.store import Store, repository
@@ -86,7 +87,7 @@ def init_data_dir(path: Path | str, *, settings: Settings | None = None) -> Data
         root.mkdir(parents=True, exist_ok=True)
         if not is_data_dir(root):
             marker = {"format": FORMAT_VERSION, "created_at": repository.utcnow().isoformat()}
-            marker["created_by"] = f"faceledger {__version__}"
+            marker["created_by"] = f"faceledger {_version()}"
             _write_text(root / MARKER_FILE, json.dumps(marker, indent=2) + "\n")
         if not (root / CONFIG_FILE).exists():
             _write_text(root / CONFIG_FILE, default_config_toml())
@@ -109,7 +110,16 @@ def open_data_dir(path: Path | str, *, settings: Settings | None = None) -> Data
     for folder in (IMAGES_DIR, INDEX_DIR):
         (root / folder).mkdir(exist_ok=True)
     url = chosen.database_url or sqlite_url(root / DB_FILE)
-    return DataDir(root, chosen, Store.open(url))
+    dd = DataDir(root, chosen, Store.open(url))
+    dd.recover_if_needed()
+    return dd
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("faceledger")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def _check_marker(marker: Path) -> None:
@@ -196,6 +206,7 @@ class RecoveryReport:
     orphan_images: int = 0
     aborted_runs: int = 0
     stale_index_dirs: int = 0
+    reconciled_indexes: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +224,8 @@ class ReconcileReport:
 
 def model_slug(model_key: str) -> str:
     """A folder name for a model key (``dlib/resnet/1.0/ab12...`` -> ``dlib--resnet--1.0--ab12...``)."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", model_key.replace("/", "--"))
+    slug = re.sub(r"[^A-Za-z0-9._-]", "_", model_key.replace("/", "--"))
+    return slug if slug.strip(".") else "model-" + hashlib.sha256(model_key.encode()).hexdigest()[:12]
 
 
 class DataDir:
@@ -263,13 +275,13 @@ class DataDir:
                 self._write_depth -= 1
             return
         self._acquire_lock()
+        self._write_depth = 1
         clean = False
         try:
             dirty = self.path / DIRTY_FILE
             if dirty.exists():
                 self.last_recovery = self.recover()
             _write_text(dirty, f"{os.getpid()}\n")
-            self._write_depth = 1
             yield
             clean = True
         finally:
@@ -299,22 +311,62 @@ class DataDir:
             self._lock_handle.close()  # closing the file drops the flock
             self._lock_handle = None
 
+    def recover_if_needed(self) -> RecoveryReport | None:
+        """Recover now if the last writer died and no other writer is at work (else leave it to it)."""
+        if not (self.path / DIRTY_FILE).exists():
+            return None
+        with contextlib.suppress(ConflictError, OSError), self.writing():
+            pass
+        return self.last_recovery
+
     def recover(self) -> RecoveryReport:
-        """Clean up after a writer that stopped without finishing (crash, kill -9, power loss)."""
+        """Clean up after a writer that stopped without finishing (crash, kill -9, power loss).
+
+        Removes half-written and unreferenced image files, marks its run aborted, and makes
+        every saved index equal the database again (so a purge cut short still erases).
+        Call only while holding the writer lock (:meth:`writing` does).
+        """
+        if not self.is_writer:
+            raise StoreError("recovery needs the writer lock; use DataDir.writing()")
         temp = self.images.clean_temp()
         with self.store.begin() as conn:
             aborted = repository.abort_stale_runs(conn)
             in_use = repository.sha256s_in_use(conn)
-            galleries = {g.name for g in repository.list_galleries(conn)}
         orphans = self.images.remove_orphans(in_use)
+        stale, reconciled = self._recover_indexes()
+        return RecoveryReport(temp, orphans, aborted, stale, reconciled)
+
+    def _recover_indexes(self) -> tuple[int, int]:
+        """(folders removed, indexes changed): indexes equal their gallery's faces; no other folder stays."""
+        with self.store.read() as conn:
+            galleries = {g.name: g for g in repository.list_galleries(conn)}
+            known = {model_slug(m.key): m for m in repository.all_models(conn)}
+            wanted = {
+                (name, model_slug(key))
+                for name, gallery in galleries.items()
+                for key in repository.model_keys(conn, _require_id(gallery))
+            }
+        changed = sum(
+            self._open_index(galleries[name], known[slug])[1].changed for name, slug in sorted(wanted)
+        )
         stale = 0
         index_root = self.path / INDEX_DIR
-        if index_root.is_dir():
-            for folder in index_root.iterdir():
-                if folder.is_dir() and folder.name not in galleries:
-                    shutil.rmtree(folder)
-                    stale += 1
-        return RecoveryReport(temp, orphans, aborted, stale)
+        for gallery_dir in sorted(p for p in index_root.iterdir() if p.is_dir()):
+            gallery = galleries.get(gallery_dir.name)
+            if gallery is None:  # a purged gallery
+                shutil.rmtree(gallery_dir)
+                stale += 1
+                continue
+            for model_dir in sorted(p for p in gallery_dir.iterdir() if p.is_dir()):
+                model = known.get(model_dir.name)
+                if (gallery.name, model_dir.name) in wanted:
+                    continue
+                if model is not None:
+                    self._open_index(gallery, model)  # empties it, overwriting the erased vectors' bytes
+                    self.forget_index(gallery, model.key)
+                shutil.rmtree(model_dir)
+                stale += 1
+        return stale, changed
 
     # --- indexes -----------------------------------------------------------------------
 
@@ -323,11 +375,13 @@ class DataDir:
 
     def index(self, gallery: Gallery, model: ModelRef) -> PersistentIndex:
         """The vector index of ``gallery`` for ``model``, reconciled with the database."""
-        gid = _require_id(gallery)
-        key = (gid, model.key)
+        return self._open_index(gallery, model)[0]
+
+    def _open_index(self, gallery: Gallery, model: ModelRef) -> tuple[PersistentIndex, ReconcileReport]:
+        key = (_require_id(gallery), model.key)
         cached = self._indexes.get(key)
         if cached is not None:
-            return cached
+            return cached, ReconcileReport()
         with self.store.read() as conn:
             index, report = self._open_reconciled(conn, gallery, model)
         if report.changed:
@@ -335,7 +389,7 @@ class DataDir:
             if self.is_writer:
                 self._save(key, index)
         self._indexes[key] = index
-        return index
+        return index, report
 
     def indexes(self, gallery: Gallery) -> dict[str, PersistentIndex]:
         """Every index of a gallery, by model key (one per model its faces were made with)."""
@@ -372,8 +426,7 @@ class DataDir:
     def _open_reconciled(
         self, conn: Connection, gallery: Gallery, model: ModelRef
     ) -> tuple[PersistentIndex, ReconcileReport]:
-        directory = self.index_dir(gallery.name, model.key)
-        directory.mkdir(parents=True, exist_ok=True)
+        directory = self.index_dir(gallery.name, model.key)  # created by the first save, not by readers
         try:
             index = open_index(directory, dim=model.dim, settings=self.settings.index)
         except IndexError_:

@@ -23,7 +23,7 @@ import numpy as np
 from faceledger.adapters.store import repository
 from faceledger.adapters.store.repository import DeletedRows, GalleryCounts, SubjectSummary
 from faceledger.domain.models import Gallery
-from faceledger.errors import NotFoundError, ValidationError
+from faceledger.errors import ConflictError, NotFoundError, ValidationError
 from faceledger.services.datadir import INDEX_DIR, DataDir
 
 NAME_MAX = 64
@@ -128,6 +128,9 @@ def create_gallery(
         retention_days=retention_days,
         required_provenance=_validate_required(tuple(required_provenance)),
     )
+    with dd.store.read() as conn:
+        if repository.find_gallery(conn, gallery.name) is not None:
+            raise ConflictError(f"gallery {gallery.name!r} already exists")
     with dd.writing(), dd.store.begin() as conn:
         return repository.insert_gallery(conn, gallery)
 
@@ -205,11 +208,12 @@ def _report(rows: DeletedRows, vectors: int, files: int, galleries: int = 0) -> 
 
 def purge_subject(dd: DataDir, gallery_name: str, subject_id: str) -> PurgeReport:
     """Remove one subject from one gallery: rows, vectors, and image files no one else uses."""
+    gallery = get_gallery(dd, gallery_name)  # errors about the request come before any change
+    with dd.store.read() as conn:
+        if repository.find_subject(conn, gallery.id or 0, subject_id) is None:
+            raise NotFoundError(f"no subject {subject_id!r} in gallery {gallery_name!r}")
     with dd.writing():
         galleries = _galleries_by_id(dd)
-        gallery = next((g for g in galleries.values() if g.name == gallery_name), None)
-        if gallery is None:
-            raise NotFoundError(f"no gallery named {gallery_name!r}")
         _open_indexes(dd, [gallery])
         with dd.store.begin() as conn:
             rows = repository.delete_subject(conn, gallery, subject_id)
@@ -219,11 +223,9 @@ def purge_subject(dd: DataDir, gallery_name: str, subject_id: str) -> PurgeRepor
 
 def purge_gallery(dd: DataDir, name: str) -> PurgeReport:
     """Remove a gallery and everything in it; its index folder goes too."""
+    gallery = get_gallery(dd, name)
     with dd.writing():
         galleries = _galleries_by_id(dd)
-        gallery = next((g for g in galleries.values() if g.name == name), None)
-        if gallery is None:
-            raise NotFoundError(f"no gallery named {name!r}")
         _open_indexes(dd, [gallery])
         with dd.store.begin() as conn:
             rows = repository.delete_gallery(conn, gallery)

@@ -107,8 +107,8 @@ def _check_fields(manifest: IndexManifest, source: Path) -> None:
         problems.append("file names and checksums must be strings")
     elif any(Path(name).name != name for name in (manifest.index_file, manifest.labels_file)):
         problems.append("data file names must not contain a directory")
-    if not isinstance(manifest.params, dict):
-        problems.append("params must be an object")
+    if not isinstance(manifest.params, dict) or not all(isinstance(v, int) for v in manifest.params.values()):
+        problems.append("params must be an object of integers")
     if problems:
         raise IndexError_(f"{source}: invalid index manifest: {'; '.join(problems)}")
 

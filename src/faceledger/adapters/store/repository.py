@@ -239,6 +239,11 @@ def get_model(conn: Connection, key: str) -> ModelRef:
     return ModelRef(row.backend, row.name, row.version, row.weights_sha256, row.dim)
 
 
+def all_models(conn: Connection) -> list[ModelRef]:
+    rows = conn.execute(select(t.models).order_by(t.models.c.key)).all()
+    return [ModelRef(row.backend, row.name, row.version, row.weights_sha256, row.dim) for row in rows]
+
+
 def model_keys(conn: Connection, gallery_id: int | None = None) -> list[str]:
     stmt = select(t.faces.c.model_key).distinct()
     if gallery_id is not None:

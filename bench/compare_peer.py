@@ -1,0 +1,485 @@
+"""faceledger against face_recognition (ageitgey), in the same run, on the same photos.
+
+Prints, side by side and as ratios:
+  accuracy  LFW DevTrain pairs (2,200): 10-fold accuracy and failure to acquire, for the peer's
+            default pipeline and for each faceledger configuration (default, fast);
+  enrol     images per second enrolling the same folder, both sides on both cores; faceledger also
+            stores images, provenance and the vector index;
+  probe     a 1-megapixel JPEG with one face to a candidate list against a gallery of the largest
+            size: faceledger's search service vs the peer's detect + encode + face_distance;
+  search    the search step alone at each gallery size (10k, 100k, 1M: real LFW descriptors plus
+            generated distractors), recall@50 of the approximate index against exact search, and
+            memory per enrolled face.
+
+    python bench/compare_peer.py                     # everything (about 20-30 minutes here)
+    python bench/compare_peer.py --quick             # a smoke run of every section (a minute or two)
+    python bench/compare_peer.py --sections accuracy,enrol
+
+Embeddings for the accuracy section are cached under bench/results/ (gitignored), so reruns are
+quicker; timing sections are always measured afresh.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import io
+import multiprocessing
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from faceledger.config import EmbedderSettings, Settings
+from faceledger.domain import metrics
+from faceledger.services import evaluation, galleries
+from index_search import Generator, real_descriptors
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+LFW = REPO.parent / "shared" / "faces" / "lfw"
+SECTIONS = ("accuracy", "enrol", "probe", "search")
+F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """A faceledger configuration an operator can choose."""
+
+    label: str
+    flip: bool
+
+    def settings(self, data_dir: Path | None = None, workers: int = 2) -> Settings:
+        base = Settings() if data_dir is None else Settings(data_dir=data_dir)
+        return dataclasses.replace(base, embedder=EmbedderSettings(flip=self.flip), workers=workers)
+
+
+CONFIGS = (Config("faceledger default (flip TTA)", True), Config("faceledger fast (no flip)", False))
+
+
+# --- the peer ------------------------------------------------------------------------------
+
+
+def peer_encode(path: str) -> F64 | None:
+    """face_recognition's default pipeline on one photo; the face nearest the centre (LFW convention)."""
+    import face_recognition
+
+    image = face_recognition.load_image_file(path)
+    locations = face_recognition.face_locations(image)
+    if not locations:
+        return None
+    h, w = image.shape[:2]
+
+    def off_centre(loc: tuple[int, int, int, int]) -> float:
+        top, right, bottom, left = loc
+        return float(((left + right) / 2 - w / 2) ** 2 + ((top + bottom) / 2 - h / 2) ** 2)
+
+    chosen = min(locations, key=off_centre)
+    return np.asarray(face_recognition.face_encodings(image, [chosen])[0], dtype=np.float64)
+
+
+def peer_embeddings(paths: Sequence[Path], workers: int) -> dict[Path, F64 | None]:
+    cache = RESULTS / "peer_face_recognition_embeddings.npz"
+    known: dict[str, F64 | None] = {}
+    if cache.exists():
+        with np.load(cache, allow_pickle=False) as data:
+            for key, vector, ok in zip(data["paths"], data["vectors"], data["ok"], strict=True):
+                known[str(key)] = vector if ok else None
+    missing = [p for p in paths if str(p) not in known]
+    if missing:
+        print(f"  peer: embedding {len(missing)} photos with face_recognition ({workers} processes)...")
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            for path, vector in zip(
+                missing, pool.map(peer_encode, [str(p) for p in missing], 8), strict=True
+            ):
+                known[str(path)] = vector
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        keys = sorted(known)
+        np.savez(
+            cache,
+            paths=np.array(keys),
+            vectors=np.stack([_or_zeros(known[k]) for k in keys]),
+            ok=np.array([known[k] is not None for k in keys]),
+        )
+    return {p: known[str(p)] for p in paths}
+
+
+def _or_zeros(vector: F64 | None) -> F64:
+    return np.zeros(128) if vector is None else vector
+
+
+# --- accuracy ------------------------------------------------------------------------------
+
+
+def _pairs_file(pairs: Path, limit: int | None, workdir: Path) -> Path:
+    """The DevTrain pairs, or its first ``limit`` same and different pairs (quick runs)."""
+    if limit is None:
+        return pairs
+    lines = pairs.read_text(encoding="utf-8").splitlines()
+    half = int(lines[0])
+    same, diff = lines[1 : 1 + half][:limit], lines[1 + half :][:limit]
+    out = workdir / "pairs_subset.txt"
+    out.write_text("\n".join([str(limit), *same, *diff]) + "\n", encoding="utf-8")
+    return out
+
+
+def run_accuracy(args: argparse.Namespace, workdir: Path) -> dict[str, dict[str, float]]:
+    images = args.lfw / "images"
+    pairs = _pairs_file(args.lfw / "pairsDevTrain.txt", 50 if args.quick else None, workdir)
+    protocol = evaluation.parse_pairs(pairs)
+    paths = evaluation.protocol_images(protocol, images)
+    same = np.array([p.same for p in protocol.pairs])
+    folds = np.arange(len(protocol.pairs)) % 10
+    print(
+        f"\n== accuracy: {pairs.name}, {same.sum()} same + {(~same).sum()} different pairs, "
+        f"{len(paths)} photos"
+    )
+
+    out: dict[str, dict[str, float]] = {}
+    peer = peer_embeddings(paths, args.workers)
+    scores = np.full(len(protocol.pairs), np.nan)
+    for row, pair in enumerate(protocol.pairs):
+        a = peer[evaluation.lfw_image_path(images, pair.name_a, pair.index_a)]
+        b = peer[evaluation.lfw_image_path(images, pair.name_b, pair.index_b)]
+        if a is not None and b is not None:
+            scores[row] = -float(np.linalg.norm(a - b))  # the peer's face_distance, negated: higher = closer
+    out["face_recognition (peer)"] = _accuracy_row(scores, same, folds, peer.values())
+
+    for config in CONFIGS:
+        spec = evaluation.pipeline_spec(config.settings(workers=args.workers))
+        table = evaluation.embed_images(paths, spec, cache_dir=RESULTS / "eval-cache", workers=args.workers)
+        ours = evaluation.pair_scores(protocol, images, table).astype(np.float64)
+        out[config.label] = _accuracy_row(ours, same, folds, table.vectors.values())
+    peer_acc = out["face_recognition (peer)"]["accuracy"]
+    print(f"  {'pipeline':34} {'10-fold acc':>11} {'± sd':>6} {'no face':>8} {'vs peer':>9}")
+    for label, result_row in out.items():
+        print(
+            f"  {label:34} {result_row['accuracy'] * 100:10.2f}% {result_row['std'] * 100:6.2f} "
+            f"{int(result_row['fta_images']):8d} "
+            f"{(result_row['accuracy'] - peer_acc) * 100:+8.2f}pp"
+        )
+    print("  (a pair with no face found on a side counts as a wrong decision for that side)")
+    return out
+
+
+def _accuracy_row(scores: F64, same: npt.NDArray[np.bool_], folds: Any, vectors: Any) -> dict[str, float]:
+    # Failure to acquire: the pair is decided wrongly whatever the threshold.
+    failed = np.isnan(scores)
+    filled = np.where(failed, np.where(same, -np.inf, np.inf), scores)
+    finite = filled[np.isfinite(filled)]
+    span = float(finite.max() - finite.min()) if finite.size else 1.0
+    filled = np.where(filled == np.inf, finite.max() + span, filled)
+    filled = np.where(filled == -np.inf, finite.min() - span, filled)
+    result = metrics.kfold_accuracy(filled, same, folds)
+    return {
+        "accuracy": result.mean,
+        "std": result.std,
+        "fta_images": float(sum(v is None for v in vectors)),
+        "failed_pairs": float(failed.sum()),
+    }
+
+
+# --- enrolment -----------------------------------------------------------------------------
+
+
+def enrol_folder(args: argparse.Namespace, workdir: Path) -> tuple[Path, list[Path]]:
+    """The first N photos of LFW (by person folder), copied into <folder>/<person>/."""
+    folder = workdir / "enrol"
+    chosen: list[Path] = []
+    for person in sorted((args.lfw / "images").iterdir()):
+        for photo in sorted(person.glob("*.jpg")):
+            target = folder / person.name / photo.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(photo, target)
+            chosen.append(target)
+            if len(chosen) == args.enrol_images:
+                return folder, chosen
+    return folder, chosen
+
+
+def run_enrol(args: argparse.Namespace, workdir: Path) -> dict[str, float]:
+    from faceledger import library
+
+    folder, photos = enrol_folder(args, workdir)
+    print(f"\n== enrolment: {len(photos)} LFW photos, {args.workers} processes on each side")
+    rates: dict[str, float] = {}
+    start = time.perf_counter()
+    with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
+        found = pool.map(peer_encode, [str(p) for p in photos], 4)
+    seconds = time.perf_counter() - start
+    rates["face_recognition (peer)"] = len(photos) / seconds
+    print(
+        f"  {'face_recognition (peer)':34} {rates['face_recognition (peer)']:6.2f} images/s "
+        f"({sum(f is not None for f in found)} encoded; detect + encode only, nothing stored)"
+    )
+    for config in CONFIGS:
+        data_dir = workdir / f"enrol-{config.flip}"
+        settings = config.settings(data_dir, workers=args.workers)
+        with library.open(create=True, settings=settings) as ledger:
+            ledger.create_gallery(
+                "bench",
+                legal_basis="benchmark",
+                source_description="LFW DevTrain",
+                required_provenance=["source"],
+            )
+            start = time.perf_counter()
+            result = ledger.enroll("bench", folder, enrolled_by="bench")
+            seconds = time.perf_counter() - start
+        rates[config.label] = len(photos) / seconds
+        print(
+            f"  {config.label:34} {rates[config.label]:6.2f} images/s ({len(result.enrolled)} enrolled, "
+            f"{len(result.skipped)} skipped; images, provenance and index stored) "
+            f"= {rates[config.label] / rates['face_recognition (peer)']:.2f}x the peer"
+        )
+    return rates
+
+
+# --- galleries of 10k .. 1M ----------------------------------------------------------------
+
+
+def bulk_add(ledger: Any, gallery: str, vectors: F32, model: Any) -> None:
+    """Insert generated distractor faces straight into the store (no photos behind them)."""
+    from sqlalchemy import func, insert, select
+
+    from faceledger.adapters.store import repository
+    from faceledger.adapters.store import tables as t
+
+    dd = ledger.data_dir
+    now = repository.utcnow()
+    with dd.writing(), dd.store.begin() as conn:
+        g = repository.get_gallery(conn, gallery)
+        repository.ensure_model(conn, model)
+        base = int(conn.execute(select(func.coalesce(func.max(t.faces.c.id), 0))).scalar_one())
+        sbase = int(conn.execute(select(func.coalesce(func.max(t.subjects.c.id), 0))).scalar_one())
+        ibase = int(conn.execute(select(func.coalesce(func.max(t.images.c.id), 0))).scalar_one())
+        for start in range(0, len(vectors), 50_000):
+            stop = min(len(vectors), start + 50_000)
+            rows = range(start, stop)
+            conn.execute(insert(t.subjects), [
+                {"id": sbase + i + 1, "gallery_id": g.id, "external_id": f"distractor-{i:07d}",
+                 "created_at": now}
+                for i in rows
+            ])  # fmt: skip
+            conn.execute(insert(t.images), [
+                {"id": ibase + i + 1, "gallery_id": g.id, "subject_id": sbase + i + 1, "sha256": f"{i:064x}",
+                 "format": "none", "width": 0, "height": 0, "byte_size": 0, "source": "generated distractor",
+                 "enrolled_by": "bench", "enrolled_at": now}
+                for i in rows
+            ])  # fmt: skip
+            conn.execute(insert(t.faces), [
+                {"id": base + i + 1, "image_id": ibase + i + 1, "subject_id": sbase + i + 1,
+                 "gallery_id": g.id,
+                 "face_index": 0, "box": {}, "landmarks": {}, "quality": {}, "quality_score": 0.0,
+                 "detector": "none", "detector_score": 0.0, "model_key": model.key,
+                 "embedding": repository.encode_embedding(vectors[i], model.dim), "created_at": now}
+                for i in rows
+            ])  # fmt: skip
+
+
+def one_megapixel_jpeg(path: Path) -> bytes:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        big = image.convert("RGB").resize((1000, 1000), Image.Resampling.BICUBIC)
+    buffer = io.BytesIO()
+    big.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def _median_ms(fn: Callable[[], object], runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def run_search(args: argparse.Namespace, workdir: Path, probe_too: bool, search_too: bool) -> dict[str, Any]:
+    import face_recognition
+
+    from faceledger import library
+
+    _, real = real_descriptors(args.lfw)
+    generator = Generator.fit(real)
+    rng = np.random.default_rng(7)
+    largest = max(args.sizes)
+    distractors = generator.sample(largest, rng)
+    out: dict[str, Any] = {}
+    probe_person = "George_W_Bush"
+    probe_photo = args.lfw / "images" / probe_person / f"{probe_person}_0001.jpg"
+    probe_bytes = one_megapixel_jpeg(probe_photo)
+    probe_file = workdir / "probe-1mp.jpg"
+    probe_file.write_bytes(probe_bytes)
+    mate_folder = workdir / "mates" / probe_person
+    mate_folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(args.lfw / "images" / probe_person / f"{probe_person}_0002.jpg", mate_folder / "mate.jpg")
+
+    if search_too:
+        print(f"\n== search step alone: single query, one thread; {args.queries} real probes")
+        print(
+            f"  {'gallery':>9} {'exact ms':>9} {'ANN ms':>8} {'peer ms':>9} {'peer/ours':>10} "
+            f"{'recall@50':>10} {'bytes/face':>11}"
+        )
+    for size in sorted(args.sizes):
+        data_dir = workdir / f"gallery-{size}"
+        with library.open(data_dir, create=True, workers=1) as ledger:
+            ledger.create_gallery(
+                "bench",
+                legal_basis="benchmark",
+                source_description="LFW + distractors",
+                required_provenance=["source"],
+            )
+            ledger.enroll("bench", mate_folder.parent, enrolled_by="bench", workers=1)
+            model = ledger.pipeline.model
+            bulk_add(ledger, "bench", distractors[: size - 1], model)
+            build = time.perf_counter()
+            with ledger.data_dir.writing():
+                g = galleries.get_gallery(ledger.data_dir, "bench")
+                # Reopen the index: it is reconciled with the database, taking in the distractors.
+                ledger.data_dir.forget_index(g, model.key)
+                index = ledger.data_dir.index(g, model)
+            build_s = time.perf_counter() - build
+            n = len(index)
+            row: dict[str, Any] = {
+                "size": n,
+                "build_s": build_s,
+                "index_bytes_per_face": index.memory_bytes() / n,
+            }
+            db_bytes = (data_dir / "faceledger.db").stat().st_size
+            row["db_bytes_per_face"] = db_bytes / n
+            if search_too:
+                row |= _search_row(ledger, index, real[: args.queries], model)
+                print(
+                    f"  {n:9,d} {row['exact_ms']:9.2f} {row['ann_ms']:8.2f} {row['peer_ms']:9.1f} "
+                    f"{row['peer_ms'] / row['ann_ms']:9.0f}x {row['recall50']:10.4f} "
+                    f"{row['index_bytes_per_face'] + row['db_bytes_per_face']:11,.0f}"
+                )
+            if probe_too and size == largest:
+                row |= _probe_row(ledger, probe_file, distractors[: size - 1], args, face_recognition)
+            out[str(size)] = row
+        shutil.rmtree(data_dir, ignore_errors=True)
+    return out
+
+
+def _search_row(ledger: Any, index: Any, queries: F32, model: Any) -> dict[str, Any]:
+    """Exact search over exactly the gallery's vectors (from the store) against the served index."""
+    import face_recognition
+    import faiss
+
+    from faceledger.adapters.store import repository
+
+    with ledger.data_dir.store.read() as conn:
+        ids, vectors = repository.face_vectors(conn, [int(i) for i in index.ids()], model.dim)
+    k = 50
+    flat = faiss.IndexFlatIP(vectors.shape[1])
+    flat.add(vectors)
+    faiss.omp_set_num_threads(1)
+    exact_ms = _median_ms(lambda: [flat.search(q[None], k) for q in queries], 1) / len(queries)
+    truth = ids[flat.search(queries, k)[1]]
+    ann_times = []
+    recall = []
+    for q, want in zip(queries, truth, strict=True):
+        start = time.perf_counter()
+        _, got = index.search(q[None], k)
+        ann_times.append((time.perf_counter() - start) * 1000)
+        recall.append(len(set(got[0].tolist()) & set(want.tolist())) / k)
+    peer_gallery = vectors.astype(np.float64)
+    peer_ms = _median_ms(
+        lambda: face_recognition.face_distance(peer_gallery, queries[0].astype(np.float64)), 5
+    )
+    return {
+        "exact_ms": exact_ms,
+        "ann_ms": statistics.median(ann_times),
+        "peer_ms": peer_ms,
+        "recall50": float(np.mean(recall)),
+    }
+
+
+def _probe_row(
+    ledger: Any, probe: Path, distractors: F32, args: argparse.Namespace, fr: Any
+) -> dict[str, Any]:
+    print(
+        f"\n== probe to candidate list: 1000x1000 JPEG, one face, gallery of {len(distractors) + 1:,} faces"
+    )
+    ledger.search(probe, ["bench"])  # warm: models and index loaded, as in a running service
+    ours_ms = []
+    top = None
+    for _ in range(args.probe_runs):
+        start = time.perf_counter()
+        result = ledger.search(probe, ["bench"], top_k=10)
+        ours_ms.append((time.perf_counter() - start) * 1000)
+        top = result.faces[0].subjects[0].subject_id
+    peer_gallery = np.vstack([distractors.astype(np.float64), np.zeros((1, distractors.shape[1]))])
+    known = fr.face_encodings(
+        fr.load_image_file(str(args.lfw / "images" / "George_W_Bush" / "George_W_Bush_0002.jpg"))
+    )
+    peer_gallery[-1] = known[0]
+    peer_ms = []
+    for _ in range(args.probe_runs):
+        start = time.perf_counter()
+        image = fr.load_image_file(str(probe))
+        encodings = fr.face_encodings(image, fr.face_locations(image))
+        distances = fr.face_distance(peer_gallery, encodings[0])
+        int(np.argmin(distances))
+        peer_ms.append((time.perf_counter() - start) * 1000)
+    ours, peer = statistics.median(ours_ms), statistics.median(peer_ms)
+    print(
+        f"  faceledger search service: median {ours:7.1f} ms (p90 {np.percentile(ours_ms, 90):.1f}; "
+        f"top subject {top})"
+    )
+    print(f"  face_recognition:          median {peer:7.1f} ms (p90 {np.percentile(peer_ms, 90):.1f})")
+    print(f"  ratio: faceledger is {peer / ours:.2f}x faster")
+    return {"probe_ms": ours, "peer_probe_ms": peer, "probe_top_subject": top}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--lfw", type=Path, default=LFW, help="LFW folder (images/, pairsDevTrain.txt)")
+    parser.add_argument(
+        "--sections", default=",".join(SECTIONS), help=f"comma-separated: {', '.join(SECTIONS)}"
+    )
+    parser.add_argument("--sizes", default="10000,100000,1000000", help="gallery sizes for search and probe")
+    parser.add_argument("--enrol-images", type=int, default=300)
+    parser.add_argument("--probe-runs", type=int, default=21)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run of every section")
+    args = parser.parse_args(argv)
+    args.sizes = [int(s) for s in args.sizes.split(",")]
+    if args.quick:
+        args.sizes, args.enrol_images, args.probe_runs, args.queries = [2000], 20, 3, 20
+    sections = {s.strip() for s in args.sections.split(",") if s.strip()}
+    unknown = sections - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown section(s): {', '.join(sorted(unknown))}")
+    if not (args.lfw / "images").is_dir():
+        print(f"LFW photos not found at {args.lfw}: pass --lfw DIR", file=sys.stderr)
+        return 2
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    with tempfile.TemporaryDirectory(prefix="faceledger-bench-") as tmp:
+        workdir = Path(tmp)
+        if "accuracy" in sections:
+            run_accuracy(args, workdir)
+        if "enrol" in sections:
+            run_enrol(args, workdir)
+        if "probe" in sections or "search" in sections:
+            run_search(args, workdir, probe_too="probe" in sections, search_too="search" in sections)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,134 @@
+"""The records enrolment takes and returns (pure data)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol
+
+from faceledger.domain.models import DecodedImage, ImageAnalysis, ModelRef
+from faceledger.services.datadir import RecoveryReport
+
+
+class Analyzer(Protocol):
+    """What enrolment needs of :class:`faceledger.pipeline.run.Pipeline`."""
+
+    @property
+    def model(self) -> ModelRef: ...
+
+    def analyze(self, image: DecodedImage) -> ImageAnalysis: ...
+
+
+class SkipReason(StrEnum):
+    NO_FACE = "no_face"
+    SEVERAL_FACES = "several_faces"
+    LOW_QUALITY = "low_quality"
+    UNREADABLE = "unreadable_image"
+    ANALYSIS_FAILED = "analysis_failed"
+    DUPLICATE = "duplicate"
+    ALREADY_ENROLLED = "already_enrolled"
+    MISSING_PROVENANCE = "missing_provenance"
+    BAD_ROW = "bad_row"
+
+
+@dataclass(frozen=True, slots=True)
+class EnrolItem:
+    """One image to enrol. Unset provenance fields fall back to :class:`EnrolOptions`."""
+
+    subject_id: str
+    path: Path
+    source: str | None = None
+    record_id: str | None = None
+    collected_on: date | None = None
+    enrolled_by: str | None = None
+    retention_until: date | None = None
+    origin: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class EnrolOptions:
+    """How to enrol. ``enrolled_by`` names the person responsible and is always recorded."""
+
+    enrolled_by: str
+    collected_on: date | None = None
+    quality_floor: float | None = None  # None: settings.quality_floor
+    workers: int | None = None  # None: settings.workers; 0: one per CPU core; 1: in this process
+    save_every: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    source: str
+    reason: SkipReason
+    detail: str
+    subject_id: str | None = None
+    sha256: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EnrolledImage:
+    subject_id: str
+    source: str
+    sha256: str
+    image_id: int
+    face_id: int
+    quality_score: float
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    total: int
+    done: int
+    enrolled: int
+    skipped: int
+    current: str
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+@dataclass(frozen=True, slots=True)
+class EnrolmentResult:
+    gallery: str
+    run_id: int
+    model_key: str | None
+    total: int
+    enrolled: tuple[EnrolledImage, ...]
+    skipped: tuple[Skipped, ...]
+    seconds: float
+    interrupted: bool = False
+    recovery: RecoveryReport | None = None
+
+    def skipped_by_reason(self) -> dict[SkipReason, int]:
+        return dict(Counter(s.reason for s in self.skipped))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "gallery": self.gallery,
+            "run_id": self.run_id,
+            "model": self.model_key,
+            "total": self.total,
+            "enrolled": len(self.enrolled),
+            "skipped": {str(k): v for k, v in sorted(self.skipped_by_reason().items())},
+            "skipped_items": [
+                {"source": s.source, "reason": str(s.reason), "detail": s.detail, "subject_id": s.subject_id}
+                for s in self.skipped
+            ],
+            "seconds": round(self.seconds, 3),
+            "interrupted": self.interrupted,
+        }
+
+
+class EnrolmentInterrupted(KeyboardInterrupt):
+    """Ctrl-C during an enrolment: what was committed stays; rerun to continue."""
+
+    def __init__(self, result: EnrolmentResult) -> None:
+        super().__init__(
+            f"enrolment into {result.gallery!r} interrupted after {len(result.enrolled)} images; "
+            "rerun the same command to continue"
+        )
+        self.result = result
