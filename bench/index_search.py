@@ -15,6 +15,7 @@ dlib directly (HOG detector, upsample 1; 5-point landmarks; ResNet descriptor) a
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -34,6 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 LFW = REPO.parent / "shared" / "faces" / "lfw"
 CACHE = RESULTS / "lfw_dlib_descriptors.npz"
+GRAPHS = RESULTS / "graphs"
 MAX_PER_PERSON = 3
 
 F32 = npt.NDArray[np.float32]
@@ -225,12 +227,15 @@ class Args:
     tombstones: float
     seed: int
     save: bool
+    build_threads: int
+    reuse: bool
 
 
 def _build(
-    settings: IndexSettings, ids: I64, vectors: F32, where: Path
+    settings: IndexSettings, ids: I64, vectors: F32, where: Path, threads: int | None = None
 ) -> tuple[PersistentIndex, dict[str, float]]:
     index = PersistentIndex(where, dim=vectors.shape[1], settings=settings)
+    index.build_threads = threads
     before = rss_bytes()
     started = time.perf_counter()
     index.add(ids, vectors)
@@ -276,7 +281,7 @@ def run_size(n: int, faces: Faces, generator: Generator, args: Args, workdir: Pa
     settings = IndexSettings(
         exact_max=0, hnsw_m=args.m, hnsw_ef_construction=args.ef_construction, hnsw_ef_search=args.efs[0]
     )
-    hnsw, hnsw_cost = _build(settings, ids, vectors, workdir / "hnsw")
+    hnsw, hnsw_cost = _cached_hnsw(settings, ids, vectors, args)
     print(f"hnsw M={args.m} efConstruction={args.ef_construction}: built in {hnsw_cost['build_s']:.1f} s")
     for ef in args.efs:
         hnsw.ef_search = ef
@@ -295,6 +300,29 @@ def run_size(n: int, faces: Faces, generator: Generator, args: Args, workdir: Pa
     if args.save:
         rows[-1].update(_save_and_load(hnsw, workdir / "saved", settings))
     return rows
+
+
+def _cached_hnsw(
+    settings: IndexSettings, ids: I64, vectors: F32, args: Args
+) -> tuple[PersistentIndex, dict[str, float]]:
+    """Build the graph, or reopen the one an earlier run built over the very same vectors.
+
+    Builds take most of a run at 1M; caching them lets a rerun sweep query-time settings.
+    """
+    where = GRAPHS / f"hnsw-n{len(ids)}-m{args.m}-efc{args.ef_construction}-seed{args.seed}"
+    digest = hashlib.sha256(vectors.tobytes()).hexdigest()
+    record = where / "build.json"
+    if args.reuse and record.is_file():
+        cost = json.loads(record.read_text())
+        if cost.pop("vectors_sha256", None) == digest:
+            index = open_index(where, dim=vectors.shape[1], settings=settings)
+            print(f"(reusing the graph built by an earlier run in {where})")
+            return index, cost
+    shutil.rmtree(where, ignore_errors=True)
+    index, cost = _build(settings, ids, vectors, where, args.build_threads)
+    index.save()
+    record.write_text(json.dumps({**cost, "vectors_sha256": digest}))
+    return index, cost
 
 
 def _with_tombstones(
@@ -398,10 +426,23 @@ def parse(argv: list[str] | None = None) -> tuple[Args, bool, list[int]]:
     parser.add_argument("--tombstones", type=float, default=0.09, help="share removed in the tombstone row")
     parser.add_argument("--exact-sweep", type=_ints, default=[10_000, 25_000, 50_000, 100_000, 200_000])
     parser.add_argument("--no-save", action="store_true", help="skip timing save + reopen")
+    parser.add_argument("--build-threads", type=int, default=1, help="OpenMP threads for HNSW builds")
+    parser.add_argument("--rebuild", action="store_true", help="ignore HNSW graphs cached by earlier runs")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--embed-only", action="store_true", help="only compute/cache the real descriptors")
     a = parser.parse_args(argv)
-    args = Args(a.sizes, a.ef, a.m, a.ef_construction, a.exact_queries, a.tombstones, a.seed, not a.no_save)
+    args = Args(
+        a.sizes,
+        a.ef,
+        a.m,
+        a.ef_construction,
+        a.exact_queries,
+        a.tombstones,
+        a.seed,
+        not a.no_save,
+        a.build_threads,
+        not a.rebuild,
+    )
     return args, a.embed_only, a.exact_sweep
 
 
@@ -415,7 +456,8 @@ def main(argv: list[str] | None = None) -> None:
     generator = Generator.fit(vectors)
     import faiss
 
-    print(f"faiss {faiss.__version__}, {os.cpu_count()} CPUs, build threads: faiss default, search: 1 thread")
+    threads = f"build threads: {args.build_threads}, search: 1 thread"
+    print(f"faiss {faiss.__version__}, {os.cpu_count()} CPUs, {threads}")
     scores = score_check(faces, generator, np.random.default_rng(args.seed))
     sweep_rows = exact_sweep(sweep, faces, generator, args.exact_queries) if sweep else []
     rows: list[dict[str, Any]] = []

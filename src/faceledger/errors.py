@@ -15,11 +15,18 @@
     ├── ProvenanceError             an image lacks the provenance its gallery requires
     ├── ConflictError               the thing already exists / the state forbids the change
     ├── ValidationError             a value given by a person is malformed (a name, a date, a CSV row)
+    ├── AuthenticationError         who is asking could not be established (sign-in, token, device)
+    ├── PermissionDeniedError       the person is known but may not do this (carries the policy Decision)
     ├── IndexError_                 the vector index cannot be used (named to avoid the builtin)
     └── EvaluationError             an evaluation protocol file is malformed
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from faceledger.domain.policy import Decision
 
 
 class FaceLedgerError(Exception):
@@ -74,6 +81,20 @@ class ConflictError(FaceLedgerError):
 
 class ValidationError(FaceLedgerError):
     code = "invalid_input"
+
+
+class AuthenticationError(FaceLedgerError):
+    code = "unauthenticated"
+
+
+class PermissionDeniedError(FaceLedgerError):
+    """Refused by role, account state or policy; ``decision`` is the policy's Decision when one decided."""
+
+    code = "forbidden"
+
+    def __init__(self, message: str, decision: Decision | None = None) -> None:
+        super().__init__(message)
+        self.decision = decision
 
 
 class IndexError_(FaceLedgerError):  # noqa: N801 - trailing underscore avoids shadowing the builtin

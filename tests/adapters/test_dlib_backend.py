@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -225,6 +228,24 @@ def test_helper_gives_the_same_vectors_and_survives_its_own_death(chip: ImageArr
         np.testing.assert_allclose(embedder.embed([chip]), expected, atol=1e-6)
         assert not helper.alive
         assert not helper.submit([chip])
+    finally:
+        embedder.close()
+
+
+@pytest.mark.skipif(not helper_supported(), reason="the flip helper needs POSIX and two or more cores")
+def test_hung_helper_is_given_up_after_its_deadline(chip: ImageArray) -> None:
+    helper = DescriptorHelper(weights_path(RESNET_FILE), seconds_per_chip=0.1, fixed_seconds=0.5)
+    embedder = DlibEmbedder(flip=True, helper=helper)
+    try:
+        assert helper.wait_ready(60), "helper process did not load its model within 60 s"
+        process = helper._process
+        assert process is not None
+        os.kill(process.pid, signal.SIGSTOP)
+        started = time.monotonic()
+        np.testing.assert_allclose(embedder.embed([chip]), DlibEmbedder(flip=True).embed([chip]), atol=1e-6)
+        assert time.monotonic() - started < 10
+        assert not helper.alive
+        assert process.returncode is not None  # killed, not left stopped
     finally:
         embedder.close()
 

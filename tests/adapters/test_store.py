@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import os
-import uuid
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -18,11 +16,12 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, insert, inspect, make_url, select, text
+from sqlalchemy import insert, inspect, select, text
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.schema import CreateTable
 
+import postgres_db
 from faceledger.adapters.store import Store, repository
 from faceledger.adapters.store import tables as t
 from faceledger.adapters.store.engine import alembic_config, current_revision, head_revision
@@ -101,12 +100,12 @@ def _enrol(
 def test_open_applies_migrations_up_to_head_and_reopening_is_a_no_op(tmp_path: Path) -> None:
     path = tmp_path / "fl.db"
     first = Store.open_sqlite(path)
-    assert current_revision(first.engine) == head_revision() == "0001"
+    assert current_revision(first.engine) == head_revision() == "0005"
     tables = set(inspect(first.engine).get_table_names())
     first.close()
 
     second = Store.open_sqlite(path)
-    assert current_revision(second.engine) == "0001"
+    assert current_revision(second.engine) == "0005"
     assert set(inspect(second.engine).get_table_names()) == tables
     second.close()
     assert tables >= {
@@ -386,10 +385,6 @@ def test_raw_insert_through_tables_uses_portable_json(store: Store) -> None:
 
 # --- PostgreSQL ------------------------------------------------------------------------
 
-PG_ADMIN_URL = os.environ.get(
-    "FACELEDGER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
-
 
 FACE_ID_TYPE = """
     SELECT data_type FROM information_schema.columns WHERE table_name = 'faces' AND column_name = 'id'
@@ -399,23 +394,12 @@ FACE_ID_TYPE = """
 @pytest.fixture
 def pg_store() -> Iterator[Store]:
     """A store in a fresh, throw-away database on a real PostgreSQL server."""
-    pytest.importorskip("psycopg", reason="the PostgreSQL driver (psycopg) is not installed")
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        conn = admin.connect()
-    except OperationalError as exc:
-        admin.dispose()
-        pytest.skip(f"no PostgreSQL server at {PG_ADMIN_URL} (set FACELEDGER_TEST_POSTGRES_URL): {exc.orig}")
-    name = f"faceledger_test_{uuid.uuid4().hex[:12]}"
-    conn.execute(text(f'CREATE DATABASE "{name}"'))
-    store = Store.open(make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False))
-    try:
-        yield store
-    finally:
-        store.close()
-        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        conn.close()
-        admin.dispose()
+    with postgres_db.pg_database() as url:
+        store = Store.open(url)
+        try:
+            yield store
+        finally:
+            store.close()
 
 
 def test_the_schema_runs_on_postgresql(pg_store: Store) -> None:

@@ -1,4 +1,10 @@
-"""The ``faceledger`` command as a person and a script use it, on real photos and a real data directory."""
+"""The ``faceledger`` command as a unit's people and scripts use it, on real photos and a real data directory.
+
+One unit is set up per module, as a new installation is (see ``signed_in_unit``), under the
+shipped example policy: a system administrator, a gallery administrator, an examiner and an
+auditor, each signed in on a registered workstation. Gallery work, searches and audit
+reading act as them and are decided by the policy; ``faces`` works without an account.
+"""
 
 from __future__ import annotations
 
@@ -6,40 +12,26 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
+from signed_in_unit import ADMIN, CASE, GALLERY, PURPOSE, SignedInUnit, build_unit, runner
 
 from faceledger.cli.main import app
 
-runner = CliRunner()
+pytestmark = pytest.mark.faces
+
+GINA, EVE, OTTO = "gina.gallery", "eve.examiner", "otto.auditor"
 PEOPLE = ("George_W_Bush", "Colin_Powell", "Tony_Blair")
+BOUND = ("--case", CASE, "--purpose", PURPOSE)  # what every search and comparison must carry
 
 
-def run(*args: str, code: int = 0) -> str:
-    result = runner.invoke(app, list(args), catch_exceptions=False)
-    assert result.exit_code == code, result.output
-    return result.output
-
-
-def test_help_lists_every_command_and_each_has_help() -> None:
-    text = run("--help")
-    for command in ("init", "gallery", "enroll", "search", "verify", "faces", "eval"):
-        assert command in text
-    for command in (
-        ["init"], ["gallery", "create"], ["gallery", "list"], ["gallery", "show"], ["gallery", "purge"],
-        ["enroll"], ["search"], ["verify"], ["faces"], ["eval", "lfw"], ["eval", "identify"],
-    ):  # fmt: skip
-        assert "Usage" in run(*command, "--help")
-
-
-@pytest.fixture(scope="module")
-def enrolment_folder(lfw_images: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("enrol")
-    for person in PEOPLE:
-        (folder / person).mkdir()
+def _copy_people(lfw_images: Path, folder: Path, people: tuple[str, ...]) -> Path:
+    for person in people:
+        (folder / person).mkdir(parents=True)
         for number in (1, 2):
             name = f"{person}_{number:04d}.jpg"
             shutil.copyfile(lfw_images / person / name, folder / person / name)
@@ -47,33 +39,79 @@ def enrolment_folder(lfw_images: Path, tmp_path_factory: pytest.TempPathFactory)
 
 
 @pytest.fixture(scope="module")
-def data_dir(enrolment_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("cli") / "data"
-    run("init", str(path))
-    run(
-        "gallery", "create", "arrests", "-d", str(path),
-        "--legal-basis", "State Code 12-34", "--source-description", "booking photos", "--retention-days", "3650",
+def unit(lfw_images: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SignedInUnit]:
+    root = tmp_path_factory.mktemp("cli")
+    people = [(GINA, "gallery_admin"), (EVE, "examiner"), (OTTO, "auditor")]
+    unit = build_unit(root, people, example_policy=True)
+    unit.run(
+        GINA, "gallery", "create", GALLERY,
+        "--legal-basis", "PACE s.64A", "--source-description", "custody photos", "--retention-days", "2190",
     )  # fmt: skip
-    out = run(
-        "enroll", "arrests", str(enrolment_folder), "-d", str(path),
-        "--enrolled-by", "examiner.one", "--collected-on", "2020-02-03", "--workers", "1", "--json",
-    )  # fmt: skip
-    summary = json.loads(out)
+    folder = _copy_people(lfw_images, root / "enrol", PEOPLE)
+    summary = json.loads(
+        unit.stdout(
+            GINA, "enroll", GALLERY, str(folder), "--collected-on", "2020-02-03", "--workers", "1", "--json"
+        )
+    )
     assert summary["enrolled"] == 6, summary
-    return path
+    yield unit
+    unit.close()
 
 
-def test_gallery_list_and_show_report_what_was_enrolled(data_dir: Path) -> None:
-    rows = json.loads(run("gallery", "list", "-d", str(data_dir), "--json"))
-    assert [(r["name"], r["subjects"], r["images"], r["faces"]) for r in rows] == [("arrests", 3, 6, 6)]
-    shown = json.loads(run("gallery", "show", "arrests", "--subjects", "-d", str(data_dir), "--json"))
-    assert shown["legal_basis"] == "State Code 12-34"
+def _one_line_error(out: str) -> str:
+    assert out.startswith("error: "), out
+    assert len(out.strip().splitlines()) == 1, out
+    return out
+
+
+def test_help_lists_every_command_and_each_has_help() -> None:
+    text = runner.invoke(app, ["--help"]).output
+    for name in (
+        "init",
+        "gallery",
+        "enroll",
+        "search",
+        "verify",
+        "faces",
+        "eval",
+        "audit",
+        "login",
+        "policy",
+    ):
+        assert name in text
+    for command in (
+        ["init"], ["gallery", "create"], ["gallery", "list"], ["gallery", "show"], ["gallery", "purge"],
+        ["enroll"], ["search"], ["verify"], ["faces"], ["eval", "lfw"], ["eval", "identify"],
+        ["audit", "log"], ["audit", "verify"],
+    ):  # fmt: skip
+        assert "Usage" in runner.invoke(app, [*command, "--help"]).output
+
+
+def test_gallery_work_is_recorded_as_the_gallery_administrator(unit: SignedInUnit) -> None:
+    created = json.loads(unit.stdout(OTTO, "audit", "log", "--action", "gallery_created", "--json"))
+    assert [(e["actor"], e["object"]) for e in created["entries"]] == [(GINA, f"gallery:{GALLERY}")]
+    assert created["entries"][0]["details"]["legal_basis"] == "PACE s.64A"
+    enrolments = unit.entries(action="enrol")
+    assert len(enrolments) >= 6  # one per image (more once the purge test has enrolled its own)
+    assert {e.actor for e in enrolments} == {GINA}
+    assert {e.details["provenance"]["enrolled_by"] for e in enrolments} == {GINA}
+
+
+def test_every_role_may_list_and_show_galleries_but_nobody_unsigned(unit: SignedInUnit) -> None:
+    for who in (EVE, OTTO, ADMIN):
+        rows = json.loads(unit.stdout(who, "gallery", "list", "--json"))
+        assert [(r["name"], r["subjects"], r["images"], r["faces"]) for r in rows] == [(GALLERY, 3, 6, 6)]
+    shown = json.loads(unit.stdout(EVE, "gallery", "show", GALLERY, "--subjects", "--json"))
+    assert shown["legal_basis"] == "PACE s.64A"
     assert sorted(s["subject_id"] for s in shown["subject_list"]) == sorted(PEOPLE)
+    out = _one_line_error(unit.run(None, "gallery", "list", code=1))
+    assert "not signed in" in out
+    assert "faceledger login" in out
 
 
-def test_search_jsonl_ranks_the_right_person_first(data_dir: Path, lfw_images: Path) -> None:
+def test_search_jsonl_ranks_the_right_person_first(unit: SignedInUnit, lfw_images: Path) -> None:
     probe = lfw_images / "Colin_Powell" / "Colin_Powell_0005.jpg"
-    lines = run("search", str(probe), "-g", "arrests", "-d", str(data_dir), "--jsonl").splitlines()
+    lines = unit.stdout(EVE, "search", str(probe), "-g", GALLERY, *BOUND, "--jsonl").splitlines()
     assert len(lines) == 1
     face = json.loads(lines[0])
     assert face["subjects"][0]["subject_id"] == "Colin_Powell"
@@ -82,25 +120,39 @@ def test_search_jsonl_ranks_the_right_person_first(data_dir: Path, lfw_images: P
     assert face["model"]["backend"] == "dlib"
     assert isinstance(face["threshold"], float)
     assert len({c["subject_id"] for c in face["subjects"]}) == len(face["subjects"])
-    human = run("search", str(probe), "-g", "arrests", "-d", str(data_dir))
-    assert "arrests/Colin_Powell" in human
-    assert "leads only" in human
+    assert (face["case_number"], face["purpose"]) == (CASE, PURPOSE)
+    assert face["policy"]["version"] == "example-2025.1"
+    searches = unit.entries(actor=EVE, action="search")
+    assert searches[-1].object == f"search:{face['search_id']}"
+    assert searches[-1].details["device_id"] == f"ws-{EVE}"
+
+    human = " ".join(unit.run(EVE, "search", str(probe), "-g", GALLERY, *BOUND).split())  # unwrapped
+    assert f"{GALLERY}/Colin_Powell" in human
+    assert f"case {CASE}" in human
+    assert "investigative lead only" in human
 
 
-def test_verify_same_and_different_people(lfw_images: Path, data_dir: Path) -> None:
+def test_verify_same_and_different_people(lfw_images: Path, unit: SignedInUnit) -> None:
     a = lfw_images / "George_W_Bush" / "George_W_Bush_0010.jpg"
     b = lfw_images / "George_W_Bush" / "George_W_Bush_0011.jpg"
     c = lfw_images / "Tony_Blair" / "Tony_Blair_0010.jpg"
-    same = json.loads(run("verify", str(a), str(b), "-d", str(data_dir), "--json"))
-    different = json.loads(run("verify", str(a), str(c), "-d", str(data_dir), "--json"))
+    same = json.loads(unit.stdout(EVE, "verify", str(a), str(b), *BOUND, "--json"))
+    different = json.loads(unit.stdout(EVE, "verify", str(a), str(c), *BOUND, "--json"))
     assert same["same_person"] is True
     assert different["same_person"] is False
     assert same["score"] > different["score"]
+    assert same["verified_by"] == EVE
+    recorded = [e.object for e in unit.entries(actor=EVE, action="verify")]
+    assert recorded[-2:] == [f"search:{same['search_id']}", f"search:{different['search_id']}"]
 
 
-def test_faces_jsonl_prints_one_line_per_face_with_a_unit_embedding(lfw_images: Path) -> None:
+def test_faces_needs_no_account_and_prints_one_line_per_face(lfw_images: Path, tmp_path: Path) -> None:
     photo = lfw_images / "Tony_Blair" / "Tony_Blair_0003.jpg"
-    lines = run("faces", str(photo), "--jsonl").splitlines()
+    result = runner.invoke(
+        app, ["faces", str(photo), "--jsonl"], env={"FACELEDGER_CONFIG_DIR": str(tmp_path)}
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
     assert len(lines) >= 1
     face = json.loads(lines[0])
     assert face["path"] == str(photo)
@@ -113,44 +165,110 @@ def test_faces_jsonl_prints_one_line_per_face_with_a_unit_embedding(lfw_images: 
     assert abs(float(np.linalg.norm(vector)) - 1.0) < 1e-4
 
 
-def test_purge_subject_removes_it_from_search(data_dir: Path, lfw_images: Path, tmp_path: Path) -> None:
-    copy = tmp_path / "data"
-    shutil.copytree(data_dir, copy)
+def test_purge_subject_removes_it_from_search(unit: SignedInUnit, lfw_images: Path, tmp_path: Path) -> None:
+    person = "Jean_Chretien"
+    folder = _copy_people(lfw_images, tmp_path / "enrol", (person,))
+    unit.run(GINA, "enroll", GALLERY, str(folder), "--collected-on", "2021-05-06", "--workers", "1", "--json")
+    probe = lfw_images / person / f"{person}_0003.jpg"
+    shown = json.loads(unit.stdout(EVE, "gallery", "show", GALLERY, "--subjects", "--json"))
+    assert person in {s["subject_id"] for s in shown["subject_list"]}
+    assert shown["subjects"] < unit.dd.settings.top_k  # so every subject is a candidate of any search
+
     report = json.loads(
-        run("gallery", "purge", "arrests", "--subject", "Tony_Blair", "--yes", "-d", str(copy), "--json")
+        unit.stdout(GINA, "gallery", "purge", GALLERY, "--subject", person, "--yes", "--json")
     )
     assert (report["subjects"], report["images"], report["faces"], report["vectors"]) == (1, 2, 2, 2)
-    probe = lfw_images / "Tony_Blair" / "Tony_Blair_0010.jpg"
-    face = json.loads(run("search", str(probe), "-g", "arrests", "-d", str(copy), "--jsonl"))
-    assert "Tony_Blair" not in {c["subject_id"] for c in face["candidates"]}
+    after = json.loads(unit.stdout(EVE, "search", str(probe), "-g", GALLERY, *BOUND, "--jsonl"))
+    assert len(after["candidates"]) == 3
+    assert person not in {c["subject_id"] for c in after["candidates"]}
+    purge = unit.entries(action="purge")[-1]
+    assert (purge.actor, purge.object, purge.details["count"]) == (GINA, f"gallery:{GALLERY}", 2)
+    assert person not in json.dumps(purge.details)
 
 
-def test_bad_input_gets_one_clear_line_and_no_traceback(data_dir: Path, tmp_path: Path, lfw_images: Path) -> None:
+def test_bad_input_gets_one_clear_line_and_no_traceback(
+    unit: SignedInUnit, tmp_path: Path, lfw_images: Path
+) -> None:
     text_file = tmp_path / "notes.jpg"
     text_file.write_text("not a photo")
-    out = runner.invoke(app, ["search", str(text_file), "-g", "arrests", "-d", str(data_dir)])
-    assert out.exit_code == 1
-    assert "not a supported image format" in out.output
-    assert "Traceback" not in out.output
+    out = _one_line_error(unit.run(EVE, "search", str(text_file), "-g", GALLERY, *BOUND, code=1))
+    assert "not a supported image format" in out
     photo = lfw_images / "Tony_Blair" / "Tony_Blair_0003.jpg"
-    missing = runner.invoke(app, ["search", str(photo), "-g", "nope", "-d", str(data_dir)])
-    assert missing.exit_code == 1
-    assert "nope" in missing.output
+    assert "'nope'" in _one_line_error(unit.run(EVE, "search", str(photo), "-g", "nope", *BOUND, code=1))
     uninitialised = runner.invoke(app, ["gallery", "list", "-d", str(tmp_path / "empty")])
     assert uninitialised.exit_code == 1
-    assert "faceledger init" in uninitialised.output
+    assert "faceledger init" in _one_line_error(uninitialised.output)
 
 
-def test_faces_jsonl_reports_a_broken_file_and_goes_on(lfw_images: Path, tmp_path: Path) -> None:
-    broken = tmp_path / "broken.png"
-    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
-    photo = lfw_images / "Tony_Blair" / "Tony_Blair_0003.jpg"
-    out = runner.invoke(app, ["faces", str(broken), str(photo), "--jsonl"])
-    assert out.exit_code == 1
-    lines = [json.loads(line) for line in out.output.splitlines()]
-    assert lines[0]["path"] == str(broken)
-    assert lines[0]["error"]["code"] == "bad_image"
-    assert lines[1]["path"] == str(photo)
+def test_enrolled_by_is_no_longer_an_option(unit: SignedInUnit, tmp_path: Path) -> None:
+    out = unit.run(GINA, "enroll", GALLERY, str(tmp_path), "--enrolled-by", "someone.else", code=2)
+    assert "recorded as the person signed in" in _one_line_error(out)
+
+
+# --- refusals ---------------------------------------------------------------------------
+
+
+def _denials(unit: SignedInUnit, who: str) -> list[dict[str, Any]]:
+    """``policy_denied`` entries of ``who``, as the auditor reads them."""
+    listed = json.loads(
+        unit.stdout(OTTO, "audit", "log", "--action", "policy_denied", "--actor", who, "--json")
+    )
+    return list(listed["entries"])
+
+
+def test_a_search_needs_a_signed_in_person(unit: SignedInUnit, lfw_images: Path) -> None:
+    probe = lfw_images / "Colin_Powell" / "Colin_Powell_0005.jpg"
+    out = _one_line_error(unit.run(None, "search", str(probe), "-g", GALLERY, *BOUND, code=1))
+    assert "not signed in" in out
+    assert "faceledger login" in out
+
+
+@pytest.mark.parametrize(
+    ("leave_out", "reason"),
+    [("--case", "every search must carry a case number"), ("--purpose", "every search must state a purpose")],
+)
+def test_a_search_without_case_or_purpose_is_refused_and_recorded(
+    unit: SignedInUnit, lfw_images: Path, leave_out: str, reason: str
+) -> None:
+    probe = lfw_images / "Colin_Powell" / "Colin_Powell_0005.jpg"
+    bound = dict(zip(BOUND[::2], BOUND[1::2], strict=True))
+    del bound[leave_out]
+    before = len(_denials(unit, EVE))
+    args = [a for option, value in bound.items() for a in (option, value)]
+    out = _one_line_error(unit.run(EVE, "search", str(probe), "-g", GALLERY, *args, code=1))
+    assert f"refused: {reason}" in out
+    denials = _denials(unit, EVE)
+    assert len(denials) == before + 1
+    assert denials[-1]["details"]["attempted"] == "search"
+
+
+def test_an_auditor_cannot_search(unit: SignedInUnit, lfw_images: Path) -> None:
+    probe = lfw_images / "Colin_Powell" / "Colin_Powell_0005.jpg"
+    out = _one_line_error(unit.run(OTTO, "search", str(probe), "-g", GALLERY, *BOUND, code=1))
+    assert "'search' needs one of the roles: examiner" in out
+    denial = _denials(unit, OTTO)[-1]
+    assert (denial["object"], denial["details"]["attempted"]) == (f"gallery:{GALLERY}", "search")
+    assert not unit.entries(actor=OTTO, action="search")
+
+
+def test_an_examiner_can_neither_enrol_nor_purge(
+    unit: SignedInUnit, lfw_images: Path, tmp_path: Path
+) -> None:
+    folder = _copy_people(lfw_images, tmp_path / "enrol", ("Ariel_Sharon",))
+    out = unit.run(
+        EVE, "enroll", GALLERY, str(folder), "--collected-on", "2021-05-06", "--workers", "1", code=1
+    )
+    assert "'enrol' needs one of the roles: gallery_admin" in _one_line_error(out)
+    out = unit.run(EVE, "gallery", "purge", GALLERY, "--subject", "Tony_Blair", "--yes", code=1)
+    assert "'purge' needs one of the roles: gallery_admin" in _one_line_error(out)
+    out = unit.run(
+        EVE, "gallery", "create", "private", "--legal-basis", "x", "--source-description", "y", code=1
+    )
+    assert "'manage_galleries' needs one of the roles: gallery_admin" in _one_line_error(out)
+    attempted = [d["details"]["attempted"] for d in _denials(unit, EVE)[-3:]]
+    assert attempted == ["enrol", "purge", "manage_galleries"]
+    rows = json.loads(unit.stdout(EVE, "gallery", "list", "--json"))
+    assert [(r["name"], r["subjects"]) for r in rows] == [(GALLERY, 3)]
 
 
 def test_the_installed_console_script_runs() -> None:

@@ -74,6 +74,8 @@ def test_estimated_fmr_clamps_at_both_ends(calibration: Calibration) -> None:
     assert calibration.estimated_fmr(1.01) == calibration.fmr_floor == 1 / N
     assert calibration.describe_fmr(1.01).startswith("< 1 in 10,000")
     assert calibration.describe_fmr(0.9991) == "about 1 in 1,000 (FMR 1.00e-03, synthetic)"
+    # 10^-3.1 -> 1 in 1,429, quoted to two significant figures
+    assert calibration.describe_fmr(0.9994).startswith("about 1 in 1,400 (FMR 7.00e-04")
     with pytest.raises(ValueError, match="NaN"):
         calibration.estimated_fmr(math.nan)
 

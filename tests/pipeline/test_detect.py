@@ -9,7 +9,7 @@ import numpy.typing as npt
 import pytest
 from PIL import Image
 
-from faceledger.adapters.models.dlib_backend import DlibHogDetector, DlibLandmarker
+from faceledger.adapters.models.dlib_backend import DlibCnnDetector, DlibHogDetector, DlibLandmarker
 from faceledger.config import DetectorSettings
 from faceledger.domain.models import Box
 from faceledger.errors import ConfigError
@@ -20,6 +20,7 @@ from faceledger.pipeline.detect import (
     find_faces,
     merge_duplicates,
     plan_passes,
+    rescue_pass,
 )
 from faceledger.ports import FaceDetector
 
@@ -163,3 +164,21 @@ def test_cascade_is_a_face_detector(
     pixels = np.asarray(board)
     assert cascade.detect(pixels) == []
     assert len(cascade.detect(pixels, upsample=1)) == 1
+
+
+def test_rescue_pass_is_one_capped_pass() -> None:
+    assert rescue_pass(1000, 800, DetectorSettings()) == DetectionPass(0.4, 0)
+    assert rescue_pass(250, 250, DetectorSettings()) == DetectionPass(1.0, 0)
+
+
+def test_rescue_detector_finds_the_face_hog_misses(
+    lfw_images: Path, detector: DlibHogDetector, landmarker: DlibLandmarker
+) -> None:
+    # A face HOG's frontal templates do not fire on (LFW DevTrain has 22 such photos).
+    pixels = np.asarray(photo(lfw_images, "Colin_Montgomerie", 4))
+    assert find_faces(pixels, detector, landmarker, DetectorSettings()) == []
+    (face,) = find_faces(pixels, detector, landmarker, DetectorSettings(), DlibCnnDetector())
+    assert face.detector == "dlib-cnn@1x"
+    assert 60 < face.box.center.x < 190
+    assert face.box.width > 80
+    assert face.box.left < face.landmarks.right_eye.x < face.landmarks.left_eye.x < face.box.right

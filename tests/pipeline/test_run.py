@@ -82,6 +82,8 @@ def test_bad_input_is_an_image_error(tmp_path: Path, pipeline: Pipeline) -> None
 def test_unknown_backends_are_config_errors() -> None:
     with pytest.raises(ConfigError, match="dlib-hog"):
         Pipeline.from_settings(Settings(detector=DetectorSettings(backend="viola-jones")))
+    with pytest.raises(ConfigError, match="'none'"):
+        Pipeline.from_settings(Settings(detector=DetectorSettings(rescue="haar")))
     with pytest.raises(ConfigError, match="onnx"):
         Pipeline.from_settings(Settings(embedder=EmbedderSettings(backend="facenet")))
 
@@ -147,7 +149,9 @@ def test_onnx_backend_runs_behind_the_same_pipeline(tmp_path: Path, lfw_images: 
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 112, 112])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8])],
         initializer=[
-            numpy_helper.from_array(np.random.default_rng(4).normal(size=(3, 3, 5, 5)).astype(np.float32), "k"),
+            numpy_helper.from_array(
+                np.random.default_rng(4).normal(size=(3, 3, 5, 5)).astype(np.float32), "k"
+            ),
             numpy_helper.from_array(weights, "m"),
         ],
     )

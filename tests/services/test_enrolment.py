@@ -28,7 +28,7 @@ from faceledger.errors import ConflictError, NoFaceError, ProvenanceError, Valid
 from faceledger.pipeline.ingest import load_image
 from faceledger.pipeline.run import Pipeline
 from faceledger.services import galleries
-from faceledger.services.datadir import DataDir, init_data_dir
+from faceledger.services.datadir import DataDir, init_data_dir, open_data_dir
 from faceledger.services.enrolment import (
     EnrolmentInterrupted,
     EnrolmentResult,
@@ -434,3 +434,34 @@ def test_worker_count(option: int | None, setting: int, items: int, expected: in
         worker_count(EnrolOptions(enrolled_by="me", workers=option), Settings(workers=setting), items)
         == expected
     )
+
+
+# --- a long-running process (the HTTP service) and a second one (the CLI) ---------------------
+
+
+def test_a_long_running_reader_sees_enrolments_and_purges_made_by_another_process(
+    dd: DataDir, photos: Path, analyzer: CachingAnalyzer
+) -> None:
+    first_person, second_person = PEOPLE[0], PEOPLE[1]
+    enrol_image(
+        dd,
+        "custody",
+        first_person,
+        next((photos / first_person).glob("*.jpg")),
+        _options(),
+        pipeline=analyzer,
+    )
+    with open_data_dir(dd.path) as service:  # like `faceledger serve`, holding the index in memory
+        gallery = galleries.get_gallery(service, "custody")
+        assert len(service.index(gallery, analyzer.model)) == 1
+        # The CLI, another process, enrols a second person and then purges the first.
+        second = enrol_image(
+            dd, "custody", second_person, next((photos / second_person).glob("*.jpg")), _options(),
+            pipeline=analyzer,
+        )  # fmt: skip
+        assert sorted(service.index(gallery, analyzer.model).ids().tolist()) == _face_ids(dd)
+        assert second.face_id in _face_ids(dd)
+        galleries.purge_subject(dd, "custody", second_person)
+        assert sorted(service.index(gallery, analyzer.model).ids().tolist()) == _face_ids(dd)
+        assert len(_face_ids(dd)) == 1
+        assert second.face_id not in service.index(gallery, analyzer.model).ids().tolist()

@@ -219,6 +219,31 @@ def test_the_face_nearest_the_image_centre_is_chosen() -> None:
     assert evaluation.nearest_centre(ImageAnalysis("0" * 64, "x.jpg", 250, 250, ())) is None
 
 
+class _Aligner:
+    def __init__(self, padding: float) -> None:
+        self.padding = padding
+        self.size = 150
+        self.flip = True
+        self._cache: dict[str, int] = {}
+        self.model = MODEL  # not a plain value: left out
+
+
+def test_component_fingerprint_records_plain_public_attributes() -> None:
+    fingerprint = evaluation.component_fingerprint(_Aligner(0.25))
+    assert fingerprint == {
+        "class": f"{__name__}._Aligner",
+        "flip": True,
+        "padding": 0.25,
+        "size": 150,
+    }
+    # a changed constant is a different cache
+    specs = [
+        EmbedderSpec(MODEL, {"components": evaluation.component_fingerprint(_Aligner(p))}, fake_embedder)
+        for p in (0.25, 0.3)
+    ]
+    assert specs[0].cache_id != specs[1].cache_id
+
+
 # --- pairs protocols with the stand-in embedder -------------------------------------------
 
 

@@ -37,9 +37,12 @@ class AuditAction(StrEnum):
     SIGN_IN = "sign_in"
     SIGN_IN_FAILED = "sign_in_failed"
     SEARCH = "search"
+    VERIFY = "verify"
     CANDIDATES_SHOWN = "candidates_shown"
     CANDIDATE_VIEWED = "candidate_viewed"
     POLICY_DENIED = "policy_denied"
+    REVIEW = "review"
+    GALLERY_CREATED = "gallery_created"
     ENROL = "enrol"
     PURGE = "purge"
     EXPORT = "export"
@@ -144,8 +147,18 @@ def search(
     top_k: int,
     case_ref: str | None,
     purpose: str | None,
+    device_id: str | None = None,
+    justification: str | None = None,
+    policy_version: str | None = None,
+    rule_ids: Sequence[str] = (),
+    searched_sha256: str | None = None,
+    probe_edits: Sequence[Mapping[str, JsonValue]] = (),
 ) -> AuditEvent:
-    """A 1:N search. ``threshold`` is a decimal string (see :func:`decimal_string`)."""
+    """A 1:N search. ``threshold`` is a decimal string (see :func:`decimal_string`).
+
+    ``searched_sha256`` is the hash of the pixels searched when an examiner edited the
+    probe (``probe_edits``: each transformation with its parameters and resulting hash).
+    """
     return AuditEvent(
         actor,
         AuditAction.SEARCH,
@@ -158,6 +171,72 @@ def search(
             "top_k": top_k,
             "case_ref": case_ref,
             "purpose": purpose,
+            "device_id": device_id,
+            "justification": justification,
+            "policy_version": policy_version,
+            "rule_ids": list(rule_ids),
+            "searched_sha256": searched_sha256,
+            "probe_edits": [dict(e) for e in probe_edits],
+        },
+    )
+
+
+def verified(
+    actor: str,
+    *,
+    search_id: str,
+    probe_sha256s: Sequence[str],
+    model_key: str,
+    threshold: str,
+    score: str | None,
+    case_ref: str,
+    purpose: str,
+    device_id: str | None,
+    policy_version: str,
+    rule_ids: Sequence[str],
+) -> AuditEvent:
+    """A 1:1 comparison of two probe images; scores and thresholds are decimal strings."""
+    return AuditEvent(
+        actor,
+        AuditAction.VERIFY,
+        f"search:{search_id}",
+        {
+            "probe_sha256s": list(probe_sha256s),
+            "model": model_key,
+            "threshold": threshold,
+            "score": score,
+            "case_ref": case_ref,
+            "purpose": purpose,
+            "device_id": device_id,
+            "policy_version": policy_version,
+            "rule_ids": list(rule_ids),
+        },
+    )
+
+
+def review_step(
+    actor: str,
+    *,
+    search_id: str,
+    case_ref: str,
+    seq: int,
+    event: str,
+    from_state: str,
+    to_state: str,
+    details: Mapping[str, JsonValue],
+) -> AuditEvent:
+    """One step of the human review of a search (findings, verdict, approval or rejection)."""
+    return AuditEvent(
+        actor,
+        AuditAction.REVIEW,
+        f"search:{search_id}",
+        {
+            "case_ref": case_ref,
+            "seq": seq,
+            "event": event,
+            "from_state": from_state,
+            "to_state": to_state,
+            "details": dict(details),
         },
     )
 
@@ -183,9 +262,51 @@ def candidate_viewed(actor: str, *, search_id: str, subject_id: str, face_id: in
     )
 
 
-def policy_denied(actor: str, *, attempted: str, target: str, reason: str) -> AuditEvent:
-    """A request the policy refused; recorded because refusals show what people tried."""
-    return AuditEvent(actor, AuditAction.POLICY_DENIED, target, {"attempted": attempted, "reason": reason})
+def policy_denied(
+    actor: str,
+    *,
+    attempted: str,
+    target: str,
+    reason: str,
+    decision: Mapping[str, JsonValue] | None = None,
+) -> AuditEvent:
+    """A request the policy refused; recorded because refusals show what people tried.
+
+    ``decision`` is the policy's Decision as a dict (allowed, rule_id, policy_version, reason).
+    """
+    return AuditEvent(
+        actor,
+        AuditAction.POLICY_DENIED,
+        target,
+        {"attempted": attempted, "reason": reason, "decision": None if decision is None else dict(decision)},
+    )
+
+
+def gallery_created(
+    actor: str,
+    *,
+    gallery: str,
+    legal_basis: str,
+    source_description: str,
+    retention_days: int | None,
+    required_provenance: Sequence[str],
+) -> AuditEvent:
+    """A new gallery, with the legal basis and retention rule it was set up under.
+
+    Recorded because what may be held, and for how long, is decided at this moment: an
+    auditor reading later searches of the gallery needs to know who set those terms.
+    """
+    return AuditEvent(
+        actor,
+        AuditAction.GALLERY_CREATED,
+        f"gallery:{gallery}",
+        {
+            "legal_basis": legal_basis,
+            "source_description": source_description,
+            "retention_days": retention_days,
+            "required_provenance": list(required_provenance),
+        },
+    )
 
 
 def enrolled(
@@ -219,6 +340,16 @@ def purged(actor: str, *, gallery: str, face_ids: Sequence[int], reason: str) ->
     )
 
 
+def probes_purged(actor: str, *, sha256s: Sequence[str], reason: str) -> AuditEvent:
+    """Probe image files removed by retention; their hashes stay on record."""
+    return AuditEvent(
+        actor,
+        AuditAction.PURGE,
+        "probes",
+        {"sha256s": list(sha256s), "count": len(sha256s), "reason": reason},
+    )
+
+
 def exported(actor: str, *, what: str, destination: str, count: int) -> AuditEvent:
     return AuditEvent(actor, AuditAction.EXPORT, what, {"destination": destination, "count": count})
 
@@ -229,12 +360,24 @@ def account_changed(actor: str, *, account: str, change: str, values: Mapping[st
     )
 
 
-def policy_changed(actor: str, *, policy_sha256_before: str | None, policy_sha256_after: str) -> AuditEvent:
+def policy_changed(
+    actor: str,
+    *,
+    policy_sha256_before: str | None,
+    policy_sha256_after: str,
+    version_before: str | None = None,
+    version_after: str | None = None,
+) -> AuditEvent:
     return AuditEvent(
         actor,
         AuditAction.POLICY_CHANGED,
         "policy",
-        {"sha256_before": policy_sha256_before, "sha256_after": policy_sha256_after},
+        {
+            "sha256_before": policy_sha256_before,
+            "sha256_after": policy_sha256_after,
+            "version_before": version_before,
+            "version_after": version_after,
+        },
     )
 
 

@@ -1,12 +1,21 @@
-"""``faceledger gallery ...`` and ``faceledger enroll``: the controlled galleries."""
+"""``faceledger gallery ...`` and ``faceledger enroll``: the controlled galleries.
+
+Every command acts as the person signed in with ``faceledger login``. Creating a gallery,
+enrolling into one and purging are decided by the policy in force (``manage_galleries``,
+``enrol``, ``purge``: a gallery administrator's actions), and a refusal is recorded in the
+audit log like any other; listing and showing galleries needs a signed-in person of any role.
+What is done is recorded by the services, in the same transaction as the change.
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from faceledger.cli.accounts import opened, signed_in
 from faceledger.cli.common import (
     DataDirOption,
     JsonlOption,
@@ -20,11 +29,29 @@ from faceledger.cli.common import (
     print_jsonl,
     progress_bar,
 )
-from faceledger.library import open as open_ledger
+from faceledger.domain.roles import Action
+from faceledger.services import enrolment, policies
 from faceledger.services import galleries as gallery_service
-from faceledger.services.enrolment import Progress
+from faceledger.services.accounts import Principal
+from faceledger.services.datadir import DataDir
+from faceledger.services.enrolment import EnrolmentResult, EnrolOptions, Progress, ProgressCallback
 
 app = typer.Typer(help="Create, list, show and purge galleries.", no_args_is_help=True)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _allowed(dd: DataDir, action: Action, gallery: str) -> Principal:
+    """The signed-in person, if the policy lets them do ``action`` to ``gallery`` (else refused, recorded).
+
+    The target names the gallery only: a subject's external id must not outlive its purge in the log.
+    """
+    gallery_service.validate_gallery_name(gallery)  # a malformed name is a typo, not an attempt
+    principal = signed_in(dd)
+    policies.guard(dd, principal, action, target=f"gallery:{gallery}", now=_now())
+    return principal
 
 
 def _gallery_dict(info: gallery_service.GalleryInfo) -> dict[str, object]:
@@ -62,16 +89,19 @@ def create(
     data_dir: DataDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Create a gallery: the unit of lawful holding."""
-    with open_ledger(data_dir) as ledger:
-        ledger.create_gallery(
+    """Create a gallery: the unit of lawful holding (gallery administrators; recorded)."""
+    with opened(data_dir) as dd:
+        principal = _allowed(dd, Action.MANAGE_GALLERIES, name)
+        gallery_service.create_gallery(
+            dd,
             name,
             legal_basis=legal_basis,
             source_description=source_description,
             retention_days=retention_days,
             required_provenance=tuple(require) if require else gallery_service.DEFAULT_REQUIRED,
+            actor=principal.actor.username,
         )
-        info = ledger.gallery(name)
+        info = gallery_service.gallery_info(dd, name)
     if as_json:
         print_json(_gallery_dict(info))
     else:
@@ -81,10 +111,11 @@ def create(
 @app.command("list")
 @handle_errors
 def list_(data_dir: DataDirOption = None, as_json: JsonOption = False, as_jsonl: JsonlOption = False) -> None:
-    """List the galleries with their counts."""
+    """List the galleries with their counts (any signed-in person)."""
     one_output_mode(as_json, as_jsonl)
-    with open_ledger(data_dir) as ledger:
-        infos = ledger.galleries()
+    with opened(data_dir) as dd:
+        signed_in(dd)
+        infos = gallery_service.list_galleries(dd)
     rows = [_gallery_dict(info) for info in infos]
     if as_json:
         print_json(rows)
@@ -116,10 +147,11 @@ def show(
     data_dir: DataDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show one gallery: legal basis, retention, provenance rules and counts."""
-    with open_ledger(data_dir) as ledger:
-        info = ledger.gallery(name)
-        people = gallery_service.list_subjects(ledger.data_dir, name) if subjects else []
+    """Show one gallery: legal basis, retention, provenance rules and counts (any signed-in person)."""
+    with opened(data_dir) as dd:
+        signed_in(dd)
+        info = gallery_service.gallery_info(dd, name)
+        people = gallery_service.list_subjects(dd, name) if subjects else []
     data = _gallery_dict(info)
     if subjects:
         data["subject_list"] = [
@@ -146,12 +178,19 @@ def purge(
     data_dir: DataDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Remove for good: image files, face records and vectors. Prints what was removed."""
+    """Remove for good: image files, face records and vectors (gallery administrators; recorded).
+
+    Prints what was removed. The audit log names the faces removed, never the subject's id.
+    """
     what = f"subject {subject!r} of gallery {name!r}" if subject else f"the whole gallery {name!r}"
     if not yes and not typer.confirm(f"Permanently remove {what}?", default=False):
         raise fail("nothing removed")
-    with open_ledger(data_dir) as ledger:
-        report = ledger.purge_subject(name, subject) if subject else ledger.purge_gallery(name)
+    with opened(data_dir) as dd:
+        actor = _allowed(dd, Action.PURGE, name).actor.username
+        if subject:
+            report = gallery_service.purge_subject(dd, name, subject, actor=actor)
+        else:
+            report = gallery_service.purge_gallery(dd, name, actor=actor)
     counts = {
         "galleries": report.galleries,
         "subjects": report.subjects,
@@ -166,6 +205,15 @@ def purge(
         console.print(f"removed {what}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
 
 
+def _enrol(
+    dd: DataDir, gallery: str, source: Path, options: EnrolOptions, progress: ProgressCallback
+) -> EnrolmentResult:
+    path = source.expanduser()
+    if path.suffix.lower() == ".csv":
+        return enrolment.enrol_manifest(dd, gallery, path, options, progress=progress)
+    return enrolment.enrol_folder(dd, gallery, path, options, progress=progress)
+
+
 @handle_errors
 def enroll(
     gallery: Annotated[str, typer.Argument(help="Gallery to enrol into.")],
@@ -176,7 +224,6 @@ def enroll(
             "(columns: subject_id, path, source, record_id, collected_on, enrolled_by, retention_until)."
         ),
     ],
-    enrolled_by: Annotated[str, typer.Option(help="The person responsible for this enrolment.")],
     collected_on: Annotated[
         str | None, typer.Option(help="Date the images were collected (YYYY-MM-DD), where rows don't say.")
     ] = None,
@@ -186,25 +233,35 @@ def enroll(
     workers: Annotated[
         int | None, typer.Option(help="Worker processes (default: one per CPU core; 1: no workers).")
     ] = None,
+    enrolled_by: Annotated[str | None, typer.Option(hidden=True)] = None,
     data_dir: DataDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Enrol a folder or CSV manifest. Resumable: rerun after an interruption to continue."""
+    """Enrol a folder or CSV manifest as the signed-in gallery administrator (recorded as enrolled_by).
+
+    Resumable: rerun after an interruption to continue.
+    """
+    if enrolled_by is not None:
+        raise fail(
+            "--enrolled-by is no longer taken: an enrolment is recorded as the person signed in "
+            "(faceledger login); drop the option",
+            code=2,
+        )
     day = parse_date(collected_on, "--collected-on")
-    with open_ledger(data_dir) as ledger, progress_bar(f"enrolling into {gallery}", not as_json) as update:
-
-        def report(p: Progress) -> None:
-            update(p.done, p.total, p.current)
-
-        result = ledger.enroll(
-            gallery,
-            source,
-            enrolled_by=enrolled_by,
+    with opened(data_dir) as dd:
+        principal = _allowed(dd, Action.ENROL, gallery)
+        options = EnrolOptions(
+            enrolled_by=principal.actor.username,
             collected_on=day,
             quality_floor=quality_floor,
             workers=workers,
-            progress=report,
         )
+        with progress_bar(f"enrolling into {gallery}", not as_json) as update:
+
+            def report(p: Progress) -> None:
+                update(p.done, p.total, p.current)
+
+            result = _enrol(dd, gallery, source, options, report)
     if as_json:
         print_json(result.to_dict())
         return

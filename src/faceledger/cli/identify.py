@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from types import TracebackType
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -18,13 +21,56 @@ from faceledger.cli.common import (
     print_json,
     print_jsonl,
 )
-from faceledger.config import load_settings
-from faceledger.domain.models import AnalyzedFace, Box, ImageAnalysis, ProbeFaceResult, SearchResult
+from faceledger.config import Settings, load_settings
+from faceledger.domain.models import AnalyzedFace, Box, DecodedImage, ImageAnalysis, ModelRef
 from faceledger.errors import FaceLedgerError
-from faceledger.library import open as open_ledger
 from faceledger.library import read_image
+from faceledger.pipeline.edit import Crop, parse_edit
+from faceledger.services.datadir import open_data_dir
+from faceledger.services.probes import Probe
+from faceledger.services.search_records import SearchRecord
+from faceledger.services.searches import SearchInput, VerifyInput, accountable_search, accountable_verify
+
+if TYPE_CHECKING:
+    from faceledger.pipeline.run import Pipeline
 
 ProbesArgument = Annotated[list[Path], typer.Argument(help="Image files (JPEG, PNG, WebP, HEIC, BMP, TIFF).")]
+
+
+class _ModelsOnFirstUse:
+    """The face pipeline, loaded when a probe is first analysed.
+
+    The policy decides before any probe is analysed; loading the models first would make
+    every refused request wait seconds for models it never uses.
+    """
+
+    def __init__(self, settings: Settings, *, parallel_flip: bool | None = None) -> None:
+        self._settings = settings
+        self._parallel_flip = parallel_flip
+        self._pipeline: Pipeline | None = None
+
+    def _loaded(self) -> Pipeline:
+        if self._pipeline is None:
+            from faceledger.pipeline.run import Pipeline
+
+            self._pipeline = Pipeline.from_settings(self._settings, parallel_flip=self._parallel_flip)
+        return self._pipeline
+
+    @property
+    def model(self) -> ModelRef:
+        return self._loaded().model
+
+    def analyze(self, image: DecodedImage) -> ImageAnalysis:
+        return self._loaded().analyze(image)
+
+    def __enter__(self) -> _ModelsOnFirstUse:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._pipeline is not None:
+            self._pipeline.close()
 
 
 def _box(box: Box) -> str:
@@ -46,44 +92,80 @@ def face_dict(face: AnalyzedFace, *, embedding: bool) -> dict[str, Any]:
     return out
 
 
-def _probe_face_dict(result: SearchResult, face: ProbeFaceResult) -> dict[str, Any]:
-    return {
-        "path": result.source,
-        "probe_sha256": result.probe_sha256,
-        "galleries": list(result.galleries),
-        **face_dict(face.probe, embedding=False),
-        "below_quality_floor": face.below_quality_floor,
-        "quality_floor": result.quality_floor,
-        "threshold": result.threshold,
-        "threshold_fmr": result.threshold_fmr,
-        "candidates": [c.to_dict() for c in face.candidates],
-        "subjects": [c.to_dict() for c in face.subjects],
-    }
+def _record_line(record: SearchRecord, source: str) -> dict[str, Any]:
+    """One probe face with its ranked candidates, as ``search --jsonl`` prints it."""
+    data = record.to_dict()
+    face = record.result.faces[0] if record.result is not None and record.result.faces else None
+    line: dict[str, Any] = {"path": source, "search_id": record.search_id}
+    if face is not None:
+        line |= face_dict(face.probe, embedding=False)
+        line["below_quality_floor"] = face.below_quality_floor
+        line["subjects"] = [c.to_dict() for c in face.subjects]
+    line |= {k: data[k] for k in ("case_number", "purpose", "threshold", "threshold_fmr", "galleries")}
+    # The face's model (backend, name, weights hash, key) stays; only its key was recorded.
+    line.setdefault("model", {"key": record.model_key})
+    line["candidates"] = data["candidates"]
+    line["policy"] = data["policy"]
+    line["probe"] = data["probe"]
+    line["lead_notice"] = record.lead_notice
+    return line
 
 
-def _print_search(result: SearchResult) -> None:
-    console.print(f"[bold]{result.source}[/]  ({len(result.faces)} face(s); model {result.model.key})")
-    if not result.faces:
-        console.print("  no face found")
-    fmr = f", FMR {result.threshold_fmr:.1e}" if result.threshold_fmr is not None else ""
-    for face in result.faces:
-        box = face.probe.face.box
-        console.print(f"  face {face.probe.index} at {_box(box)}, quality {face.probe.quality.score:.0f}/100")
+def _print_record(record: SearchRecord, source: str) -> None:
+    console.print(
+        f"[bold]{source}[/]  search {record.search_id}, case {record.case_number}, "
+        f"purpose {record.purpose}; model {record.model_key}"
+    )
+    for edit in record.edits:
+        console.print(f"  probe edit: {edit.to_dict()}", style="dim")
+    result = record.result
+    face = result.faces[0] if result is not None and result.faces else None
+    if result is not None and face is not None:
+        q = face.probe.quality
+        console.print(f"  face at {_box(face.probe.face.box)}, quality {q.score:.0f}/100")
         if face.below_quality_floor:
             err_console.print(
-                f"  [yellow]warning:[/] probe quality {face.probe.quality.score:.0f} is below the floor "
-                f"{result.quality_floor:.0f} ({'; '.join(face.probe.quality.issues) or 'low quality'}): "
+                f"  [yellow]warning:[/] probe quality {q.score:.0f} is below the floor "
+                f"{result.quality_floor:.0f} ({'; '.join(q.issues) or 'low quality'}): "
                 "candidates from it are weak leads"
             )
-        if not face.subjects:
-            console.print("    no candidates (is the gallery empty?)")
-        for c in face.subjects:
-            mark = "*" if c.above_threshold else " "
-            est = f"  est. FMR {c.estimated_fmr:.1e}" if c.estimated_fmr is not None else ""
-            console.print(f"   {mark}{c.rank:>3}. {c.gallery}/{c.subject_id}  score {c.score:.4f}{est}")
+    if not record.candidates:
+        console.print("    no candidates (are the galleries empty?)")
+    for c in record.candidates:
+        mark = "*" if c.above_threshold else " "
+        est = f"  est. FMR {c.estimated_fmr:.1e}" if c.estimated_fmr is not None else ""
+        console.print(f"   {mark}{c.rank:>3}. {c.gallery}/{c.subject_id}  score {c.score:.4f}{est}")
+    fmr = f", FMR {record.threshold_fmr:.1e}" if record.threshold_fmr is not None else ""
+    console.print(f"    (* at or above threshold {record.threshold:.4f}{fmr})")
+    if record.faces_found > 1:
         console.print(
-            f"    (* at or above threshold {result.threshold:.4f}{fmr}; leads only, for human review)"
+            f"    the probe has {record.faces_found} faces; the largest was searched "
+            "(search another with --edit crop:LEFT,TOP,RIGHT,BOTTOM, or all with --all-faces)"
         )
+    console.print(f"    {record.lead_notice}")
+
+
+def _other_faces(record: SearchRecord) -> list[Crop]:
+    """Crops around every face but the one searched, each to be searched (and recorded) on its own."""
+    if record.result is None or record.faces_found < 2:
+        return []
+    analysis = record.result.faces
+    crops = []
+    searched = analysis[0].probe.face.box if analysis else None
+    for face in analysis[1:]:
+        box = face.probe.face.box
+        if searched is not None and box == searched:
+            continue
+        margin = 0.6 * max(box.width, box.height)
+        crops.append(
+            Crop(
+                left=max(0, int(box.left - margin)),
+                top=max(0, int(box.top - margin)),
+                right=int(box.right + margin),
+                bottom=int(box.bottom + margin),
+            )
+        )
+    return crops
 
 
 @handle_errors
@@ -92,76 +174,109 @@ def search(
     gallery: Annotated[
         list[str], typer.Option("--gallery", "-g", help="Gallery to search (repeat for several).")
     ],
+    case: Annotated[
+        str | None, typer.Option("--case", help="Case number (format set by the policy).")
+    ] = None,
+    purpose: Annotated[
+        str | None, typer.Option(help="Purpose, one of the policy's allowed purposes.")
+    ] = None,
+    justification: Annotated[str | None, typer.Option(help="Why this search is needed (free text).")] = None,
+    on_behalf_of: Annotated[
+        str | None, typer.Option(help="Agency the search is made for, if another.")
+    ] = None,
+    agreement: Annotated[
+        str | None, typer.Option(help="Agreement reference for a request of another agency.")
+    ] = None,
+    edit: Annotated[
+        list[str] | None,
+        typer.Option(help="Probe edit, recorded with the search: crop:L,T,R,B | rotate:DEG | brightness:F."),
+    ] = None,
+    all_faces: Annotated[
+        bool, typer.Option("--all-faces", help="Also search every other face of the probe (one search each).")
+    ] = False,
     top_k: Annotated[int | None, typer.Option(help="Candidates per face (default: setting top_k).")] = None,
     data_dir: DataDirOption = None,
     as_json: JsonOption = False,
     as_jsonl: JsonlOption = False,
 ) -> None:
-    """1:N search: every face of each probe against the galleries; a ranked candidate list per face.
+    """1:N search of each probe against galleries, as the signed-in examiner, under the policy in force.
 
-    With --jsonl, one line per probe face: the ranked candidates (per face and per subject),
-    the threshold, the model and the probe's quality.
+    Needs a case number and a purpose; the policy decides before the probe is read, and the search,
+    the candidates shown and any refusal are recorded. The largest face is searched (--all-faces: every
+    face, one recorded search each). With --jsonl, one line per searched probe face: the ranked
+    candidates, the threshold, the model, the policy decision and the probe's hashes and edits.
     """
+    from faceledger.cli.accounts import signed_in
+
     one_output_mode(as_json, as_jsonl)
+    edits = tuple(parse_edit(spec) for spec in edit or [])
+    settings = load_settings(data_dir)
     documents: list[dict[str, Any]] = []
-    failed = 0
-    with open_ledger(data_dir) as ledger:
-        for probe in probes:
-            try:
-                result = ledger.search(probe, gallery, top_k=top_k)
-            except FaceLedgerError as exc:
-                if not (as_json or as_jsonl) or len(probes) == 1:
-                    raise
-                failed += 1
-                error = {"path": str(probe), "error": {"code": exc.code, "message": str(exc)}}
-                print_jsonl(error) if as_jsonl else documents.append(error)
-                continue
-            rows = [_probe_face_dict(result, face) for face in result.faces]
-            if as_jsonl:
-                for row in rows or [{"path": result.source, "probe_sha256": result.probe_sha256, "faces": 0}]:
-                    print_jsonl(row)
-            elif as_json:
-                documents.append({"path": result.source, "faces": rows, "timings_ms": result.timings_ms})
-            else:
-                _print_search(result)
+    with open_data_dir(settings.data_dir, settings=settings) as dd:
+        principal = signed_in(dd)
+        with _ModelsOnFirstUse(dd.settings) as pipeline:
+            for path in probes:
+                probe = Probe.from_path(path, dd.settings.image)
+                request = SearchInput(
+                    case_number=case, purpose=purpose, galleries=tuple(gallery), justification=justification,
+                    on_behalf_of=on_behalf_of, agreement_ref=agreement, top_k=top_k, edits=edits,
+                )  # fmt: skip
+                records = [accountable_search(dd, pipeline, principal, probe, request, now=datetime.now(UTC))]
+                if all_faces and not edits:
+                    for crop in _other_faces(records[0]):
+                        more = dataclasses.replace(request, edits=(crop,))
+                        records.append(
+                            accountable_search(dd, pipeline, principal, probe, more, now=datetime.now(UTC))
+                        )
+                for record in records:
+                    if as_jsonl:
+                        print_jsonl(_record_line(record, probe.source))
+                    elif as_json:
+                        documents.append(record.to_dict())
+                    else:
+                        _print_record(record, probe.source)
     if as_json:
-        print_json(documents if len(probes) > 1 else documents[0])
-    if failed:
-        raise typer.Exit(1)
+        print_json(documents if len(documents) != 1 else documents[0])
 
 
 @handle_errors
 def verify(
     first: Annotated[Path, typer.Argument(help="First image (its largest face is compared).")],
     second: Annotated[Path, typer.Argument(help="Second image (its largest face is compared).")],
+    case: Annotated[
+        str | None, typer.Option("--case", help="Case number (format set by the policy).")
+    ] = None,
+    purpose: Annotated[
+        str | None, typer.Option(help="Purpose, one of the policy's allowed purposes.")
+    ] = None,
+    justification: Annotated[str | None, typer.Option(help="Why this comparison is needed.")] = None,
     data_dir: DataDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """1:1 verification: similarity of the largest face in each image, and the decision at the threshold."""
-    from faceledger.pipeline.run import Pipeline
-    from faceledger.services.identification import verify as verify_service
+    """1:1 verification as the signed-in examiner: the score of the largest face in each image and the
+    decision at the threshold; bound to a case and purpose, decided by the policy and recorded."""
+    from faceledger.cli.accounts import signed_in
 
     settings = load_settings(data_dir)
-    with Pipeline.from_settings(settings, parallel_flip=False) as pipeline:
-        result = verify_service(pipeline, settings, read_image(first, settings), read_image(second, settings))
+    with open_data_dir(settings.data_dir, settings=settings) as dd:
+        principal = signed_in(dd)
+        request = VerifyInput(case_number=case, purpose=purpose, justification=justification)
+        with _ModelsOnFirstUse(dd.settings, parallel_flip=False) as pipeline:
+            record = accountable_verify(
+                dd, pipeline, principal,
+                Probe.from_path(first, dd.settings.image), Probe.from_path(second, dd.settings.image),
+                request, now=datetime.now(UTC),
+            )  # fmt: skip
     if as_json:
-        print_json(
-            {
-                "first": str(first),
-                "second": str(second),
-                "score": round(result.score, 6),
-                "threshold": result.threshold,
-                "estimated_fmr": result.estimated_fmr,
-                "same_person": result.same_person,
-                "model": result.model.to_dict() | {"key": result.model.key},
-            }
-        )
+        print_json(record.to_dict() | {"first": str(first), "second": str(second)})
         return
     verdict = (
-        "same person (at this threshold)" if result.same_person else "not the same person (at this threshold)"
+        "same person (at this threshold)" if record.same_person else "not the same person (at this threshold)"
     )
-    est = f", est. FMR {result.estimated_fmr:.1e}" if result.estimated_fmr is not None else ""
-    console.print(f"score {result.score:.4f} (threshold {result.threshold:.4f}{est}): {verdict}")
+    console.print(f"score {record.score:.4f} (threshold {record.threshold:.4f}): {verdict}")
+    console.print(
+        f"recorded as comparison {record.search_id} in case {record.case_number}. {record.lead_notice}"
+    )
 
 
 @handle_errors

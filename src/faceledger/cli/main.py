@@ -8,9 +8,13 @@ from typing import Annotated
 import typer
 
 from faceledger import __version__
-from faceledger.cli import evaluate, gallery, identify
+from faceledger.cli import accounts as accounts_cli
+from faceledger.cli import audit, evaluate, gallery, identify
+from faceledger.cli import cases as cases_cli
+from faceledger.cli import serve as serve_cli
 from faceledger.cli.common import DataDirOption, JsonOption, console, handle_errors, print_json
 from faceledger.config import load_settings
+from faceledger.services import accounts
 from faceledger.services.datadir import init_data_dir
 
 app = typer.Typer(
@@ -26,10 +30,14 @@ app = typer.Typer(
 )
 app.add_typer(gallery.app, name="gallery")
 app.add_typer(evaluate.app, name="eval")
+app.add_typer(audit.app, name="audit")
 app.command("enroll")(gallery.enroll)
 app.command("search")(identify.search)
 app.command("verify")(identify.verify)
 app.command("faces")(identify.faces)
+accounts_cli.register(app)
+cases_cli.register(app)
+serve_cli.register(app)
 
 
 def _version(value: bool) -> None:
@@ -63,12 +71,21 @@ def init(
     settings = load_settings(data_dir or data_dir_option)
     with init_data_dir(settings.data_dir, settings=settings) as dd:
         path = dd.path
+        secret = accounts.bootstrap_admin(dd) if accounts.needs_bootstrap(dd) else None
     if as_json:
-        print_json({"data_dir": str(path), "config": str(path / "config.toml")})
+        print_json({"data_dir": str(path), "config": str(path / "config.toml"), "bootstrap_secret": secret})
         return
     console.print(f"data directory ready: {path}")
     console.print(f"settings: {path / 'config.toml'}")
-    console.print("next: faceledger gallery create NAME --legal-basis ... --source-description ...")
+    if secret is not None:
+        console.print(
+            "no account exists yet. One-time bootstrap secret for the first system administrator "
+            "(shown once, expires soon):"
+        )
+        console.print(f"    {secret}")
+        console.print(
+            "next: faceledger user claim USERNAME --organisation ORG --unit UNIT  (asks for the secret)"
+        )
 
 
 def main() -> None:

@@ -104,7 +104,8 @@ class Calibration:
                 f"impostor comparisons in {self.dataset})"
             )
         fmr = self.estimated_fmr(score)
-        return f"about 1 in {round(1.0 / fmr):,} (FMR {fmr:.2e}, {self.dataset})"
+        one_in = float(f"{1.0 / fmr:.2g}")  # two significant figures: the estimate is no finer
+        return f"about 1 in {one_in:,.0f} (FMR {fmr:.2e}, {self.dataset})"
 
     def threshold_for_fmr(self, target_fmr: float) -> float:
         """The score at which the estimated FMR falls to ``target_fmr`` (inverse of the table)."""
@@ -241,12 +242,17 @@ def calibrations_from_json(text: str, *, source: str) -> dict[CalibrationKey, Ca
 
 
 def calibrations_to_json(calibrations: list[Calibration], *, about: str = "") -> str:
-    body = {
-        "format": FORMAT_VERSION,
-        "about": about,
-        "calibrations": [c.to_dict() for c in sorted(calibrations, key=lambda c: (c.model_key, c.flip))],
-    }
-    return json.dumps(body, indent=1) + "\n"
+    """The file's text: indented for review in a diff, one ``[score, fmr]`` knot per line."""
+    entries = [c.to_dict() for c in sorted(calibrations, key=lambda c: (c.model_key, c.flip))]
+    tables = []
+    for number, entry in enumerate(entries):
+        rows = ",\n".join(f"    {json.dumps(row)}" for row in entry["table"])
+        tables.append((f'"@table{number}@"', f"[\n{rows}\n   ]"))
+        entry["table"] = f"@table{number}@"
+    text = json.dumps({"format": FORMAT_VERSION, "about": about, "calibrations": entries}, indent=1)
+    for placeholder, table in tables:
+        text = text.replace(placeholder, table)
+    return text + "\n"
 
 
 @functools.lru_cache(maxsize=4)

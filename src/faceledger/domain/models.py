@@ -115,7 +115,9 @@ class Landmarks:
 
     def to_dict(self) -> dict[str, Any]:
         names = ("right_eye", "left_eye", "nose", "mouth_right", "mouth_left")
-        out: dict[str, Any] = {n: [round(p.x, 2), round(p.y, 2)] for n, p in zip(names, self.points(), strict=True)}
+        out: dict[str, Any] = {
+            n: [round(p.x, 2), round(p.y, 2)] for n, p in zip(names, self.points(), strict=True)
+        }
         out["scheme"] = self.scheme
         if self.estimated:
             out["estimated"] = list(self.estimated)

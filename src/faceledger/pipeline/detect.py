@@ -11,6 +11,10 @@ search may take, although the face in it is usually large. So the passes are:
    (each doubles the scale) up to ``max_upsample`` times, stopping at the first pass that
    finds a face or whose scale covers ``min_face_px``.
 
+3. only when all of those found nothing, and a ``rescue`` detector is configured: one pass
+   of it on a copy at most ``rescue_max_side`` long (dlib's CNN: slow, but it finds the
+   turned, tilted and partly hidden faces that HOG misses, and only such images pay).
+
 Boxes are mapped back to the full image, duplicates merged, and the landmarks placed on
 the full-resolution pixels (the landmarker needs the detail; it costs well under a ms).
 Faces smaller than ``min_face_px`` are dropped: they were not asked for.
@@ -66,6 +70,8 @@ def check_settings(settings: DetectorSettings) -> None:
         )
     if not 0 <= settings.max_upsample <= 3:
         raise ConfigError(f"detector.max_upsample must be between 0 and 3, got {settings.max_upsample}")
+    if settings.rescue_max_side < 64:
+        raise ConfigError(f"detector.rescue_max_side must be at least 64, got {settings.rescue_max_side}")
 
 
 def plan_passes(width: int, height: int, window_px: int, settings: DetectorSettings) -> list[DetectionPass]:
@@ -134,22 +140,42 @@ class _Views:
         return self._cache[resize]
 
 
-def find_boxes(
-    pixels: ImageArray, detector: FaceBoxDetector, settings: DetectorSettings
+def rescue_pass(width: int, height: int, settings: DetectorSettings) -> DetectionPass:
+    """The single pass of the rescue detector: no upsampling, longer side capped."""
+    return DetectionPass(resize=min(1.0, settings.rescue_max_side / max(width, height, 1)), upsample=0)
+
+
+def _run_pass(
+    views: _Views, detector: FaceBoxDetector, detection_pass: DetectionPass, settings: DetectorSettings
 ) -> list[tuple[Box, float, DetectionPass]]:
-    """Face boxes in full-image coordinates, from the first pass that finds any."""
+    view, fx, fy = views.at(detection_pass.resize)
+    found = [
+        (Box(b.left / fx, b.top / fy, b.right / fx, b.bottom / fy), score)
+        for b, score in detector.boxes(view, upsample=detection_pass.upsample)
+    ]
+    found = [(b, s) for b, s in found if face_size(b) >= settings.min_face_px]
+    return [(box, score, detection_pass) for box, score in merge_duplicates(found)]
+
+
+def find_boxes(
+    pixels: ImageArray,
+    detector: FaceBoxDetector,
+    settings: DetectorSettings,
+    rescue: FaceBoxDetector | None = None,
+) -> list[tuple[Box, float, DetectionPass, FaceBoxDetector]]:
+    """Face boxes in full-image coordinates from the first pass that finds any, with their detector."""
     height, width = pixels.shape[:2]
     views = _Views(pixels, color=detector.needs_color)
     for detection_pass in plan_passes(width, height, detector.window_px, settings):
-        view, fx, fy = views.at(detection_pass.resize)
-        found = [
-            (Box(b.left / fx, b.top / fy, b.right / fx, b.bottom / fy), score)
-            for b, score in detector.boxes(view, upsample=detection_pass.upsample)
-        ]
-        found = [(b, s) for b, s in found if face_size(b) >= settings.min_face_px]
+        found = _run_pass(views, detector, detection_pass, settings)
         if found:
-            return [(box, score, detection_pass) for box, score in merge_duplicates(found)]
-    return []
+            return [(box, score, p, detector) for box, score, p in found]
+    if rescue is None:
+        return []
+    if rescue.needs_color != detector.needs_color:
+        views = _Views(pixels, color=rescue.needs_color)
+    found = _run_pass(views, rescue, rescue_pass(width, height, settings), settings)
+    return [(box, score, p, rescue) for box, score, p in found]
 
 
 def find_faces(
@@ -157,16 +183,22 @@ def find_faces(
     detector: FaceBoxDetector,
     landmarker: FaceLandmarker,
     settings: DetectorSettings,
+    rescue: FaceBoxDetector | None = None,
 ) -> list[DetectedFace]:
-    """Every face (box, five landmarks, score), largest first."""
+    """Every face (box, five landmarks, score), largest first.
+
+    ``detector`` names the detector and the scale of the pass that found the face, e.g.
+    ``dlib-hog@0.64x``: a face found on an upsampled copy or by the rescue detector is
+    worth knowing about when its result is weighed.
+    """
     faces = [
         DetectedFace(
             box=box,
             landmarks=landmarker.landmarks(pixels, box),
             score=score,
-            detector=f"{detector.name}@{detection_pass.scale:.3g}x",
+            detector=f"{found_by.name}@{detection_pass.scale:.3g}x",
         )
-        for box, score, detection_pass in find_boxes(pixels, detector, settings)
+        for box, score, detection_pass, found_by in find_boxes(pixels, detector, settings, rescue)
     ]
     return sorted(faces, key=lambda f: -f.box.width * f.box.height)
 
@@ -178,10 +210,15 @@ class CascadeDetector:
     """
 
     def __init__(
-        self, detector: FaceBoxDetector, landmarker: FaceLandmarker, settings: DetectorSettings
+        self,
+        detector: FaceBoxDetector,
+        landmarker: FaceLandmarker,
+        settings: DetectorSettings,
+        rescue: FaceBoxDetector | None = None,
     ) -> None:
         check_settings(settings)
         self.boxes = detector
+        self.rescue = rescue
         self.landmarker = landmarker
         self.settings = settings
         self.name = f"{detector.name}+{landmarker.name}"
@@ -190,4 +227,4 @@ class CascadeDetector:
         settings = self.settings
         if upsample:
             settings = replace(settings, max_upsample=settings.max_upsample + upsample)
-        return find_faces(pixels, self.boxes, self.landmarker, settings)
+        return find_faces(pixels, self.boxes, self.landmarker, settings, self.rescue)

@@ -7,7 +7,7 @@ still "search", just meaninglessly, so a backend that breaks the contract fails 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -41,17 +41,45 @@ def check_vectors(vectors: FloatArray, count: int, embedder: FaceEmbedder) -> No
         )
 
 
+@runtime_checkable
+class MirrorAligner(Protocol):
+    """An aligner that can also cut the chip of the mirror-image photo."""
+
+    def align_mirrored(self, pixels: ImageArray, face: DetectedFace) -> ImageArray: ...
+
+
+@runtime_checkable
+class MirrorEmbedder(Protocol):
+    """An embedder with flip averaging that takes the mirrored chips from the caller."""
+
+    flip: bool
+
+    def embed_with_mirrors(
+        self, chips: Sequence[ImageArray], mirrored: Sequence[ImageArray] | None
+    ) -> FloatArray: ...
+
+
 def embed_faces(
     pixels: ImageArray,
     faces: Sequence[DetectedFace],
     aligner: FaceAligner,
     embedder: FaceEmbedder,
 ) -> list[Embedding]:
-    """One embedding per face, in the order of ``faces`` (one network call for all)."""
+    """One embedding per face, in the order of ``faces`` (one network call for all).
+
+    With an aligner and embedder that support it (dlib's), flip averaging uses the chip
+    of the mirrored photo rather than the mirror image of the chip.
+    """
     if not faces:
         return []
     chips = [aligner.align(pixels, face) for face in faces]
-    vectors = np.asarray(embedder.embed(chips), dtype=np.float32)
+    if isinstance(embedder, MirrorEmbedder) and embedder.flip and isinstance(aligner, MirrorAligner):
+        # The chip of the mirrored photo is aligned exactly; a mirrored chip only nearly.
+        mirrored = [aligner.align_mirrored(pixels, face) for face in faces]
+        raw = embedder.embed_with_mirrors(chips, mirrored)
+    else:
+        raw = embedder.embed(chips)
+    vectors = np.asarray(raw, dtype=np.float32)
     check_vectors(vectors, len(faces), embedder)
     return [Embedding(vector=np.array(v, dtype=np.float32), model=embedder.model) for v in vectors]
 

@@ -60,10 +60,12 @@ class Pipeline:
         aligner: FaceAligner,
         embedder: FaceEmbedder,
         detector_settings: DetectorSettings | None = None,
+        rescue: FaceBoxDetector | None = None,
         image_limits: ImageLimits | None = None,
         quality: QualityThresholds = DEFAULT_THRESHOLDS,
     ) -> None:
         self.detector = detector
+        self.rescue = rescue
         self.landmarker = landmarker
         self.aligner = aligner
         self.embedder = embedder
@@ -81,7 +83,12 @@ class Pipeline:
         helper process is used it is started now, in the background, so that its model
         load overlaps the caller's own start-up; until it is ready, both passes run here.
         """
-        from faceledger.adapters.models import build_box_detector, build_embedding, build_landmarker
+        from faceledger.adapters.models import (
+            build_box_detector,
+            build_embedding,
+            build_landmarker,
+            build_rescue_detector,
+        )
 
         check_settings(settings.detector)
         aligner, embedder = build_embedding(settings.embedder, parallel_flip=parallel_flip)
@@ -91,6 +98,7 @@ class Pipeline:
             aligner=aligner,
             embedder=embedder,
             detector_settings=settings.detector,
+            rescue=build_rescue_detector(settings.detector),
             image_limits=settings.image,
         )
         helper = getattr(embedder, "helper", None)
@@ -105,7 +113,7 @@ class Pipeline:
     def detect(self, pixels: ImageArray) -> list[DetectedFace]:
         """Every face in decoded RGB pixels, largest first (no quality, no embedding)."""
         _check_pixels(pixels, "image")
-        return find_faces(pixels, self.detector, self.landmarker, self.detector_settings)
+        return find_faces(pixels, self.detector, self.landmarker, self.detector_settings, self.rescue)
 
     def analyze(self, image: DecodedImage, *, timings: dict[str, float] | None = None) -> ImageAnalysis:
         """Every face of ``image``, largest first; no face gives an empty ``faces``.
@@ -115,7 +123,7 @@ class Pipeline:
         pixels = image.pixels
         _check_pixels(pixels, image.source)
         with _timed(timings, "detect"):
-            faces = find_faces(pixels, self.detector, self.landmarker, self.detector_settings)
+            faces = find_faces(pixels, self.detector, self.landmarker, self.detector_settings, self.rescue)
         with _timed(timings, "quality"):
             reports = [assess_quality(pixels, face, self.quality) for face in faces]
         with _timed(timings, "embed"):

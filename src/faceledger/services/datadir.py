@@ -11,6 +11,9 @@
       index/<gallery>/<model>/     vector index of one gallery for one embedding model
       writer.lock          advisory lock held by the one process allowed to write
       writer.dirty         present while a writer works; found at start = it died: recover
+      keys/audit-signing-key.pem   the audit log's Ed25519 private key (0600), never in the database
+      keys/audit-public-key.pem    its public key, for auditors
+      audit/checkpoints.jsonl      signed checkpoints of the audit log, appended; ship it elsewhere
 
 The database is the source of truth. Image files are written before the row that names
 them is committed, and vectors are added to an index only after their face row is
@@ -60,6 +63,11 @@ IMAGES_DIR = "images"
 INDEX_DIR = "index"
 LOCK_FILE = "writer.lock"
 DIRTY_FILE = "writer.dirty"
+KEYS_DIR = "keys"
+AUDIT_KEY_FILE = "audit-signing-key.pem"
+AUDIT_PUBLIC_KEY_FILE = "audit-public-key.pem"
+AUDIT_DIR = "audit"
+CHECKPOINT_FILE = "checkpoints.jsonl"
 
 
 # --- init / open -----------------------------------------------------------------------
@@ -93,7 +101,15 @@ def init_data_dir(path: Path | str, *, settings: Settings | None = None) -> Data
             _write_text(root / CONFIG_FILE, default_config_toml())
     except OSError as exc:
         raise StoreError(f"cannot create data directory {root}: {exc.strerror or exc}") from exc
-    return open_data_dir(root, settings=settings)
+    dd = open_data_dir(root, settings=settings)
+    try:
+        from faceledger.services import audit  # local: the audit service types itself against DataDir
+
+        audit.ensure_log(dd)  # the signing key (outside the database) and the log's first entry
+    except BaseException:
+        dd.close()
+        raise
+    return dd
 
 
 def open_data_dir(path: Path | str, *, settings: Settings | None = None) -> DataDir:
@@ -243,6 +259,7 @@ class DataDir:
         self.last_recovery: RecoveryReport | None = None
         self._indexes: dict[tuple[int, str], PersistentIndex] = {}
         self._dirty_indexes: set[tuple[int, str]] = set()
+        self._versions: dict[tuple[int, str], int] = {}
         self._lock_handle: IO[str] | None = None
         self._write_depth = 0
 
@@ -257,6 +274,20 @@ class DataDir:
         self._indexes.clear()
         self._dirty_indexes.clear()
         self.store.close()
+
+    # --- audit log files (outside the database on purpose: see docs/audit.md) -----------
+
+    @property
+    def audit_key_path(self) -> Path:
+        return self.path / KEYS_DIR / AUDIT_KEY_FILE
+
+    @property
+    def audit_public_key_path(self) -> Path:
+        return self.path / KEYS_DIR / AUDIT_PUBLIC_KEY_FILE
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.path / AUDIT_DIR / CHECKPOINT_FILE
 
     # --- writer lock -------------------------------------------------------------------
 
@@ -282,16 +313,41 @@ class DataDir:
             if dirty.exists():
                 self.last_recovery = self.recover()
             _write_text(dirty, f"{os.getpid()}\n")
+            self._catch_up()
             yield
             clean = True
         finally:
             try:
                 self.save_indexes()
+                self._note_versions()
                 if clean:
                     (self.path / DIRTY_FILE).unlink(missing_ok=True)
             finally:
                 self._write_depth = 0
                 self._release_lock()
+
+    def _catch_up(self) -> None:
+        """Reconcile the indexes this process holds with changes other processes made meanwhile."""
+        if not self._indexes:
+            return
+        with self.store.read() as conn:
+            galleries = {g.id: g for g in repository.list_galleries(conn)}
+            for key, index in list(self._indexes.items()):
+                gallery = galleries.get(key[0])
+                if gallery is None:
+                    self.forget_index_key(key)
+                    continue
+                stale = self._versions.get(key) != repository.faces_version(conn, key[0])
+                if stale and reconcile(conn, index, gallery, repository.get_model(conn, key[1])).changed:
+                    self._dirty_indexes.add(key)
+
+    def _note_versions(self) -> None:
+        """After this process's own changes, its indexes are as new as the database."""
+        if not self._indexes:
+            return
+        with self.store.read() as conn:
+            for key in self._indexes:
+                self._versions[key] = repository.faces_version(conn, key[0])
 
     def _acquire_lock(self) -> None:
         handle = (self.path / LOCK_FILE).open("a+", encoding="utf-8")
@@ -380,10 +436,18 @@ class DataDir:
     def _open_index(self, gallery: Gallery, model: ModelRef) -> tuple[PersistentIndex, ReconcileReport]:
         key = (_require_id(gallery), model.key)
         cached = self._indexes.get(key)
-        if cached is not None:
-            return cached, ReconcileReport()
+        if cached is not None and self.is_writer:
+            return cached, ReconcileReport()  # the writer's own changes keep its indexes in step
         with self.store.read() as conn:
-            index, report = self._open_reconciled(conn, gallery, model)
+            version = repository.faces_version(conn, key[0])
+            if cached is not None and self._versions.get(key) == version:
+                return cached, ReconcileReport()
+            if cached is not None:
+                # Another process enrolled or purged since this index was opened: catch up with the database.
+                index, report = cached, reconcile(conn, cached, gallery, model)
+            else:
+                index, report = self._open_reconciled(conn, gallery, model)
+        self._versions[key] = version
         if report.changed:
             self._dirty_indexes.add(key)
             if self.is_writer:
@@ -412,9 +476,12 @@ class DataDir:
                 self._save(key, index)
 
     def forget_index(self, gallery: Gallery, model_key: str) -> None:
-        key = (_require_id(gallery), model_key)
+        self.forget_index_key((_require_id(gallery), model_key))
+
+    def forget_index_key(self, key: tuple[int, str]) -> None:
         self._indexes.pop(key, None)
         self._dirty_indexes.discard(key)
+        self._versions.pop(key, None)
 
     def _save(self, key: tuple[int, str], index: PersistentIndex) -> None:
         try:

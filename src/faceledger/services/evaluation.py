@@ -280,6 +280,21 @@ def embedding_settings(settings: Settings) -> dict[str, Any]:
     }
 
 
+def component_fingerprint(component: object) -> dict[str, Any]:
+    """A component's class and plain public attributes (a chip size, a padding, a flag).
+
+    Constants that are not settings still change vectors; recording them keeps a cache
+    made before such a change from being reused after it.
+    """
+    attributes = getattr(component, "__dict__", {})
+    plain = {
+        k: v
+        for k, v in sorted(attributes.items())
+        if not k.startswith("_") and isinstance(v, int | float | str)
+    }
+    return {"class": f"{type(component).__module__}.{type(component).__qualname__}", **plain}
+
+
 def pipeline_spec(settings: Settings) -> EmbedderSpec:
     """The spec of the real pipeline under ``settings`` (loads the models once to learn their identity)."""
     import functools
@@ -289,11 +304,13 @@ def pipeline_spec(settings: Settings) -> EmbedderSpec:
     pipeline = Pipeline.from_settings(settings, parallel_flip=False)
     try:
         model = pipeline.model
+        parts = ("detector", "landmarker", "aligner", "embedder")
+        components = {name: component_fingerprint(getattr(pipeline, name)) for name in parts}
     finally:
         pipeline.close()
     return EmbedderSpec(
         model=model,
-        settings=embedding_settings(settings),
+        settings=embedding_settings(settings) | {"components": components},
         factory=functools.partial(pipeline_embedder, settings),
     )
 

@@ -17,14 +17,20 @@ import re
 import shutil
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from faceledger.adapters.store import repository
 from faceledger.adapters.store.repository import DeletedRows, GalleryCounts, SubjectSummary
+from faceledger.audit import events as audit_events
 from faceledger.domain.models import Gallery
 from faceledger.errors import ConflictError, NotFoundError, ValidationError
+from faceledger.services import audit
 from faceledger.services.datadir import INDEX_DIR, DataDir
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
 
 NAME_MAX = 64
 SUBJECT_ID_MAX = 200
@@ -117,8 +123,13 @@ def create_gallery(
     source_description: str,
     retention_days: int | None = None,
     required_provenance: tuple[str, ...] = DEFAULT_REQUIRED,
+    actor: str = audit_events.SYSTEM_ACTOR,
 ) -> Gallery:
-    """Create a gallery; ConflictError when the name is taken."""
+    """Create a gallery; ConflictError when the name is taken.
+
+    ``actor`` (who set the gallery's terms) is recorded in the audit log in the same
+    transaction as the gallery, so neither exists without the other.
+    """
     if retention_days is not None and (isinstance(retention_days, bool) or retention_days < 1):
         raise ValidationError(f"retention days must be a positive number of days, not {retention_days!r}")
     gallery = Gallery(
@@ -132,7 +143,17 @@ def create_gallery(
         if repository.find_gallery(conn, gallery.name) is not None:
             raise ConflictError(f"gallery {gallery.name!r} already exists")
     with dd.writing(), dd.store.begin() as conn:
-        return repository.insert_gallery(conn, gallery)
+        created = repository.insert_gallery(conn, gallery)
+        event = audit_events.gallery_created(
+            actor,
+            gallery=created.name,
+            legal_basis=created.legal_basis,
+            source_description=created.source_description,
+            retention_days=created.retention_days,
+            required_provenance=created.required_provenance,
+        )
+        audit.record(dd, conn, event)
+        return created
 
 
 def get_gallery(dd: DataDir, name: str) -> Gallery:
@@ -194,6 +215,30 @@ def _remove_files(dd: DataDir, rows: DeletedRows) -> int:
     return files
 
 
+def _record_purge(
+    dd: DataDir,
+    conn: Connection,
+    galleries: dict[int, Gallery],
+    rows: DeletedRows,
+    *,
+    actor: str,
+    reason: str,
+    target: Gallery | None = None,
+) -> None:
+    """One purge entry per gallery touched (``target`` even when empty), naming every face removed.
+
+    Recorded in the deleting transaction, so the purge and its record commit together.
+    """
+    by_gallery: dict[int, list[int]] = {} if target is None else {target.id or 0: []}
+    for (gallery_id, _model), ids in rows.face_ids.items():
+        by_gallery.setdefault(gallery_id, []).extend(int(i) for i in ids)
+    for gallery_id, face_ids in sorted(by_gallery.items()):
+        event = audit_events.purged(
+            actor, gallery=galleries[gallery_id].name, face_ids=sorted(face_ids), reason=reason
+        )
+        audit.record(dd, conn, event)
+
+
 def _report(rows: DeletedRows, vectors: int, files: int, galleries: int = 0) -> PurgeReport:
     return PurgeReport(
         galleries=galleries,
@@ -206,7 +251,9 @@ def _report(rows: DeletedRows, vectors: int, files: int, galleries: int = 0) -> 
     )
 
 
-def purge_subject(dd: DataDir, gallery_name: str, subject_id: str) -> PurgeReport:
+def purge_subject(
+    dd: DataDir, gallery_name: str, subject_id: str, *, actor: str = audit_events.SYSTEM_ACTOR
+) -> PurgeReport:
     """Remove one subject from one gallery: rows, vectors, and image files no one else uses."""
     gallery = get_gallery(dd, gallery_name)  # errors about the request come before any change
     with dd.store.read() as conn:
@@ -216,12 +263,16 @@ def purge_subject(dd: DataDir, gallery_name: str, subject_id: str) -> PurgeRepor
         galleries = _galleries_by_id(dd)
         _open_indexes(dd, [gallery])
         with dd.store.begin() as conn:
+            found = repository.find_subject(conn, gallery.id or 0, subject_id)
             rows = repository.delete_subject(conn, gallery, subject_id)
+            # The log outlives the purge: it names the subject by internal id, never the external one.
+            reason = f"subject:{found.id if found else '?'} removed"
+            _record_purge(dd, conn, galleries, rows, actor=actor, reason=reason, target=gallery)
         vectors = _remove_vectors(dd, galleries, rows)
         return _report(rows, vectors, _remove_files(dd, rows))
 
 
-def purge_gallery(dd: DataDir, name: str) -> PurgeReport:
+def purge_gallery(dd: DataDir, name: str, *, actor: str = audit_events.SYSTEM_ACTOR) -> PurgeReport:
     """Remove a gallery and everything in it; its index folder goes too."""
     gallery = get_gallery(dd, name)
     with dd.writing():
@@ -229,6 +280,7 @@ def purge_gallery(dd: DataDir, name: str) -> PurgeReport:
         _open_indexes(dd, [gallery])
         with dd.store.begin() as conn:
             rows = repository.delete_gallery(conn, gallery)
+            _record_purge(dd, conn, galleries, rows, actor=actor, reason="gallery removed", target=gallery)
         vectors = _remove_vectors(dd, galleries, rows)
         for _gid, model_key in rows.face_ids:
             dd.forget_index(gallery, model_key)
@@ -236,7 +288,9 @@ def purge_gallery(dd: DataDir, name: str) -> PurgeReport:
         return _report(rows, vectors, _remove_files(dd, rows), galleries=1)
 
 
-def purge_expired(dd: DataDir, *, today: date | None = None) -> PurgeReport:
+def purge_expired(
+    dd: DataDir, *, today: date | None = None, actor: str = audit_events.SYSTEM_ACTOR
+) -> PurgeReport:
     """Remove every image whose retention date has passed (kept through that day, gone after)."""
     day = today or date.today()
     with dd.writing():
@@ -246,5 +300,8 @@ def purge_expired(dd: DataDir, *, today: date | None = None) -> PurgeReport:
         _open_indexes(dd, [galleries[i] for i in sorted({row.gallery_id for row in expired})])
         with dd.store.begin() as conn:
             rows = repository.delete_images(conn, [row.id for row in expired])
+            _record_purge(
+                dd, conn, galleries, rows, actor=actor, reason=f"retention expired before {day.isoformat()}"
+            )
         vectors = _remove_vectors(dd, galleries, rows)
         return _report(rows, vectors, _remove_files(dd, rows))

@@ -8,6 +8,7 @@ and ``onnx`` (an operator-supplied model folder, aligned with its own template).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Final
 
 from faceledger.errors import ConfigError
@@ -31,6 +32,18 @@ def build_box_detector(settings: DetectorSettings) -> FaceBoxDetector:
     raise ConfigError(
         f"detector.backend {settings.backend!r} is unknown; choose one of {', '.join(DETECTOR_BACKENDS)}"
     )
+
+
+def build_rescue_detector(settings: DetectorSettings) -> FaceBoxDetector | None:
+    """The detector of the last-resort pass (``settings.rescue``), or None for none."""
+    if settings.rescue in ("none", "", settings.backend):
+        return None
+    if settings.rescue not in DETECTOR_BACKENDS:
+        choices = ", ".join(DETECTOR_BACKENDS)
+        raise ConfigError(
+            f"detector.rescue {settings.rescue!r} is unknown; choose one of {choices} or 'none'"
+        )
+    return build_box_detector(dataclasses.replace(settings, backend=settings.rescue))
 
 
 def build_landmarker(settings: DetectorSettings) -> FaceLandmarker:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -238,7 +239,14 @@ def _dlib_shape(face: DetectedFace) -> Any:
 
 
 class DlibChipAligner:
-    """Cuts the chip dlib's ResNet expects (``ports.FaceAligner``): ``dlib.get_face_chip``."""
+    """Cuts the chip dlib's ResNet expects (``ports.FaceAligner``): ``dlib.get_face_chip``.
+
+    :meth:`align_mirrored` cuts the chip of the mirror-image photo, for flip averaging:
+    dlib's landmark template is not quite symmetric (about 2 px at this chip size), so the
+    plain mirror image of a chip is not aligned the way the network was trained, while
+    the chip of the mirrored face is. On LFW DevTrain this was worth +0.2 points over
+    mirroring the chip (the bench's ``ours-flip-realign`` against ``ours-flip``).
+    """
 
     def __init__(self, *, size: int = CHIP_SIZE, padding: float = CHIP_PADDING) -> None:
         if size < 1 or not 0 <= padding <= 2:
@@ -247,15 +255,54 @@ class DlibChipAligner:
         self.padding = padding
 
     def align(self, pixels: ImageArray, face: DetectedFace) -> ImageArray:
-        rgb = _contiguous(pixels)
-        if rgb.ndim != 3:
-            raise AlignmentError(f"dlib's aligner needs an RGB image, got shape {rgb.shape}")
-        chip: ImageArray = dlib.get_face_chip(rgb, _dlib_shape(face), self.size, self.padding)
+        chip: ImageArray = dlib.get_face_chip(_rgb(pixels), _dlib_shape(face), self.size, self.padding)
+        return chip
+
+    def align_mirrored(self, pixels: ImageArray, face: DetectedFace) -> ImageArray:
+        """The chip of the left-right mirror image of the photo (mirrored from the crop only)."""
+        rgb = _rgb(pixels)
+        shape = _dlib_shape(face)
+        left, top, right, bottom = _chip_source(shape, self.size, self.padding, rgb.shape[1], rgb.shape[0])
+        crop = np.ascontiguousarray(rgb[top:bottom, left:right][:, ::-1])
+        last = right - 1
+        # In the mirror the subject's eyes trade places: dlib's order is left eye (0, 1), right eye (2, 3).
+        points = [shape.part(i) for i in (2, 3, 0, 1, 4)]
+        parts = [dlib.point(last - p.x, p.y - top) for p in points]
+        rect = dlib.rectangle(
+            last - shape.rect.right(),
+            shape.rect.top() - top,
+            last - shape.rect.left(),
+            shape.rect.bottom() - top,
+        )
+        chip: ImageArray = dlib.get_face_chip(
+            crop, dlib.full_object_detection(rect, parts), self.size, self.padding
+        )
         return chip
 
 
+def _rgb(pixels: ImageArray) -> ImageArray:
+    rgb = _contiguous(pixels)
+    if rgb.ndim != 3:
+        raise AlignmentError(f"dlib's aligner needs an RGB image, got shape {rgb.shape}")
+    return rgb
+
+
+def _chip_source(shape: Any, size: int, padding: float, width: int, height: int) -> tuple[int, int, int, int]:
+    """The image region (left, top, right, bottom; clipped) a chip's pixels are taken from."""
+    details = dlib.get_face_chip_details(shape, size, padding)
+    rect = details.rect
+    cx, cy = (rect.left() + rect.right()) / 2, (rect.top() + rect.bottom()) / 2
+    reach = math.hypot(rect.width(), rect.height()) / 2 + 3  # any rotation, plus interpolation taps
+    return (
+        max(0, math.floor(cx - reach)),
+        max(0, math.floor(cy - reach)),
+        min(width, math.ceil(cx + reach) + 1),
+        min(height, math.ceil(cy + reach) + 1),
+    )
+
+
 def mirror_chips(chips: Sequence[ImageArray]) -> list[ImageArray]:
-    """Left-right mirror images; dlib's chip template is symmetric to within a pixel."""
+    """Left-right mirror images of chips (flip averaging when the photo is not at hand)."""
     return [np.ascontiguousarray(chip[:, ::-1]) for chip in chips]
 
 
@@ -327,12 +374,23 @@ class DlibEmbedder:
         self._helper_lock = threading.Lock()
 
     def embed(self, chips: Sequence[ImageArray]) -> FloatArray:
+        """Unit vectors of aligned chips; with ``flip``, averaged with their mirror images."""
+        return self.embed_with_mirrors(chips, mirror_chips(chips) if self.flip else None)
+
+    def embed_with_mirrors(
+        self, chips: Sequence[ImageArray], mirrored: Sequence[ImageArray] | None
+    ) -> FloatArray:
+        """Like :meth:`embed`, given the mirrored chips (``DlibChipAligner.align_mirrored``)."""
         if not chips:
             return np.zeros((0, DESCRIPTOR_DIM), dtype=np.float32)
         check_chips(chips)
         if not self.flip:
             return unit_rows(self._net(chips))
-        mirrored = mirror_chips(chips)
+        if mirrored is None or len(mirrored) != len(chips):
+            raise ModelError(
+                f"flip averaging needs one mirrored chip per chip, got {len(mirrored or ())} for {len(chips)}"
+            )
+        check_chips(mirrored)
         other: npt.NDArray[np.float64] | None = None
         # One request at a time: a second thread computing here meanwhile is still correct.
         if self.helper is not None and self._helper_lock.acquire(blocking=False):

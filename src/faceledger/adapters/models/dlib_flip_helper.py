@@ -116,7 +116,13 @@ class DescriptorHelper:
         return self._check_ready(timeout)
 
     def close(self) -> None:
-        """Stop the helper: it exits on end of input; killed if it has not within 2 s."""
+        """Stop the helper: it exits on end of input; killed if it has not within 2 s.
+
+        One still loading its model would only see the end of its input once loaded, so
+        it is killed at once.
+        """
+        if self._process is not None and not self._ready and self._process.poll() is None:
+            self._process.kill()
         if self._finalizer is not None:
             self._finalizer()
         self._process = None

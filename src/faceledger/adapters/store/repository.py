@@ -376,8 +376,25 @@ def expired_images(conn: Connection, today: date) -> list[ImageRow]:
 # --- faces -----------------------------------------------------------------------------
 
 
+def bump_faces_version(conn: Connection, gallery_ids: Iterable[int]) -> None:
+    """Mark the galleries' faces as changed (see ``galleries.faces_version``)."""
+    for gallery_id in sorted(set(gallery_ids)):
+        conn.execute(
+            update(t.galleries)
+            .where(t.galleries.c.id == gallery_id)
+            .values(faces_version=t.galleries.c.faces_version + 1)
+        )
+
+
+def faces_version(conn: Connection, gallery_id: int) -> int:
+    """How many times the gallery's faces have changed; 0 when the gallery is gone."""
+    value = conn.execute(select(t.galleries.c.faces_version).where(t.galleries.c.id == gallery_id)).scalar()
+    return int(value or 0)
+
+
 def insert_face(conn: Connection, *, image_id: int, subject_id: int, gallery_id: int, face: NewFace) -> int:
     ensure_model(conn, face.model)
+    bump_faces_version(conn, [gallery_id])
     result = conn.execute(
         insert(t.faces).values(
             image_id=image_id,
@@ -574,6 +591,8 @@ def delete_images(conn: Connection, image_ids: Sequence[int]) -> DeletedRows:
         for sha, subject_id in rows:
             shas.add(sha)
             subject_ids.add(int(subject_id))
+        gallery_ids = conn.execute(select(t.images.c.gallery_id).where(t.images.c.id.in_(chunk))).scalars()
+        bump_faces_version(conn, [int(g) for g in gallery_ids])
         n_faces += int(conn.execute(delete(t.faces).where(t.faces.c.image_id.in_(chunk))).rowcount)
         conn.execute(delete(t.images).where(t.images.c.id.in_(chunk)))
     empty = select(t.images.c.id).where(t.images.c.subject_id == t.subjects.c.id).exists()

@@ -59,6 +59,9 @@ galleries = Table(
     Column("retention_days", Integer, nullable=True),
     Column("required_provenance", JSON, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # Bumped in the same transaction as every change to the gallery's faces, so that a long-running
+    # process holding the gallery's vector index in memory knows when to reconcile it (migration 0005).
+    Column("faces_version", BigInteger, nullable=False, server_default="0"),
     sqlite_autoincrement=True,
 )
 
@@ -164,3 +167,8 @@ enrolment_skips = Table(
     Index("ix_enrolment_skips_run_id", "run_id"),
     sqlite_autoincrement=True,
 )
+
+
+# The service's tables live in their own modules on the same metadata; importing them here makes
+# ``tables.metadata`` the whole schema (migrations are compared against it in the tests).
+from faceledger.adapters.store import tables_accounts, tables_audit, tables_cases  # noqa: E402, F401

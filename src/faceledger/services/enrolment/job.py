@@ -18,9 +18,11 @@ import numpy as np
 
 from faceledger.adapters.images import sha256_hex
 from faceledger.adapters.store import repository
+from faceledger.audit import events as audit_events
 from faceledger.config import Settings
 from faceledger.domain.models import AnalyzedFace, Gallery, ModelRef, Provenance
 from faceledger.errors import ModelError
+from faceledger.services import audit
 from faceledger.services.datadir import DataDir
 from faceledger.services.enrolment.records import (
     EnrolItem,
@@ -168,6 +170,7 @@ class Enrolment:
             face_id = repository.insert_face(
                 conn, image_id=image_id, subject_id=subject, gallery_id=self.gid, face=_new_face(face)
             )
+            audit.record(self.dd, conn, self.enrol_event(prepared, subject, image_id, face_id))
         index.add(np.asarray([face_id], dtype=np.int64), face.embedding.vector.reshape(1, -1))
         self.dd.mark_changed(self.gallery, model.key)
         self.tally.enrolled.append(
@@ -183,6 +186,30 @@ class Enrolment:
         self.tally.since_save += 1
         if self.tally.since_save >= self.options.save_every:
             self.checkpoint()
+
+    def enrol_event(
+        self, prepared: _Prepared, subject_id: int, image_id: int, face_id: int
+    ) -> audit_events.AuditEvent:
+        """The image's audit entry, committed with its face.
+
+        The log is append-only and outlives a purge, so it names the subject by its internal
+        id and leaves out the external id, file name and record id: those go with the purge.
+        """
+        prov = prepared.provenance
+        return audit_events.enrolled(
+            self.options.enrolled_by,
+            gallery=self.gallery.name,
+            subject_id=f"subject:{subject_id}",
+            face_ids=[face_id],
+            image_sha256=prepared.sha256,
+            provenance={
+                "collected_on": prov.collected_on.isoformat() if prov.collected_on else None,
+                "enrolled_by": prov.enrolled_by,
+                "retention_until": prov.retention_until.isoformat() if prov.retention_until else None,
+                "image_id": image_id,
+                "run_id": self.run_id,
+            },
+        )
 
     def new_image(self, prepared: _Prepared, outcome: Outcome, subject_id: int) -> repository.NewImage:
         analysis = outcome.analysis

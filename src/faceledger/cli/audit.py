@@ -1,0 +1,305 @@
+"""``faceledger audit ...``: export, verify, checkpoint and read the tamper-evident audit log.
+
+``verify`` runs the standalone verifier (``faceledger/audit/verify.py``), the same file an
+auditor copies out of the project, so what the command says is what they will see; it reads
+only the files it is given and needs no account, since the auditor running it may be outside
+the agency. Every other command acts as the person signed in with ``faceledger login`` and is
+decided by the policy in force (``read_audit``, ``export_audit`` or ``reports``); a refusal is
+recorded in the log it was trying to read.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from faceledger.audit import verify as standalone_verify
+from faceledger.cli.accounts import opened, signed_in
+from faceledger.cli.common import (
+    DataDirOption,
+    JsonlOption,
+    JsonOption,
+    console,
+    fail,
+    handle_errors,
+    one_output_mode,
+    print_json,
+    print_jsonl,
+)
+from faceledger.domain.roles import Action
+from faceledger.services import audit as audit_service
+from faceledger.services import policies
+from faceledger.services.accounts import Principal
+from faceledger.services.datadir import DataDir
+
+app = typer.Typer(
+    help="The tamper-evident audit log: export it, verify an export, take checkpoints, read it.",
+    no_args_is_help=True,
+)
+
+SinceOption = Annotated[
+    str | None,
+    typer.Option("--since", help="From this UTC date (YYYY-MM-DD) or ISO time with zone, inclusive."),
+]
+UntilOption = Annotated[
+    str | None,
+    typer.Option("--until", help="Up to this UTC date (YYYY-MM-DD, the whole day) or ISO time, exclusive."),
+]
+
+
+def _allowed(dd: DataDir, action: Action) -> Principal:
+    """The signed-in person, if the policy lets them do ``action`` (else refused and recorded)."""
+    principal = signed_in(dd)
+    policies.guard(dd, principal, action, target="audit_log", now=datetime.now(UTC))
+    return principal
+
+
+def _moment(value: str | None, option: str, *, end_of_day: bool) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            return datetime.combine(day + timedelta(days=1) if end_of_day else day, time(), UTC)
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise fail(f"{option}: {value!r} is not a date (YYYY-MM-DD) or an ISO time", code=2) from None
+    if moment.tzinfo is None:
+        raise fail(f"{option}: {value!r} has no time zone; add Z or +HH:MM", code=2)
+    return moment
+
+
+@app.command("export")
+@handle_errors
+def export(
+    out: Annotated[Path, typer.Argument(help="File to write the export to (JSON).")],
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Write the whole log, with a fresh signed checkpoint, as one self-contained file for an auditor.
+
+    Auditors (export_audit); the export itself is recorded in the log, naming the file.
+    """
+    with opened(data_dir) as dd:
+        actor = _allowed(dd, Action.EXPORT_AUDIT).actor.username
+        result = audit_service.export_log(dd, out, actor=actor)
+        public_key = dd.audit_public_key_path
+    summary = {
+        "path": str(result.path),
+        "entries": result.entries,
+        "checkpoints": result.checkpoints,
+        "checkpoint": result.checkpoint.to_json() if result.checkpoint else None,
+        "public_key": str(public_key),
+    }
+    if as_json:
+        print_json(summary)
+        return
+    console.print(f"wrote {result.entries} entries and {result.checkpoints} checkpoint(s) to {result.path}")
+    if result.checkpoint is None:
+        console.print("warning: the stored log is damaged and could not be checkpointed; verify the export")
+    console.print(f"verify it with: faceledger audit verify {result.path} --key {public_key}")
+
+
+@app.command("verify")
+def verify(
+    export_file: Annotated[Path, typer.Argument(metavar="EXPORT", help="The audit export to check.")],
+    key: Annotated[Path, typer.Option("--key", help="The log's public key (PEM), from a trusted copy.")],
+    checkpoint: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--checkpoint",
+            help="A checkpoint or checkpoint file obtained earlier (repeatable): catches truncation "
+            "and rewritten history.",
+        ),
+    ] = None,
+) -> None:
+    """Verify an export with the standalone verifier (no account: reads only the files given).
+
+    Exit status 0: verified; 1: verification failed (the message names the first entry
+    altered, removed, reordered or inserted, or the truncation); 2: an input is unreadable.
+    """
+    argv = [str(export_file), "--key", str(key)]
+    for path in checkpoint or []:
+        argv += ["--checkpoint", str(path)]
+    raise typer.Exit(standalone_verify.main(argv))
+
+
+@app.command("checkpoint")
+@handle_errors
+def checkpoint(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
+    """Sign the log as it stands now; store the checkpoint and append it to the checkpoint file.
+
+    Auditors (export_audit): a checkpoint is made to be shipped out of the administrators' reach.
+    """
+    with opened(data_dir) as dd:
+        _allowed(dd, Action.EXPORT_AUDIT)
+        signed = audit_service.checkpoint(dd)
+        file = dd.checkpoint_path
+    if as_json:
+        print_json({**signed.to_json(), "file": str(file)})
+        return
+    console.print(
+        f"checkpoint: {signed.tree_size} entries, root {signed.root_hash.hex()}, at {signed.timestamp}"
+    )
+    console.print(f"appended to {file}: ship this file somewhere the database's administrators cannot write")
+
+
+@app.command("public-key")
+@handle_errors
+def public_key(
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write the PEM here instead of printing it.")
+    ] = None,
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Print (or write) the log's public key, which auditors verify exports with (read_audit)."""
+    with opened(data_dir) as dd:
+        _allowed(dd, Action.READ_AUDIT)
+        info = audit_service.log_info(dd)
+        key = audit_service.signer(dd).public_key
+    if out is not None:
+        key.write(out)
+    pem = key.pem().decode("ascii")
+    if as_json:
+        print_json({"log_id": info.log_id, "fingerprint": key.fingerprint, "pem": pem})
+    elif out is not None:
+        console.print(f"wrote the public key of log {info.log_id} ({key.fingerprint}) to {out}")
+    else:
+        typer.echo(pem, nl=False)
+
+
+def _entry_dict(entry: audit_service.LogEntry) -> dict[str, Any]:
+    return {
+        "seq": entry.seq,
+        "ts": entry.timestamp,
+        "actor": entry.actor,
+        "action": entry.action,
+        "object": entry.object,
+        "details": entry.details,
+    }
+
+
+@app.command("log")
+@handle_errors
+def log(
+    actor: Annotated[str | None, typer.Option(help="Only entries by this actor (username).")] = None,
+    action: Annotated[
+        str | None, typer.Option(help="Only this kind of action, e.g. search, policy_denied.")
+    ] = None,
+    object_prefix: Annotated[
+        str | None,
+        typer.Option("--object", help="Only objects starting with this, e.g. gallery: or search:41."),
+    ] = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    page: Annotated[int, typer.Option(min=1, help="Page number, from 1.")] = 1,
+    per_page: Annotated[int, typer.Option(min=1, max=10_000, help="Entries per page.")] = 50,
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+    as_jsonl: JsonlOption = False,
+) -> None:
+    """List stored entries, oldest first, a page at a time (read_audit).
+
+    As stored: verify an export to trust them.
+    """
+    one_output_mode(as_json, as_jsonl)
+    filters = audit_service.EntryFilter(
+        actor=actor,
+        action=action,
+        object_prefix=object_prefix,
+        since=_moment(since, "--since", end_of_day=False),
+        until=_moment(until, "--until", end_of_day=True),
+    )
+    with opened(data_dir) as dd:
+        _allowed(dd, Action.READ_AUDIT)
+        result = audit_service.list_entries(dd, filters, offset=(page - 1) * per_page, limit=per_page)
+    rows = [_entry_dict(e) for e in result.entries]
+    if as_json:
+        print_json({"total": result.total, "page": page, "per_page": per_page, "entries": rows})
+    elif as_jsonl:
+        for row in rows:
+            print_jsonl(row)
+    else:
+        _print_entries(result, page, per_page)
+
+
+def _print_entries(result: audit_service.EntryPage, page: int, per_page: int) -> None:
+    if not result.entries:
+        console.print(f"no entries on page {page} ({result.total} match)")
+        return
+    from rich.table import Table
+
+    table = Table("seq", "time (UTC)", "actor", "action", "object", "details")
+    for e in result.entries:
+        table.add_row(str(e.seq), e.timestamp, e.actor, e.action, e.object, _short(e.details))
+    console.print(table)
+    pages = max(1, -(-result.total // per_page))
+    console.print(f"page {page} of {pages}; {result.total} matching entries")
+
+
+def _short(details: Any, limit: int = 80) -> str:
+    from faceledger.cli.common import dumps
+
+    text = dumps(details)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@app.command("report")
+@handle_errors
+def report(
+    since: SinceOption = None,
+    until: UntilOption = None,
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Oversight report: searches per user, unit, purpose and outcome; denials by policy rule (reports)."""
+    with opened(data_dir) as dd:
+        _allowed(dd, Action.REPORTS)
+        result = audit_service.oversight_report(
+            dd,
+            since=_moment(since, "--since", end_of_day=False),
+            until=_moment(until, "--until", end_of_day=True),
+        )
+    if as_json:
+        print_json(_report_dict(result))
+        return
+    span = f"{since or 'the start'} to {until or 'now'}"
+    console.print(
+        f"oversight report, {span}: {result.searches} search(es), {result.denials} denial(s), "
+        f"{result.failed_sign_ins} failed sign-in(s)"
+    )
+    for title, counts in _sections(result):
+        console.print(f"\n{title}")
+        if not counts:
+            console.print("  (none)")
+        for name, count in counts.items():
+            console.print(f"  {count:>6}  {name}")
+
+
+def _sections(result: audit_service.OversightReport) -> list[tuple[str, dict[str, int]]]:
+    return [
+        ("searches by user", result.searches_by_user),
+        ("searches by unit", result.searches_by_unit),
+        ("searches by purpose", result.searches_by_purpose),
+        ("searches by outcome", result.searches_by_outcome),
+        ("denials by rule", result.denials_by_rule),
+    ]
+
+
+def _report_dict(result: audit_service.OversightReport) -> dict[str, Any]:
+    return {
+        "since": result.since.isoformat() if result.since else None,
+        "until": result.until.isoformat() if result.until else None,
+        "searches": result.searches,
+        "searches_by_user": result.searches_by_user,
+        "searches_by_unit": result.searches_by_unit,
+        "searches_by_purpose": result.searches_by_purpose,
+        "searches_by_outcome": result.searches_by_outcome,
+        "denials": result.denials,
+        "denials_by_rule": result.denials_by_rule,
+        "failed_sign_ins": result.failed_sign_ins,
+    }

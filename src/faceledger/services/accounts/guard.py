@@ -1,0 +1,103 @@
+"""Who may administer accounts, and the separations of duty no administrator can override.
+
+Administration is guarded by the fixed role table (:mod:`faceledger.domain.roles`) and the
+account's own state; the agency policy file is about searches and cannot widen it. Two
+separations are enforced here, whoever asks:
+
+* nobody changes their own account's standing (roles, suspension, expiry, lockout,
+  password reset, second factor): a second administrator must do it, so one person can
+  never grant themselves power or undo their own suspension;
+* some roles may not be held together (:data:`INCOMPATIBLE_ROLES`): the people who watch
+  the system, and the people who configure it, are never also the people who search.
+
+A refusal is recorded in the audit log before it is raised: attempts show intent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING, NoReturn
+
+from faceledger.audit import events
+from faceledger.domain.roles import Action, Role, requires_mfa, roles_permitting
+from faceledger.errors import PermissionDeniedError, ValidationError
+from faceledger.services import audit
+
+if TYPE_CHECKING:
+    from faceledger.services.accounts.records import Principal
+    from faceledger.services.datadir import DataDir
+
+#: Pairs of roles one account may not hold at once, and why.
+INCOMPATIBLE_ROLES: dict[frozenset[Role], str] = {
+    frozenset({Role.EXAMINER, Role.SYSTEM_ADMIN}): "whoever configures the system may not search with it",
+    frozenset({Role.EXAMINER, Role.AUDITOR}): "whoever audits searches may not run them",
+    frozenset({Role.AUDITOR, Role.SYSTEM_ADMIN}): "whoever audits the administrators may not be one",
+    frozenset({Role.AUDITOR, Role.GALLERY_ADMIN}): "whoever audits enrolments and purges may not make them",
+    frozenset({Role.AUDITOR, Role.SUPERVISOR}): "whoever audits approvals may not give them",
+}
+
+
+def check_role_combination(roles: Iterable[Role]) -> frozenset[Role]:
+    """``roles`` as a set, refused when empty or when it joins duties that must stay apart."""
+    held = frozenset(roles)
+    if not held:
+        raise ValidationError(
+            "an account needs at least one role (valid: " + ", ".join(r for r in Role) + ")"
+        )
+    for pair, why in INCOMPATIBLE_ROLES.items():
+        if pair <= held:
+            first, second = sorted(pair)
+            raise ValidationError(
+                f"roles {first!r} and {second!r} cannot be held by one account: {why} (separation of duties)"
+            )
+    return held
+
+
+def account_problem(principal: Principal, now: datetime) -> str | None:
+    actor = principal.actor
+    if actor.is_expired(now):
+        return f"account {actor.username!r} has expired"
+    if actor.suspended:
+        return f"account {actor.username!r} is suspended"
+    if requires_mfa(actor.roles) and not actor.mfa_verified:
+        return f"account {actor.username!r} must sign in with its second factor (TOTP) first"
+    return None
+
+
+def authorize(
+    dd: DataDir, principal: Principal, actions: Iterable[Action], *, target: str, now: datetime
+) -> None:
+    """Refuse (and record) unless ``principal`` may take one of ``actions``."""
+    wanted = tuple(actions)
+    problem = account_problem(principal, now)
+    if problem is None and not any(principal.actor.can(action) for action in wanted):
+        needed = sorted({role.value for action in wanted for role in roles_permitting(action)})
+        held = sorted(role.value for role in principal.scopes) or ["none"]
+        problem = (
+            f"{' or '.join(a.value for a in wanted)!r} needs one of the roles {', '.join(needed)}; "
+            f"{principal.username!r} acts with: {', '.join(held)}"
+        )
+    if problem is not None:
+        deny(dd, principal.username, attempted=wanted[0].value, target=target, reason=problem, now=now)
+
+
+def refuse_self(dd: DataDir, principal: Principal, username: str, *, change: str, now: datetime) -> None:
+    if principal.username == username:
+        deny(
+            dd,
+            principal.username,
+            attempted=change,
+            target=f"account:{username}",
+            reason=f"nobody may {change.replace('_', ' ')} on their own account; "
+            "another system administrator must do it (separation of duties)",
+            now=now,
+        )
+
+
+def deny(dd: DataDir, actor: str, *, attempted: str, target: str, reason: str, now: datetime) -> NoReturn:
+    """Record a refusal in its own transaction, then raise it."""
+    with dd.store.begin() as conn:
+        event = events.policy_denied(actor, attempted=attempted, target=target, reason=reason)
+        audit.record(dd, conn, event, now=now)
+    raise PermissionDeniedError(reason)

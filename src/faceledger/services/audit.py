@@ -1,0 +1,669 @@
+"""The audit log service: signed entries appended inside the action's own transaction.
+
+:func:`record` is what every other service calls, inside its ``with dd.store.begin() as
+conn:`` block, so that an action and its record commit together or not at all. Appends are
+serialised by updating the one-row ``audit_log`` head first: on SQLite that takes the write
+lock, on PostgreSQL a row lock that a concurrent append waits on, so two appends never get
+the same sequence number or leave a gap (the primary key on ``seq`` backs this up).
+
+Checkpoints (signed tree heads) are written on demand, before every export, and every
+``audit.checkpoint_every`` entries. A periodic checkpoint is taken by the first append of a
+transaction and covers only the entries before it: while the head is locked those are all
+committed and can never change, so the line appended to the checkpoint file outside the
+database stays true even if the caller's transaction then rolls back.
+
+The pure parts (canonical form, Merkle tree, signatures, export format) are in
+:mod:`faceledger.audit`; this module owns storage, keys and transactions. See docs/audit.md.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import dataclasses
+import json
+import os
+import secrets
+import weakref
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from faceledger.adapters.signing import LogSigner
+from faceledger.adapters.store.tables_accounts import users
+from faceledger.adapters.store.tables_audit import audit_checkpoints, audit_entries, audit_log
+from faceledger.audit import events as ev
+from faceledger.audit.canonical import canonical_json, format_timestamp
+from faceledger.audit.checkpoint import Checkpoint, append_checkpoint, sign_checkpoint
+from faceledger.audit.events import AuditEvent, JsonValue
+from faceledger.audit.export import build_export, seal_entry, write_export
+from faceledger.audit.merkle import MerkleAccumulator
+from faceledger.errors import ConflictError, StoreError, ValidationError
+
+if TYPE_CHECKING:
+    from faceledger.services.datadir import DataDir
+
+__all__ = [
+    "EntryFilter",
+    "EntryPage",
+    "ExportResult",
+    "LogEntry",
+    "LogInfo",
+    "OversightReport",
+    "checkpoint",
+    "ensure_log",
+    "export_log",
+    "list_entries",
+    "log_info",
+    "oversight_report",
+    "record",
+    "signer",
+    "stored_checkpoints",
+]
+
+_HEAD_ID = 1
+_TXN_MARK = "faceledger.audit.first_append"
+_SIGNERS: weakref.WeakKeyDictionary[DataDir, LogSigner] = weakref.WeakKeyDictionary()
+
+
+@dataclass(frozen=True, slots=True)
+class LogInfo:
+    """The log's identity and length, as its head row says."""
+
+    log_id: str
+    key_fingerprint: str
+    size: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ExportResult:
+    path: Path
+    entries: int
+    checkpoints: int
+    checkpoint: Checkpoint | None
+    """The checkpoint taken for this export (None only when the stored log was too damaged to sign)."""
+
+
+# --- keys --------------------------------------------------------------------------------
+
+
+def signer(dd: DataDir) -> LogSigner:
+    """The log's signing key, loaded once per opened data directory."""
+    cached = _SIGNERS.get(dd)
+    if cached is None:
+        path = dd.audit_key_path
+        if not path.exists():
+            raise StoreError(
+                f"no audit signing key at {path}: nothing can be recorded without it; if this data "
+                f"directory predates the audit log run `faceledger init {dd.path}`, otherwise restore "
+                "the key file from its backup"
+            )
+        cached = LogSigner.load(path)
+        _SIGNERS[dd] = cached
+    return cached
+
+
+def _ensure_key(dd: DataDir, *, create: bool) -> LogSigner:
+    """The key, and its public half beside it; ``create``: make the key file for a new log."""
+    path = dd.audit_key_path
+    if create and not path.exists():
+        with contextlib.suppress(ConflictError):  # another process created it first: use theirs
+            LogSigner.generate(path)
+    key = signer(dd)
+    public = dd.audit_public_key_path
+    pem = key.public_key.pem()
+    if not public.exists() or public.read_bytes() != pem:
+        key.public_key.write(public)
+    return key
+
+
+# --- the head ----------------------------------------------------------------------------
+
+
+def ensure_log(dd: DataDir, *, now: datetime | None = None) -> LogInfo:
+    """Create the log (key file, head row, first entry) if it does not exist yet; else check its key.
+
+    Called by ``faceledger init``. A log that exists is never given a new key: a missing key
+    file is an error to restore from backup, not a reason to start signing with another key.
+    """
+    with dd.store.read() as conn:
+        head = _read_head(conn)
+    if head is not None:
+        _check_key(head, _ensure_key(dd, create=False), dd)
+        return head
+    key = _ensure_key(dd, create=True)
+    try:
+        with dd.store.begin() as conn:
+            _create_log(conn, key, now=_moment(now))
+    except IntegrityError:  # another process created the log at the same moment
+        pass
+    return log_info(dd)
+
+
+def log_info(dd: DataDir) -> LogInfo:
+    with dd.store.read() as conn:
+        head = _read_head(conn)
+    if head is None:
+        raise StoreError(f"the audit log of {dd.path} has not been created; run `faceledger init {dd.path}`")
+    return head
+
+
+def _read_head(conn: Connection) -> LogInfo | None:
+    row = conn.execute(select(audit_log).where(audit_log.c.id == _HEAD_ID)).first()
+    if row is None:
+        return None
+    created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
+    return LogInfo(row.log_id, row.key_fingerprint, int(row.size), created)
+
+
+def _advance_head(conn: Connection, by: int) -> LogInfo | None:
+    """Lock the head row (the write lock on SQLite) and grow the log by ``by`` entries."""
+    result = conn.execute(
+        update(audit_log).where(audit_log.c.id == _HEAD_ID).values(size=audit_log.c.size + by)
+    )
+    if result.rowcount == 0:
+        return None
+    return _read_head(conn)
+
+
+def _create_log(conn: Connection, key: LogSigner, *, now: datetime) -> None:
+    log_id = f"faceledger-{secrets.token_hex(8)}"
+    conn.execute(
+        insert(audit_log).values(
+            id=_HEAD_ID, log_id=log_id, key_fingerprint=key.fingerprint, size=1, created_at=now
+        )
+    )
+    _append(conn, key, log_id, ev.log_created(log_id=log_id, key_fingerprint=key.fingerprint), 1, now)
+
+
+def _check_key(head: LogInfo, key: LogSigner, dd: DataDir) -> None:
+    if head.key_fingerprint != key.fingerprint:
+        raise StoreError(
+            f"the audit log {head.log_id} was created with key {head.key_fingerprint}, but "
+            f"{dd.audit_key_path} holds key {key.fingerprint}; restore the log's own key file"
+        )
+
+
+def _moment(now: datetime | None) -> datetime:
+    return datetime.now(UTC) if now is None else now
+
+
+# --- appending ---------------------------------------------------------------------------
+
+
+def record(dd: DataDir, conn: Connection, event: AuditEvent, *, now: datetime | None = None) -> int:
+    """Append ``event`` to the log in the caller's transaction; returns its sequence number.
+
+    Call it inside the same ``with dd.store.begin() as conn:`` block as the action, so that a
+    rollback takes the record with it and a commit cannot happen without it. ``now`` must be
+    timezone-aware (tests pass fixed times); it defaults to the current time.
+    """
+    moment = _moment(now)
+    timestamp = format_timestamp(moment)  # refuses a naive datetime before anything is written
+    canonical_json(dict(event.details))  # refuses floats, NaN, huge ints before anything is written
+    if not conn.in_transaction():
+        raise StoreError("audit.record needs the action's transaction: call it inside dd.store.begin()")
+    key = signer(dd)
+    head = _advance_head(conn, 1)
+    if head is None:  # a data directory from before the audit log: start it now
+        _create_log(conn, key, now=moment)
+        head = _advance_head(conn, 1)
+        if head is None:  # pragma: no cover - the row was inserted just above
+            raise StoreError("the audit log head vanished while appending")
+    _check_key(head, key, dd)
+    if _first_append_in_transaction(conn):
+        _periodic_checkpoint(dd, conn, key, head, moment)
+    _append(conn, key, head.log_id, event, head.size, timestamp)
+    return head.size
+
+
+def _append(
+    conn: Connection, key: LogSigner, log_id: str, event: AuditEvent, seq: int, when: datetime | str
+) -> None:
+    timestamp = when if isinstance(when, str) else format_timestamp(when)
+    sealed = seal_entry(event.at(seq, timestamp), log_id=log_id, signer=key)
+    try:
+        _insert_entry(conn, event, seq, timestamp, sealed.leaf_hash, sealed.signature)
+    except IntegrityError:
+        raise StoreError(
+            f"audit entry {seq} already exists although the log's head says it is next: the audit "
+            "tables were changed in the database; export the log and verify it to see how"
+        ) from None
+
+
+def _insert_entry(
+    conn: Connection, event: AuditEvent, seq: int, timestamp: str, leaf_hash: bytes, signature: bytes
+) -> None:
+    conn.execute(
+        insert(audit_entries).values(
+            seq=seq,
+            ts=timestamp,
+            actor=event.actor,
+            action=event.action.value,
+            object=event.object,
+            details=canonical_json(dict(event.details)).decode("utf-8"),
+            leaf_hash=leaf_hash.hex(),
+            signature=_b64(signature),
+        )
+    )
+
+
+def _first_append_in_transaction(conn: Connection) -> bool:
+    """Whether this transaction has not appended before (so every earlier entry is committed).
+
+    The mark holds the transaction object itself, so its identity cannot be reused by a later one.
+    """
+    transaction = conn.get_transaction()
+    if conn.info.get(_TXN_MARK) is transaction:
+        return False
+    conn.info[_TXN_MARK] = transaction
+    return True
+
+
+def _periodic_checkpoint(
+    dd: DataDir, conn: Connection, key: LogSigner, head: LogInfo, moment: datetime
+) -> None:
+    every = dd.settings.audit.checkpoint_every
+    committed = head.size - 1
+    if every <= 0 or committed <= 0:
+        return
+    newest = select(audit_checkpoints.c.tree_size).order_by(audit_checkpoints.c.tree_size.desc()).limit(1)
+    last_size = conn.execute(newest).scalar() or 0
+    if committed - int(last_size) < every:
+        return
+    # A row damaged in the database must not stop every action: skip, and leave it to the verifier.
+    cp = _try_sign_tree(conn, key, head.log_id, committed, moment)
+    if cp is not None:
+        _store_checkpoint(conn, cp)
+        append_checkpoint(dd.checkpoint_path, cp)
+
+
+# --- checkpoints -------------------------------------------------------------------------
+
+
+def _sign_tree(conn: Connection, key: LogSigner, log_id: str, size: int, moment: datetime) -> Checkpoint:
+    """A checkpoint of the stored entries 1..size, exactly as the database holds them."""
+    tree = MerkleAccumulator()
+    rows = conn.execute(
+        select(audit_entries.c.seq, audit_entries.c.leaf_hash)
+        .where(audit_entries.c.seq <= size)
+        .order_by(audit_entries.c.seq)
+    )
+    for seq, leaf in rows:
+        try:
+            tree.append(bytes.fromhex(leaf))
+        except (ValueError, TypeError, ValidationError):
+            raise StoreError(
+                f"audit entry {seq} has a damaged leaf hash ({leaf!r}): the log was altered in the "
+                "database; export it and verify the export to see what else changed"
+            ) from None
+    return sign_checkpoint(
+        log_id=log_id,
+        tree_size=tree.size,
+        root_hash=tree.root(),
+        timestamp=format_timestamp(moment),
+        signer=key,
+    )
+
+
+def _store_checkpoint(conn: Connection, cp: Checkpoint) -> None:
+    conn.execute(
+        insert(audit_checkpoints).values(
+            log_id=cp.log_id,
+            tree_size=cp.tree_size,
+            root_hash=cp.root_hash.hex(),
+            timestamp=cp.timestamp,
+            key_fingerprint=cp.key_fingerprint,
+            signature=_b64(cp.signature),
+        )
+    )
+
+
+def checkpoint(dd: DataDir, *, now: datetime | None = None) -> Checkpoint:
+    """Sign the log as it stands now; store it and append it to the checkpoint file."""
+    moment = _moment(now)
+    key = signer(dd)
+    with dd.store.begin() as conn:
+        head = _locked_head(conn, key, dd)
+        cp = _sign_tree(conn, key, head.log_id, head.size, moment)
+        _store_checkpoint(conn, cp)
+    append_checkpoint(dd.checkpoint_path, cp)
+    return cp
+
+
+def _locked_head(conn: Connection, key: LogSigner, dd: DataDir) -> LogInfo:
+    head = _advance_head(conn, 0)  # no growth: just the lock, so no append slips in meanwhile
+    if head is None:
+        raise StoreError(f"the audit log of {dd.path} has not been created; run `faceledger init {dd.path}`")
+    _check_key(head, key, dd)
+    return head
+
+
+# --- export ------------------------------------------------------------------------------
+
+
+def export_log(dd: DataDir, path: Path, *, actor: str, now: datetime | None = None) -> ExportResult:
+    """Write the whole log, as stored (tampered or not), to ``path`` for an auditor to verify.
+
+    In one transaction holding the head lock: record the export itself, sign a checkpoint
+    covering every entry (including that one), and read everything out, so the export ends
+    exactly at its checkpoint. The checkpoint file line and the export file are written once
+    that has committed.
+    """
+    moment = _moment(now)
+    key = signer(dd)
+    path = path.expanduser().resolve()
+    if path.is_dir():
+        raise ValidationError(
+            f"{path} is a folder; give the export a file name, e.g. {path / 'audit-export.json'}"
+        )
+    destination = str(path)
+    with dd.store.begin() as conn:
+        head = _locked_head(conn, key, dd)
+        event = ev.exported(
+            actor, what=f"audit_log:{head.log_id}", destination=destination, count=head.size + 1
+        )
+        record(dd, conn, event, now=moment)
+        cp = _try_sign_tree(conn, key, head.log_id, head.size + 1, moment)
+        if cp is not None:
+            _store_checkpoint(conn, cp)
+        entries = [
+            _entry_json(row) for row in conn.execute(select(audit_entries).order_by(audit_entries.c.seq))
+        ]
+        checkpoints = [
+            _checkpoint_json(row)
+            for row in conn.execute(select(audit_checkpoints).order_by(audit_checkpoints.c.id))
+        ]
+    if cp is not None:
+        append_checkpoint(dd.checkpoint_path, cp)
+    document = build_export(
+        log_id=head.log_id,
+        key_fingerprint=key.fingerprint,
+        entries=[],
+        checkpoints=[],
+        exported_at=format_timestamp(moment),
+    )
+    # Entries and checkpoints go out as the raw stored values, not rebuilt as records: a row
+    # altered into something no record allows must still reach the verifier, which names it.
+    document["entries"] = entries
+    document["checkpoints"] = checkpoints
+    _write_document(path, document)
+    return ExportResult(path, len(entries), len(checkpoints), cp)
+
+
+def _try_sign_tree(
+    conn: Connection, key: LogSigner, log_id: str, size: int, moment: datetime
+) -> Checkpoint | None:
+    """A checkpoint, or None when a damaged row makes one impossible (the export still goes out)."""
+    try:
+        return _sign_tree(conn, key, log_id, size, moment)
+    except StoreError:
+        return None
+
+
+def _entry_json(row: Any) -> dict[str, JsonValue]:
+    return {
+        "entry": {
+            "seq": row.seq,
+            "ts": row.ts,
+            "actor": row.actor,
+            "action": row.action,
+            "object": row.object,
+            "details": _stored_details(row.details),
+        },
+        "signature": row.signature,
+    }
+
+
+def _stored_details(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return text  # not JSON any more: export the text; the verifier reports the entry as malformed
+
+
+def _checkpoint_json(row: Any) -> dict[str, JsonValue]:
+    return {
+        "log_id": row.log_id,
+        "tree_size": row.tree_size,
+        "root_hash": row.root_hash,
+        "timestamp": row.timestamp,
+        "key_fingerprint": row.key_fingerprint,
+        "signature": row.signature,
+    }
+
+
+def _write_document(path: Path, document: dict[str, JsonValue]) -> None:
+    try:
+        write_export(path, document)
+    except ValidationError:
+        # A stored value no canonical form allows (a float typed into the database): write the
+        # export as plain JSON so the verifier can name that entry instead of exporting nothing.
+        _write_atomic(path, json.dumps(document, ensure_ascii=False, indent=0, sort_keys=False) + "\n")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with temp.open("w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise StoreError(f"cannot write the audit export {path}: {exc.strerror or exc}") from None
+
+
+def stored_checkpoints(dd: DataDir) -> Sequence[dict[str, JsonValue]]:
+    """The checkpoints in the database, as stored, oldest first."""
+    with dd.store.read() as conn:
+        return [
+            _checkpoint_json(row)
+            for row in conn.execute(select(audit_checkpoints).order_by(audit_checkpoints.c.id))
+        ]
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+# --- reading: the log, page by page, and the oversight report ---------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One stored entry as an auditor reads it (details parsed; as stored, not verified)."""
+
+    seq: int
+    timestamp: str
+    actor: str
+    action: str
+    object: str
+    details: Any
+
+
+@dataclass(frozen=True, slots=True)
+class EntryPage:
+    entries: list[LogEntry]
+    total: int
+    """How many entries match the filters, on every page."""
+    offset: int
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class EntryFilter:
+    """Which entries to list; every field is optional and they combine with AND.
+
+    ``object_prefix`` matches the start of the object (``gallery:`` or ``search:41``);
+    ``since`` is inclusive and ``until`` exclusive.
+    """
+
+    actor: str | None = None
+    action: str | None = None
+    object_prefix: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def _where(filters: EntryFilter) -> list[Any]:
+    c = audit_entries.c
+    clauses: list[Any] = []
+    if filters.actor is not None:
+        clauses.append(c.actor == filters.actor)
+    if filters.action is not None:
+        clauses.append(c.action == filters.action)
+    if filters.object_prefix:
+        clauses.append(c.object.startswith(filters.object_prefix, autoescape=True))
+    # Stored timestamps are one fixed-width UTC text form, so text order is time order.
+    if filters.since is not None:
+        clauses.append(c.ts >= format_timestamp(filters.since))
+    if filters.until is not None:
+        clauses.append(c.ts < format_timestamp(filters.until))
+    return clauses
+
+
+def list_entries(
+    dd: DataDir, filters: EntryFilter = EntryFilter(), *, offset: int = 0, limit: int = 50
+) -> EntryPage:
+    """One page of the stored entries matching ``filters``, oldest first."""
+    if offset < 0 or limit < 1:
+        raise ValidationError(f"a page needs offset >= 0 and limit >= 1, got offset {offset}, limit {limit}")
+    clauses = _where(filters)
+    with dd.store.read() as conn:
+        total = conn.execute(select(func.count()).select_from(audit_entries).where(*clauses)).scalar_one()
+        rows = conn.execute(
+            select(audit_entries).where(*clauses).order_by(audit_entries.c.seq).offset(offset).limit(limit)
+        ).all()
+    entries = [LogEntry(r.seq, r.ts, r.actor, r.action, r.object, _stored_details(r.details)) for r in rows]
+    return EntryPage(entries, int(total), offset, limit)
+
+
+NOT_RECORDED = "(not recorded)"
+
+
+@dataclass(frozen=True, slots=True)
+class OversightReport:
+    """Who searched, from which unit, for what purpose, with what outcome; and what was refused.
+
+    Counts come from the entries in [since, until). A search's unit is the one its entry
+    records, else its account's unit now. Its outcome is the ``outcome`` its entry records
+    when there is one, else what its ``candidates_shown`` entry says (``candidates shown`` /
+    ``no candidates``), else ``no candidates recorded``. A refusal's rule is its
+    ``rule_id``, or that of the policy decision it records.
+    """
+
+    since: datetime | None
+    until: datetime | None
+    searches: int
+    searches_by_user: dict[str, int]
+    searches_by_unit: dict[str, int]
+    searches_by_purpose: dict[str, int]
+    searches_by_outcome: dict[str, int]
+    denials: int
+    denials_by_rule: dict[str, int]
+    failed_sign_ins: int
+
+
+def oversight_report(
+    dd: DataDir, *, since: datetime | None = None, until: datetime | None = None
+) -> OversightReport:
+    window = EntryFilter(since=since, until=until)
+    with dd.store.read() as conn:
+        searches = _entries(conn, dataclasses.replace(window, action=ev.AuditAction.SEARCH.value))
+        denials = _entries(conn, dataclasses.replace(window, action=ev.AuditAction.POLICY_DENIED.value))
+        failed = conn.execute(
+            select(func.count())
+            .select_from(audit_entries)
+            .where(*_where(dataclasses.replace(window, action=ev.AuditAction.SIGN_IN_FAILED.value)))
+        ).scalar_one()
+        shown = _candidates_shown(conn, [e.object for e in searches])
+        units = _current_units(conn, {e.actor for e in searches})
+    return OversightReport(
+        since=since,
+        until=until,
+        searches=len(searches),
+        searches_by_user=_count(e.actor for e in searches),
+        searches_by_unit=_count(_unit(e, units) for e in searches),
+        searches_by_purpose=_count(_text(e.details, "purpose") for e in searches),
+        searches_by_outcome=_count(_outcome(e, shown) for e in searches),
+        denials=len(denials),
+        denials_by_rule=_count(_rule(e.details) for e in denials),
+        failed_sign_ins=int(failed),
+    )
+
+
+def _entries(conn: Connection, filters: EntryFilter) -> list[LogEntry]:
+    rows = conn.execute(select(audit_entries).where(*_where(filters)).order_by(audit_entries.c.seq))
+    return [LogEntry(r.seq, r.ts, r.actor, r.action, r.object, _stored_details(r.details)) for r in rows]
+
+
+def _candidates_shown(conn: Connection, objects: Sequence[str]) -> dict[str, int]:
+    """The candidate count last shown for each search object (``search:<id>``)."""
+    shown: dict[str, int] = {}
+    wanted = sorted(set(objects))
+    for start in range(0, len(wanted), 500):
+        rows = conn.execute(
+            select(audit_entries.c.object, audit_entries.c.details)
+            .where(audit_entries.c.action == ev.AuditAction.CANDIDATES_SHOWN.value)
+            .where(audit_entries.c.object.in_(wanted[start : start + 500]))
+            .order_by(audit_entries.c.seq)
+        )
+        for obj, details in rows:
+            count = _stored_details(details)
+            shown[obj] = count.get("count", 0) if isinstance(count, dict) else 0
+    return shown
+
+
+def _outcome(entry: LogEntry, shown: dict[str, int]) -> str:
+    recorded = entry.details.get("outcome") if isinstance(entry.details, dict) else None
+    if isinstance(recorded, str) and recorded:
+        return recorded
+    if entry.object not in shown:
+        return "no candidates recorded"
+    return "candidates shown" if shown[entry.object] else "no candidates"
+
+
+def _current_units(conn: Connection, usernames: set[str]) -> dict[str, str]:
+    wanted = sorted(usernames)
+    found: dict[str, str] = {}
+    for start in range(0, len(wanted), 500):
+        rows = conn.execute(
+            select(users.c.username, users.c.unit).where(users.c.username.in_(wanted[start : start + 500]))
+        )
+        for name, unit in rows:
+            found[name] = unit
+    return found
+
+
+def _unit(entry: LogEntry, current: dict[str, str]) -> str:
+    """The unit the entry records, else the account's unit now (an account may have moved since)."""
+    recorded = _text(entry.details, "unit")
+    return recorded if recorded != NOT_RECORDED else current.get(entry.actor, NOT_RECORDED)
+
+
+def _rule(details: Any) -> str:
+    """The policy rule a refusal cites: its own ``rule_id``, or its recorded decision's."""
+    rule = _text(details, "rule_id")
+    decision = details.get("decision") if isinstance(details, dict) else None
+    return _text(decision, "rule_id") if rule == NOT_RECORDED else rule
+
+
+def _text(details: Any, key: str) -> str:
+    value = details.get(key) if isinstance(details, dict) else None
+    return value if isinstance(value, str) and value else NOT_RECORDED
+
+
+def _count(values: Iterable[str]) -> dict[str, int]:
+    counts = Counter(values)
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))

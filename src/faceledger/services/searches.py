@@ -1,0 +1,566 @@
+"""Accountable 1:N search and 1:1 verification: every search bound to a case, a purpose and a person.
+
+The order of work is the point of this module:
+
+1. The policy in force decides the request (account, device, case number, purpose,
+   justification, galleries, agreement, today's count) *before the probe is touched*: a
+   refused request is recorded (``policy_denied``, committed) and raised as
+   :class:`PermissionDeniedError`, and its photo is never decoded, stored or analysed.
+2. The probe is decoded, the examiner's edits (crop, rotate, brightness) are applied, and
+   the face is analysed; the probe's quality is then decided against the policy's floor.
+3. The galleries are searched (:func:`faceledger.services.identification.search`).
+4. The original probe file is kept, content-addressed under ``<data_dir>/probes/``, for as
+   long as the policy's retention says; then, in ONE transaction: the case (opened on its
+   first search), the probe's record, the search (case, purpose, justification, person,
+   device, policy version and rule ids, probe hashes, model, threshold, galleries,
+   timings), each edit, each candidate shown, both decisions, and the ``search`` and
+   ``candidates_shown`` audit entries. They commit together or not at all.
+
+An accountable search searches the largest face of the probe; an examiner who wants
+another face crops the probe to it (the crop is recorded). The candidates are the ranked
+subjects of that face: an investigative lead for human review (:mod:`.reviews`), never an
+identification.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.engine import Connection
+
+from faceledger.adapters.store import repository
+from faceledger.adapters.store.tables_cases import candidate_views, probe_edits, search_candidates, searches
+from faceledger.audit import events as ev
+from faceledger.audit.events import decimal_string
+from faceledger.domain.models import (
+    AnalyzedFace,
+    Candidate,
+    DecodedImage,
+    ImageAnalysis,
+    ModelRef,
+    SearchResult,
+    VerificationResult,
+)
+from faceledger.domain.policy import (
+    Decision,
+    Policy,
+    SearchRequest,
+    VerifyRequest,
+    decide_probe_quality,
+    decide_search,
+    decide_verify,
+    search_day,
+)
+from faceledger.domain.roles import Action
+from faceledger.errors import NotFoundError
+from faceledger.pipeline.edit import AppliedEdit, Edit, EditResult, apply_edits
+from faceledger.pipeline.ingest import decode_image
+from faceledger.services import audit, identification
+from faceledger.services.datadir import DataDir
+from faceledger.services.identification import Analyzer
+from faceledger.services.policies import (
+    Principal,
+    StoredPolicy,
+    find_active,
+    guard,
+    no_policy_decision,
+    refuse,
+    store_decision,
+    utc,
+)
+from faceledger.services.probes import Probe, ensure_probe, keep_probe_file
+from faceledger.services.search_records import (
+    KIND_SEARCH,
+    KIND_VERIFY,
+    CandidateView,
+    SearchRecord,
+    VerifyRecord,
+    candidate_json,
+    case_of,
+    edit_json,
+    ensure_case,
+    insert_row,
+    load_search,
+    load_verification,
+    stored_candidates,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchInput:
+    """What a person asks for: the search and the reasons for it."""
+
+    case_number: str | None
+    purpose: str | None
+    galleries: tuple[str, ...]
+    justification: str | None = None
+    on_behalf_of: str | None = None
+    agreement_ref: str | None = None
+    top_k: int | None = None
+    edits: tuple[Edit, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyInput:
+    """A 1:1 comparison's case, purpose and reasons (as for a search, without galleries)."""
+
+    case_number: str | None
+    purpose: str | None
+    justification: str | None = None
+    on_behalf_of: str | None = None
+    agreement_ref: str | None = None
+
+
+class _Analysed:
+    """An analyzer that hands back analyses already made, so no probe is analysed twice."""
+
+    def __init__(self, analyzer: Analyzer, done: Sequence[tuple[DecodedImage, ImageAnalysis]]) -> None:
+        self._analyzer = analyzer
+        self._done = done
+
+    @property
+    def model(self) -> ModelRef:
+        return self._analyzer.model
+
+    def analyze(self, image: DecodedImage) -> ImageAnalysis:
+        for known, analysis in self._done:
+            if known is image:
+                return analysis
+        return self._analyzer.analyze(image)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Prepared:
+    """A probe decoded, edited and analysed, with the face that will be searched."""
+
+    decoded: DecodedImage
+    searched: DecodedImage
+    edits: EditResult
+    analysis: ImageAnalysis
+    face: AnalyzedFace
+    timings: dict[str, float]
+
+
+def searches_today(conn: Connection, username: str, policy: Policy, now: datetime) -> int:
+    """Searches ``username`` made in the policy's current day (the daily limit counts these)."""
+    start, end = search_day(policy, now)
+    count = conn.execute(
+        select(func.count())
+        .select_from(searches)
+        .where(
+            searches.c.kind == KIND_SEARCH,
+            searches.c.username == username,
+            searches.c.created_at >= utc(start),
+            searches.c.created_at < utc(end),
+        )
+    ).scalar_one()
+    return int(count)
+
+
+def _search_request(principal: Principal, request: SearchInput, count: int) -> SearchRequest:
+    return SearchRequest(
+        actor=principal.actor,
+        case_number=request.case_number,
+        purpose=request.purpose,
+        galleries=tuple(request.galleries),
+        justification=request.justification,
+        on_behalf_of=request.on_behalf_of,
+        agreement_ref=request.agreement_ref,
+        searches_today=count,
+    )
+
+
+def _prepare(dd: DataDir, analyzer: Analyzer, probe: Probe, edits: Sequence[Edit]) -> _Prepared:
+    started = time.perf_counter()
+    decoded = decode_image(probe.data, source=probe.source, limits=dd.settings.image)
+    decoded_at = time.perf_counter()
+    edited = apply_edits(decoded.pixels, edits)
+    searched = decoded
+    if edited.steps:
+        searched = dataclasses.replace(
+            decoded, pixels=edited.pixels, sha256=edited.sha256, source=f"{probe.source} (edited)"
+        )
+    edited_at = time.perf_counter()
+    analysis = analyzer.analyze(searched)
+    analysed_at = time.perf_counter()
+    timings = {
+        "decode": round((decoded_at - started) * 1000, 2),
+        "edit": round((edited_at - decoded_at) * 1000, 2),
+        "analyse": round((analysed_at - edited_at) * 1000, 2),
+    }
+    face = identification.best_face(analysis, probe.source)
+    return _Prepared(decoded, searched, edited, analysis, face, timings)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Search:
+    """Everything one allowed search produced, on its way into the database."""
+
+    principal: Principal
+    probe: Probe
+    request: SearchInput
+    stored: StoredPolicy
+    policy: Policy
+    decisions: tuple[Decision, ...]
+    prepared: _Prepared
+    result: SearchResult
+    top_k: int
+    now: datetime
+
+    @property
+    def rule_ids(self) -> list[str]:
+        return [d.rule_id for d in self.decisions]
+
+    @property
+    def candidates(self) -> tuple[Candidate, ...]:
+        return self.result.faces[0].subjects
+
+
+def accountable_search(
+    dd: DataDir,
+    analyzer: Analyzer,
+    principal: Principal,
+    probe: Probe,
+    request: SearchInput,
+    *,
+    now: datetime,
+) -> SearchRecord:
+    """Decide, then search, then record it all in one transaction (see the module docstring).
+
+    Raises :class:`PermissionDeniedError` (with ``.decision``) when the policy refuses, after
+    recording the refusal; :class:`NoFaceError` / :class:`ImageError` for a probe without a
+    usable face (nothing is searched or stored then).
+    """
+    moment = utc(now)
+    target = _target(request.galleries)
+    stored, decision = _decide_search(dd, principal, request, moment)
+    if stored is None or not decision.allowed:
+        refuse(
+            dd,
+            principal,
+            decision,
+            action=KIND_SEARCH,
+            target=target,
+            now=moment,
+            case_number=request.case_number,
+        )
+    policy = stored.policy()
+    prepared = _prepare(dd, analyzer, probe, request.edits)
+    quality = decide_probe_quality(policy, prepared.face.quality.score)
+    if not quality.allowed:
+        refuse(
+            dd,
+            principal,
+            quality,
+            action=KIND_SEARCH,
+            target=target,
+            now=moment,
+            case_number=request.case_number,
+        )
+    top_k = dd.settings.top_k if request.top_k is None else request.top_k
+    result = identification.search(
+        dd,
+        _Analysed(analyzer, [(prepared.searched, prepared.analysis)]),
+        prepared.searched,
+        request.galleries,
+        top_k=top_k,
+    )
+    done = _Search(
+        principal, probe, request, stored, policy, (decision, quality), prepared, result, top_k, moment
+    )
+    keep_probe_file(dd, probe)
+    with dd.store.begin() as conn:
+        search_id = _record_search(dd, conn, done)
+    keep_probe_file(dd, probe)  # a probe purge that raced this search cannot leave it without its file
+    with dd.store.read() as conn:
+        record = load_search(conn, search_id)
+    return dataclasses.replace(record, result=result)
+
+
+def _decide_search(
+    dd: DataDir, principal: Principal, request: SearchInput, now: datetime
+) -> tuple[StoredPolicy | None, Decision]:
+    with dd.store.read() as conn:
+        stored = find_active(conn)
+        if stored is None:
+            return None, no_policy_decision()
+        policy = stored.policy()
+        count = searches_today(conn, principal.actor.username, policy, now)
+    return stored, decide_search(policy, _search_request(principal, request, count), now=now)
+
+
+def _target(galleries: Sequence[str]) -> str:
+    return ",".join(f"gallery:{name}" for name in galleries) or "search"
+
+
+def _record_search(dd: DataDir, conn: Connection, done: _Search) -> int:
+    actor, request, prepared, result = done.principal.actor, done.request, done.prepared, done.result
+    assert request.case_number is not None  # the policy checked it
+    assert request.purpose is not None
+    face = result.faces[0]
+    search_id = insert_row(
+        conn,
+        searches,
+        kind=KIND_SEARCH,
+        case_id=ensure_case(conn, request.case_number, actor.username, done.now),
+        purpose=request.purpose,
+        justification=request.justification,
+        on_behalf_of=request.on_behalf_of,
+        agreement_ref=request.agreement_ref,
+        username=actor.username,
+        user_id=done.principal.user_id,
+        device_id=actor.device_id,
+        policy_id=done.stored.id,
+        policy_version=done.policy.version,
+        rule_ids=done.rule_ids,
+        probe_id=ensure_probe(conn, prepared.decoded, len(done.probe.data), done.now),
+        searched_sha256=prepared.searched.sha256,
+        model_key=result.model.key,
+        threshold=result.threshold,
+        threshold_fmr=result.threshold_fmr,
+        top_k=done.top_k,
+        galleries=list(result.galleries),
+        faces_found=len(result.faces),
+        probe_face=_face_json(face.probe),
+        probe_quality=face.probe.quality.score,
+        timings={**result.timings_ms, **prepared.timings},  # the probe was analysed once, here
+        created_at=done.now,
+        probe_retain_until=done.now + timedelta(days=done.policy.probe_retention_for("default")),
+        review_state="awaiting_examination",
+    )
+    _insert_details(conn, search_id, prepared.edits.steps, done.candidates)
+    for decision in done.decisions:
+        store_decision(
+            conn, done.principal, decision, action=KIND_SEARCH, now=done.now,
+            case_number=request.case_number, search_id=search_id,
+        )  # fmt: skip
+    audit.record(dd, conn, _search_event(done, search_id), now=done.now)
+    shown = [candidate_json(c) for c in done.candidates]
+    audit.record(
+        dd,
+        conn,
+        ev.candidates_shown(actor.username, search_id=str(search_id), candidates=shown),
+        now=done.now,
+    )
+    return search_id
+
+
+def _insert_details(
+    conn: Connection, search_id: int, steps: Sequence[AppliedEdit], candidates: Sequence[Candidate]
+) -> None:
+    for step in steps:
+        conn.execute(
+            insert(probe_edits).values(
+                search_id=search_id, seq=step.seq, kind=step.edit.kind, params=step.edit.params(),
+                width=step.width, height=step.height, sha256=step.sha256,
+            )
+        )  # fmt: skip
+    for c in candidates:
+        conn.execute(
+            insert(search_candidates).values(
+                search_id=search_id, rank=c.rank, subject_id=c.subject_id, face_id=c.face_id,
+                gallery=c.gallery, score=c.score, estimated_fmr=c.estimated_fmr,
+                above_threshold=c.above_threshold,
+            )
+        )  # fmt: skip
+
+
+def _search_event(done: _Search, search_id: int) -> ev.AuditEvent:
+    edited = bool(done.prepared.edits.steps)
+    return ev.search(
+        done.principal.actor.username,
+        search_id=str(search_id),
+        probe_sha256=done.probe.sha256,
+        galleries=done.result.galleries,
+        model_key=done.result.model.key,
+        threshold=decimal_string(done.result.threshold),
+        top_k=done.top_k,
+        case_ref=done.request.case_number,
+        purpose=done.request.purpose,
+        device_id=done.principal.actor.device_id,
+        justification=done.request.justification,
+        policy_version=done.policy.version,
+        rule_ids=done.rule_ids,
+        searched_sha256=done.prepared.searched.sha256 if edited else None,
+        probe_edits=[edit_json(step) for step in done.prepared.edits.steps],
+    )
+
+
+def _face_json(face: AnalyzedFace) -> dict[str, Any]:
+    return {
+        "index": face.index,
+        "box": face.face.box.to_dict(),
+        "detector": face.face.detector,
+        "detector_score": round(face.face.score, 4),
+        "quality": face.quality.to_dict(),
+    }
+
+
+def get_search(dd: DataDir, principal: Principal, search_id: int, *, now: datetime) -> SearchRecord:
+    """A stored search for a person allowed to see cases; showing its candidates is recorded."""
+    moment = utc(now)
+    with dd.store.read() as conn:
+        case_number = case_of(conn, search_id)
+    guard(dd, principal, Action.VIEW_CASE, target=f"search:{search_id}", now=moment, case_number=case_number)
+    with dd.store.begin() as conn:
+        record = load_search(conn, search_id)
+        shown = [candidate_json(c) for c in record.candidates]
+        event = ev.candidates_shown(principal.actor.username, search_id=str(search_id), candidates=shown)
+        audit.record(dd, conn, event, now=moment)
+    return record
+
+
+def view_candidate(
+    dd: DataDir, principal: Principal, search_id: int, face_id: int, *, now: datetime
+) -> CandidateView:
+    """Open one candidate of a search (to compare it with the probe); recorded as ``candidate_viewed``."""
+    moment = utc(now)
+    with dd.store.read() as conn:
+        case_number = case_of(conn, search_id)
+        candidate = next((c for c in stored_candidates(conn, search_id) if c.face_id == face_id), None)
+    if candidate is None:
+        raise NotFoundError(f"face {face_id} is not a candidate of search {search_id}")
+    guard(dd, principal, Action.VIEW_CASE, target=f"face:{face_id}", now=moment, case_number=case_number)
+    with dd.store.begin() as conn:
+        face = repository.describe_faces(conn, [face_id]).get(face_id)
+        conn.execute(
+            insert(candidate_views).values(
+                search_id=search_id, face_id=face_id, username=principal.actor.username,
+                user_id=principal.user_id, at=moment,
+            )
+        )  # fmt: skip
+        event = ev.candidate_viewed(
+            principal.actor.username,
+            search_id=str(search_id),
+            subject_id=candidate.subject_id,
+            face_id=face_id,
+        )
+        audit.record(dd, conn, event, now=moment)
+    return CandidateView(search_id, candidate, face)
+
+
+def accountable_verify(
+    dd: DataDir,
+    analyzer: Analyzer,
+    principal: Principal,
+    first: Probe,
+    second: Probe,
+    request: VerifyInput,
+    *,
+    now: datetime,
+) -> VerifyRecord:
+    """A 1:1 comparison under the same rules: decided first, both probes kept, recorded once."""
+    moment = utc(now)
+    with dd.store.read() as conn:
+        stored = find_active(conn)
+    decision = (
+        no_policy_decision()
+        if stored is None
+        else decide_verify(stored.policy(), _verify_request(principal, request), now=moment)
+    )
+    if stored is None or not decision.allowed:
+        refuse(
+            dd,
+            principal,
+            decision,
+            action=KIND_VERIFY,
+            target="verify",
+            now=moment,
+            case_number=request.case_number,
+        )
+    policy = stored.policy()
+    prepared = [_prepare(dd, analyzer, probe, ()) for probe in (first, second)]
+    worst = min(prepared, key=lambda p: p.face.quality.score)
+    quality = decide_probe_quality(policy, worst.face.quality.score)
+    if not quality.allowed:
+        refuse(
+            dd,
+            principal,
+            quality,
+            action=KIND_VERIFY,
+            target="verify",
+            now=moment,
+            case_number=request.case_number,
+        )
+    analysed = _Analysed(analyzer, [(p.searched, p.analysis) for p in prepared])
+    result = identification.verify(analysed, dd.settings, prepared[0].searched, prepared[1].searched)
+    threshold_fmr = identification.decision_for(dd.settings, analyzer.model).threshold_fmr
+    done = _Verification(
+        principal, (first, second), request, stored, policy, (decision, quality), prepared, result
+    )
+    for probe in done.probes:
+        keep_probe_file(dd, probe)
+    with dd.store.begin() as conn:
+        search_id = _record_verification(dd, conn, done, threshold_fmr, moment)
+    with dd.store.read() as conn:
+        return load_verification(conn, search_id)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Verification:
+    """Everything one allowed comparison produced, on its way into the database."""
+
+    principal: Principal
+    probes: tuple[Probe, Probe]
+    request: VerifyInput
+    stored: StoredPolicy
+    policy: Policy
+    decisions: tuple[Decision, ...]
+    prepared: list[_Prepared]
+    result: VerificationResult
+
+
+def _record_verification(
+    dd: DataDir, conn: Connection, done: _Verification, threshold_fmr: float | None, now: datetime
+) -> int:
+    actor, request, result, first = done.principal.actor, done.request, done.result, done.prepared[0]
+    assert request.case_number is not None  # the policy checked it
+    assert request.purpose is not None
+    ids = [
+        ensure_probe(conn, p.decoded, len(f.data), now)
+        for p, f in zip(done.prepared, done.probes, strict=True)
+    ]
+    rule_ids = [d.rule_id for d in done.decisions]
+    search_id = insert_row(
+        conn, searches, kind=KIND_VERIFY,
+        case_id=ensure_case(conn, request.case_number, actor.username, now),
+        purpose=request.purpose, justification=request.justification, on_behalf_of=request.on_behalf_of,
+        agreement_ref=request.agreement_ref, username=actor.username, user_id=done.principal.user_id,
+        device_id=actor.device_id, policy_id=done.stored.id, policy_version=done.policy.version,
+        rule_ids=rule_ids, probe_id=ids[0], searched_sha256=first.searched.sha256, second_probe_id=ids[1],
+        model_key=result.model.key, threshold=result.threshold, threshold_fmr=threshold_fmr, top_k=None,
+        galleries=[], faces_found=len(first.analysis.faces), probe_face=_face_json(first.face),
+        probe_quality=min(p.face.quality.score for p in done.prepared), score=result.score,
+        same_person=result.same_person, timings=first.timings, created_at=now,
+        probe_retain_until=now + timedelta(days=done.policy.probe_retention_for("default")),
+    )  # fmt: skip
+    for decision in done.decisions:
+        store_decision(
+            conn, done.principal, decision, action=KIND_VERIFY, now=now, case_number=request.case_number,
+            search_id=search_id,
+        )  # fmt: skip
+    event = ev.verified(
+        actor.username, search_id=str(search_id), probe_sha256s=[p.sha256 for p in done.probes],
+        model_key=result.model.key, threshold=decimal_string(result.threshold),
+        score=decimal_string(result.score), case_ref=request.case_number, purpose=request.purpose,
+        device_id=actor.device_id, policy_version=done.policy.version, rule_ids=rule_ids,
+    )  # fmt: skip
+    audit.record(dd, conn, event, now=now)
+    return search_id
+
+
+def _verify_request(principal: Principal, request: VerifyInput) -> VerifyRequest:
+    return VerifyRequest(
+        actor=principal.actor,
+        case_number=request.case_number,
+        purpose=request.purpose,
+        justification=request.justification,
+        on_behalf_of=request.on_behalf_of,
+        agreement_ref=request.agreement_ref,
+    )

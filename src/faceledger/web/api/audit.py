@@ -1,0 +1,119 @@
+"""The audit log over HTTP: read it a page at a time, export it, checkpoint it, get its public key.
+
+The audit service checks no roles; they are checked here (:func:`faceledger.web.guard.require`):
+reading needs ``read_audit``, exporting and checkpointing ``export_audit`` (auditors), the
+oversight report ``reports`` (supervisors and auditors). The public key is public: it is
+what an auditor verifies an export with, and gives nothing away.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import FileResponse
+from starlette.concurrency import run_in_threadpool
+
+from faceledger.audit.canonical import format_timestamp
+from faceledger.domain.roles import Action
+from faceledger.services import audit
+from faceledger.services.datadir import DataDir
+from faceledger.web.deps import DataDirDep, NowDep, PageDep, PrincipalDep
+from faceledger.web.errors import COMMON_RESPONSES
+from faceledger.web.guard import require
+from faceledger.web.models.audit import CheckpointOut, EntryOut, PublicKeyOut, ReportOut
+from faceledger.web.models.common import Page, UtcDatetime, page_of, slice_page
+
+router = APIRouter(prefix="/api/v1/audit", tags=["audit"], responses=COMMON_RESPONSES)
+
+#: Exports are kept in the data directory: the audit log records where each one went.
+EXPORTS_DIR = "exports"
+
+Since = Annotated[UtcDatetime | None, Query(description="From this moment (with time zone), inclusive.")]
+Until = Annotated[UtcDatetime | None, Query(description="Up to this moment (with time zone), exclusive.")]
+
+
+@router.get("/entries", response_model=Page[EntryOut])
+def list_entries(
+    principal: PrincipalDep,
+    dd: DataDirDep,
+    now: NowDep,
+    page: PageDep,
+    actor: Annotated[str | None, Query(max_length=64, description="Only entries by this username.")] = None,
+    action: Annotated[str | None, Query(max_length=64, description="Only this action, e.g. search.")] = None,
+    object_prefix: Annotated[
+        str | None,
+        Query(alias="object", max_length=200, description="Objects starting with this, e.g. search:41."),
+    ] = None,
+    since: Since = None,
+    until: Until = None,
+) -> Page[EntryOut]:
+    """Stored entries, oldest first (``read_audit``)."""
+    require(dd, principal, [Action.READ_AUDIT], target="audit_log", now=now)
+    filters = audit.EntryFilter(
+        actor=actor, action=action, object_prefix=object_prefix, since=since, until=until
+    )
+    found = audit.list_entries(dd, filters, offset=page.offset, limit=page.limit)
+    return page_of(
+        [EntryOut.of(e) for e in found.entries], total=found.total, limit=page.limit, offset=page.offset
+    )
+
+
+def _export(dd: DataDir, username: str, now: datetime) -> Path:
+    folder = dd.path / EXPORTS_DIR
+    folder.mkdir(mode=0o700, exist_ok=True)
+    stamp = format_timestamp(now).replace(":", "").replace("-", "")
+    result = audit.export_log(dd, folder / f"audit-{stamp}-{username}.json", actor=username, now=now)
+    return result.path
+
+
+@router.post(
+    "/export",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/json": {}}, "description": "The export file (docs/audit.md)."}},
+)
+async def export(principal: PrincipalDep, dd: DataDirDep, now: NowDep) -> FileResponse:
+    """The whole log with a fresh signed checkpoint, for the standalone verifier (``export_audit``).
+
+    The export is recorded in the log it exports, and a copy stays in the data directory's
+    ``exports`` folder.
+    """
+    await run_in_threadpool(require, dd, principal, [Action.EXPORT_AUDIT], target="audit_log", now=now)
+    path = await run_in_threadpool(_export, dd, principal.username, now)
+    return FileResponse(path, media_type="application/json", filename=path.name)
+
+
+@router.post("/checkpoints", response_model=CheckpointOut)
+def take_checkpoint(principal: PrincipalDep, dd: DataDirDep, now: NowDep) -> CheckpointOut:
+    """Sign the log as it stands now (``export_audit``); also appended to the checkpoint file."""
+    require(dd, principal, [Action.EXPORT_AUDIT], target="audit_log", now=now)
+    return CheckpointOut.of(audit.checkpoint(dd, now=now))
+
+
+@router.get("/checkpoints", response_model=Page[CheckpointOut])
+def list_checkpoints(
+    principal: PrincipalDep, dd: DataDirDep, now: NowDep, page: PageDep
+) -> Page[CheckpointOut]:
+    """Stored checkpoints, oldest first (``read_audit``)."""
+    require(dd, principal, [Action.READ_AUDIT], target="audit_log", now=now)
+    stored = [CheckpointOut.model_validate(c) for c in audit.stored_checkpoints(dd)]
+    return slice_page(stored, limit=page.limit, offset=page.offset)
+
+
+@router.get("/public-key", response_model=PublicKeyOut)
+def public_key(dd: DataDirDep) -> PublicKeyOut:
+    """The log's public key (no sign-in needed): what exports and checkpoints are verified with."""
+    info = audit.log_info(dd)
+    key = audit.signer(dd).public_key
+    return PublicKeyOut(log_id=info.log_id, fingerprint=key.fingerprint, pem=key.pem().decode("ascii"))
+
+
+@router.get("/report", response_model=ReportOut)
+def report(
+    principal: PrincipalDep, dd: DataDirDep, now: NowDep, since: Since = None, until: Until = None
+) -> ReportOut:
+    """Searches per user, unit, purpose and outcome; denials by rule; failed sign-ins (``reports``)."""
+    require(dd, principal, [Action.REPORTS], target="audit_log", now=now)
+    return ReportOut.of(audit.oversight_report(dd, since=since, until=until))

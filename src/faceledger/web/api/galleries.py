@@ -1,0 +1,178 @@
+"""Galleries: create, list, show, enrol images with their provenance, purge.
+
+Creating a gallery needs ``manage_galleries``, enrolling ``enrol``, purging ``purge``
+(gallery administrators), checked by :func:`faceledger.web.guard.require`; listing the
+subjects of a gallery (the external ids of people) needs ``manage_galleries`` or
+``read_audit``. Gallery names and counts are visible to anyone signed in: an examiner
+chooses galleries by them. Enrolment and purges are written to the audit log by their
+services, in the transaction that makes them.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from datetime import date
+from pathlib import Path as FilePath
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Path, UploadFile, status
+from starlette.concurrency import run_in_threadpool
+
+from faceledger.domain.roles import Action
+from faceledger.services import enrolment
+from faceledger.services import galleries as gallery_service
+from faceledger.services.accounts import Principal
+from faceledger.services.datadir import DataDir
+from faceledger.web.deps import DataDirDep, EngineDep, NowDep, PageDep, PrincipalDep
+from faceledger.web.engine import FaceEngine
+from faceledger.web.errors import COMMON_RESPONSES
+from faceledger.web.guard import require
+from faceledger.web.models.common import Page, slice_page
+from faceledger.web.models.galleries import EnrolledOut, GalleryCreate, GalleryOut, PurgeOut, SubjectOut
+from faceledger.web.uploads import read_upload
+
+router = APIRouter(prefix="/api/v1/galleries", tags=["galleries"], responses=COMMON_RESPONSES)
+
+#: Uploads wait here (inside the data directory, beside the images) until they are enrolled.
+UPLOAD_PREFIX = ".upload-"
+
+GalleryName = Annotated[str, Path(min_length=1, max_length=gallery_service.NAME_MAX)]
+SubjectId = Annotated[str, Path(min_length=1, max_length=gallery_service.SUBJECT_ID_MAX)]
+
+
+def sweep_uploads(dd: DataDir) -> int:
+    """Remove uploads a stopped server left behind (called at start-up)."""
+    stale = [p for p in dd.path.glob(f"{UPLOAD_PREFIX}*") if p.is_dir()]
+    for folder in stale:
+        shutil.rmtree(folder, ignore_errors=True)
+    return len(stale)
+
+
+@router.get("", response_model=Page[GalleryOut])
+def list_galleries(principal: PrincipalDep, dd: DataDirDep, page: PageDep) -> Page[GalleryOut]:
+    """Every gallery with its legal basis, retention rule and counts."""
+    found = [GalleryOut.of(info) for info in gallery_service.list_galleries(dd)]
+    return slice_page(found, limit=page.limit, offset=page.offset)
+
+
+@router.post("", response_model=GalleryOut, status_code=status.HTTP_201_CREATED)
+async def create_gallery(
+    body: GalleryCreate, principal: PrincipalDep, dd: DataDirDep, engine: EngineDep, now: NowDep
+) -> GalleryOut:
+    """Create a gallery: the unit of lawful holding (gallery administrators)."""
+    await run_in_threadpool(
+        require, dd, principal, [Action.MANAGE_GALLERIES], target=f"gallery:{body.name}", now=now
+    )
+    await engine.run(
+        gallery_service.create_gallery,
+        dd,
+        body.name,
+        legal_basis=body.legal_basis,
+        source_description=body.source_description,
+        retention_days=body.retention_days,
+        required_provenance=tuple(body.required_provenance),
+        actor=principal.actor.username,
+    )
+    return GalleryOut.of(await run_in_threadpool(gallery_service.gallery_info, dd, body.name))
+
+
+@router.get("/{name}", response_model=GalleryOut)
+def show_gallery(principal: PrincipalDep, dd: DataDirDep, name: GalleryName) -> GalleryOut:
+    return GalleryOut.of(gallery_service.gallery_info(dd, name))
+
+
+@router.get("/{name}/subjects", response_model=Page[SubjectOut])
+def list_subjects(
+    principal: PrincipalDep, dd: DataDirDep, now: NowDep, page: PageDep, name: GalleryName
+) -> Page[SubjectOut]:
+    """The people in a gallery, by their external ids (gallery administrators and auditors)."""
+    require(dd, principal, [Action.MANAGE_GALLERIES, Action.READ_AUDIT], target=f"gallery:{name}", now=now)
+    found = [SubjectOut.of(s) for s in gallery_service.list_subjects(dd, name)]
+    return slice_page(found, limit=page.limit, offset=page.offset)
+
+
+def _enrol(
+    dd: DataDir,
+    engine: FaceEngine,
+    principal: Principal,
+    gallery: str,
+    data: bytes,
+    item: enrolment.EnrolItem,
+) -> enrolment.EnrolledImage:
+    """Enrol uploaded bytes: written to a private folder in the data directory, enrolled, removed.
+
+    ``item`` carries the subject and the provenance given with the upload.
+    """
+    options = enrolment.EnrolOptions(enrolled_by=principal.username, workers=1)
+    with tempfile.TemporaryDirectory(prefix=UPLOAD_PREFIX, dir=dd.path) as folder:
+        path = FilePath(folder) / "image"
+        path.write_bytes(data)
+        return enrolment.enrol_image(
+            dd,
+            gallery,
+            item.subject_id,
+            path,
+            options,
+            pipeline=engine,
+            source=item.source,
+            record_id=item.record_id,
+            collected_on=item.collected_on,
+            retention_until=item.retention_until,
+        )
+
+
+@router.post("/{name}/images", response_model=EnrolledOut, status_code=status.HTTP_201_CREATED)
+async def enrol_image(
+    principal: PrincipalDep,
+    dd: DataDirDep,
+    engine: EngineDep,
+    now: NowDep,
+    name: GalleryName,
+    image: Annotated[UploadFile, File(description="The photo: one face, of the subject.")],
+    subject_id: Annotated[str, Form(min_length=1, max_length=gallery_service.SUBJECT_ID_MAX)],
+    source: Annotated[
+        str, Form(min_length=1, max_length=2000, description="The system of record the photo comes from.")
+    ],
+    collected_on: Annotated[date | None, Form(description="When the photo was taken or collected.")] = None,
+    record_id: Annotated[str | None, Form(min_length=1, max_length=200)] = None,
+    retention_until: Annotated[date | None, Form(description="Keep it no longer than this.")] = None,
+) -> EnrolledOut:
+    """Enrol one photo of one subject with its provenance; you are recorded as the person responsible."""
+    await run_in_threadpool(require, dd, principal, [Action.ENROL], target=f"gallery:{name}", now=now)
+    data = await read_upload(image, "image", dd.settings.image)
+    item = enrolment.EnrolItem(
+        subject_id=subject_id,
+        path=FilePath(image.filename or "upload"),
+        source=source,
+        record_id=record_id,
+        collected_on=collected_on,
+        retention_until=retention_until,
+    )
+    enrolled = await engine.run(_enrol, dd, engine, principal, name, data, item)
+    return EnrolledOut.of(name, enrolled)
+
+
+@router.delete("/{name}", response_model=PurgeOut)
+async def purge_gallery(
+    principal: PrincipalDep, dd: DataDirDep, engine: EngineDep, now: NowDep, name: GalleryName
+) -> PurgeOut:
+    """Remove a gallery for good: image files, faces, vectors and records (recorded in the audit log)."""
+    await run_in_threadpool(require, dd, principal, [Action.PURGE], target=f"gallery:{name}", now=now)
+    report = await engine.run(gallery_service.purge_gallery, dd, name, actor=principal.username)
+    return PurgeOut.of(f"gallery {name!r}", report)
+
+
+@router.delete("/{name}/subjects/{subject_id:path}", response_model=PurgeOut)
+async def purge_subject(
+    principal: PrincipalDep,
+    dd: DataDirDep,
+    engine: EngineDep,
+    now: NowDep,
+    name: GalleryName,
+    subject_id: SubjectId,
+) -> PurgeOut:
+    """Remove one subject from a gallery for good (recorded in the audit log)."""
+    await run_in_threadpool(require, dd, principal, [Action.PURGE], target=f"gallery:{name}", now=now)
+    report = await engine.run(gallery_service.purge_subject, dd, name, subject_id, actor=principal.username)
+    return PurgeOut.of(f"subject {subject_id!r} of gallery {name!r}", report)

@@ -1,0 +1,221 @@
+"""Requests and responses of sign-in, accounts, devices and API tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field
+
+from faceledger.domain.roles import Role
+from faceledger.services.accounts import ApiToken, Principal, User
+from faceledger.services.devices import DEVICE_HEADER, Device
+from faceledger.web.models.common import Label, UtcDatetime
+
+Username = Annotated[str, Field(min_length=1, max_length=64, examples=["j.smith"])]
+Password = Annotated[str, Field(min_length=1, max_length=1024)]
+Reason = Annotated[str, Field(min_length=1, max_length=200)]
+RoleList = Annotated[list[Role], Field(min_length=1, max_length=len(Role))]
+
+
+# --- sign-in -------------------------------------------------------------------------------
+
+
+class LoginRequest(BaseModel):
+    username: Username
+    password: Password
+    totp: str | None = Field(
+        None, max_length=16, description="The code from the authenticator app, when the account has one."
+    )
+
+
+class PrincipalOut(BaseModel):
+    """Who a request acts for, as the token and device header established it."""
+
+    username: str
+    user_id: int
+    roles: list[Role] = Field(description="The roles this request may use (a token's scopes).")
+    organisation: str
+    unit: str
+    device_id: str | None = Field(description="The registered device the request came from, if any.")
+    mfa_verified: bool
+    via: Literal["session", "api_token"]
+    expires_at: datetime
+
+    @classmethod
+    def of(cls, principal: Principal) -> PrincipalOut:
+        actor = principal.actor
+        return cls(
+            username=actor.username,
+            user_id=principal.user_id,
+            roles=sorted(principal.scopes),
+            organisation=actor.organisation,
+            unit=actor.unit,
+            device_id=actor.device_id,
+            mfa_verified=actor.mfa_verified,
+            via="api_token" if principal.token_id is not None else "session",
+            expires_at=principal.expires_at,
+        )
+
+
+class LoginResponse(BaseModel):
+    token: str = Field(description="The session token: send it as 'Authorization: Bearer <token>'.")
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the scheme name, not a secret
+    expires_at: datetime
+    principal: PrincipalOut
+
+
+class BootstrapStatus(BaseModel):
+    needed: bool = Field(
+        description="True while no account exists: the first administrator is still to be made."
+    )
+
+
+class BootstrapClaim(BaseModel):
+    secret: str = Field(min_length=1, max_length=200, description="The one-time secret the server printed.")
+    username: Username
+    password: Password
+    organisation: Label
+    unit: Label
+    display_name: Label | None = None
+
+
+# --- accounts ------------------------------------------------------------------------------
+
+
+class UserOut(BaseModel):
+    """An account as an administrator sees it (never its password hash or TOTP seed)."""
+
+    id: int
+    username: str
+    display_name: str
+    organisation: str
+    unit: str
+    roles: list[Role]
+    totp_enrolled: bool
+    totp_confirmed: bool
+    failed_attempts: int
+    locked_until: datetime | None
+    suspended: bool
+    suspended_reason: str | None
+    expires_at: datetime | None
+    trial: bool
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, user: User) -> UserOut:
+        return cls.model_validate(user.to_dict())
+
+
+class UserWithTotp(BaseModel):
+    user: UserOut
+    totp_uri: str | None = Field(
+        description="otpauth:// URI to show once as a QR code; None when the account needs no second factor."
+    )
+
+
+class UserCreate(BaseModel):
+    username: Username
+    display_name: Label
+    organisation: Label
+    unit: Label
+    roles: RoleList
+    password: Password
+    expires_at: UtcDatetime | None = None
+    trial: bool = False
+
+
+class UserUpdate(BaseModel):
+    display_name: Label | None = None
+    organisation: Label | None = None
+    unit: Label | None = None
+
+
+class RolesIn(BaseModel):
+    roles: RoleList
+
+
+class SuspendIn(BaseModel):
+    reason: Reason
+
+
+class ExpiryIn(BaseModel):
+    expires_at: UtcDatetime | None = Field(description="None: the account never expires.")
+    trial: bool | None = Field(default=None, description="None keeps the trial flag as it is.")
+
+
+class PasswordIn(BaseModel):
+    password: Password
+
+
+class TotpOut(BaseModel):
+    totp_uri: str = Field(description="otpauth:// URI, shown once: the next sign-in with a code confirms it.")
+
+
+# --- devices -------------------------------------------------------------------------------
+
+
+class DeviceOut(BaseModel):
+    id: str
+    name: str
+    unit: str
+    registered_by: str
+    registered_at: datetime
+    revoked_at: datetime | None
+    revoked_by: str | None
+    active: bool
+
+    @classmethod
+    def of(cls, device: Device) -> DeviceOut:
+        return cls.model_validate(device.to_dict())
+
+
+class DeviceCreate(BaseModel):
+    device_id: str = Field(min_length=2, max_length=64, examples=["lab-ws-03"])
+    name: Label
+    unit: Label
+
+
+class DeviceRegistered(BaseModel):
+    device: DeviceOut
+    credential: str = Field(
+        description="The device's credential, shown once; the server keeps only a digest."
+    )
+    header: str = Field(default=DEVICE_HEADER, description="The HTTP header the device sends it in.")
+
+
+class RevokeIn(BaseModel):
+    reason: Reason
+
+
+# --- API tokens ----------------------------------------------------------------------------
+
+
+class TokenOut(BaseModel):
+    id: int
+    username: str
+    name: str
+    scopes: list[Role]
+    mfa: bool
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+    revoked_by: str | None
+    last_used_at: datetime | None
+
+    @classmethod
+    def of(cls, token: ApiToken) -> TokenOut:
+        return cls.model_validate(token.to_dict())
+
+
+class TokenCreate(BaseModel):
+    name: Label
+    scopes: RoleList = Field(description="Some of your own roles.")
+    days: int = Field(default=30, ge=1, le=3650, description="Days until it expires (at most the limit).")
+
+
+class TokenCreated(BaseModel):
+    token: TokenOut
+    secret: str = Field(description="The API token (flt_...), shown once: send it as a bearer token.")
