@@ -20,6 +20,20 @@ mirrored, other paddings; the peer), cached in ``bench/results/accuracy/`` (giti
 combined into variants, so a rerun only computes what is new. ms/image is the wall time of
 the components a variant uses (decode + detect + landmarks + chips + passes), single
 process; on this shared 2-core machine read it against the peer's figure of the same run.
+
+Measured (2026-11, machine loaded ~3x, so ms are inflated; CPU-time ratios: peer 105 ms,
+ours with flip sequential 167 ms = 0.63x the peer's speed, without flip ~1.1x):
+
+    variant                accuracy   vs peer  misses  failed pairs
+    peer                   97.23 %     +0.00     25      33
+    peer-cosine            97.50 %     +0.27     25      33
+    ours-noflip-norescue   97.50 %     +0.27     22      28
+    ours-flip-norescue     98.00 %     +0.77     22      28
+    ours-noflip            98.82 %     +1.59      0       0
+    ours-flip              99.27 %     +2.05      0       0   <- default
+    ours-flip-chipmirror   99.05 %     +1.82      0       0
+    ours-pad20             98.82 %     +1.59      0       0
+    ours-pad30             98.91 %     +1.68      0       0
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ replacing an older entry of the same key.
     python bench/calibrate.py                    # default settings (flip on), both cores
     python bench/calibrate.py --no-flip          # the calibration of flip=False
     python bench/calibrate.py --people 300 --output /tmp/cal.json   # a quick trial
+    python bench/calibrate.py --images DIR --dataset "what DIR holds" --output FILE   # own data
 
 Embeddings are cached in bench/results/ (gitignored) keyed by model and settings, so a rerun
 (or the lead's benchmarks, through faceledger.services.evaluation.embed_images) is cheap.
@@ -54,7 +55,15 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--images", type=Path, default=LFW / "images")
-    parser.add_argument("--pairs", type=Path, default=LFW / "pairsDevTrain.txt")
+    parser.add_argument(
+        "--pairs",
+        type=Path,
+        default=None,
+        help="a pairs file to check the default on (LFW: pairsDevTrain.txt)",
+    )
+    parser.add_argument(
+        "--dataset", default=None, help="how to name the images in the table (LFW: automatic)"
+    )
     parser.add_argument("--cache-dir", type=Path, default=RESULTS)
     parser.add_argument("--output", type=Path, default=PACKAGE_TABLE)
     parser.add_argument("--workers", type=int, default=0, help="0: one per CPU core")
@@ -62,6 +71,11 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--flip", action=argparse.BooleanOptionalAction, default=Settings().embedder.flip)
     parser.add_argument("--people", type=int, default=0, help="only the first N people (a trial run)")
     args = parser.parse_args(argv)
+    is_lfw = args.images.resolve() == (LFW / "images").resolve()
+    if args.pairs is None and is_lfw:
+        args.pairs = LFW / "pairsDevTrain.txt"
+    if args.dataset is None:
+        args.dataset = "LFW DevTrain deep-funneled" if is_lfw else str(args.images)
     if args.people and args.output.resolve() == PACKAGE_TABLE.resolve():
         parser.error("a --people trial must not overwrite the shipped table: give --output")
     return args
@@ -114,22 +128,29 @@ def all_pair_scores(vectors: F32, labels: npt.NDArray[np.int64], block: int = 51
 
 
 def _evidence(
-    calibration: Calibration, genuine: F32, impostor: F32, pairs: evaluation.PairsEvaluation
+    calibration: Calibration,
+    genuine: F32,
+    impostor: F32,
+    table: evaluation.EmbeddingTable,
+    pairs: evaluation.PairsEvaluation | None,
 ) -> dict[str, float | int | str]:
+    """What the default costs and buys: FNMR at other FMRs, and the pairs protocol at the default."""
     evidence: dict[str, float | int | str] = dict(calibration.evidence)
+    evidence["images"] = len(table.vectors)
+    evidence["images_failed_to_acquire"] = table.n_failed
     for fmr in REPORT_FMRS:
         if fmr * impostor.size >= 1:
             threshold = metrics.threshold_at_fmr(impostor, fmr)
             evidence[f"threshold_at_fmr_{fmr:.0e}"] = round(threshold, 6)
             evidence[f"fnmr_at_fmr_{fmr:.0e}"] = round(metrics.fnmr_at(genuine, threshold), 6)
-    assert pairs.calibrated is not None
-    evidence["pairs_file"] = Path(pairs.pairs_file).name
-    evidence["pairs_accuracy_at_default"] = round(pairs.calibrated.accuracy, 6)
-    evidence["pairs_fmr_at_default"] = round(pairs.calibrated.fmr, 6)
-    evidence["pairs_fnmr_at_default"] = round(pairs.calibrated.fnmr, 6)
-    evidence["pairs_best_threshold"] = round(pairs.best.threshold, 6)
-    evidence["pairs_best_accuracy"] = round(pairs.best.accuracy, 6)
-    evidence["images_failed_to_acquire"] = pairs.n_images_failed
+    if pairs is not None and pairs.calibrated is not None:
+        evidence["pairs_file"] = Path(pairs.pairs_file).name
+        evidence["pairs_accuracy_at_default"] = round(pairs.calibrated.accuracy, 6)
+        evidence["pairs_fmr_at_default"] = round(pairs.calibrated.fmr, 6)
+        evidence["pairs_fnmr_at_default"] = round(pairs.calibrated.fnmr, 6)
+        evidence["pairs_best_threshold"] = round(pairs.best.threshold, 6)
+        evidence["pairs_best_accuracy"] = round(pairs.best.accuracy, 6)
+        evidence["pairs_images_failed_to_acquire"] = pairs.n_images_failed
     return evidence
 
 
@@ -170,10 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"comparisons: {genuine.size:,} genuine, {impostor.size:,} impostor")
 
     command = shlex.join(["python", "bench/calibrate.py", *(sys.argv[1:] if argv is None else argv)])
-    dataset = (
-        f"LFW DevTrain deep-funneled: {len(paths):,} images of {len(people):,} people, "
-        "all different-person pairs"
-    )
+    dataset = f"{args.dataset}: {len(paths):,} images of {len(people):,} people, all different-person pairs"
     calibration = build_calibration(
         impostor,
         genuine=genuine,
@@ -184,22 +202,19 @@ def main(argv: list[str] | None = None) -> int:
         command=command,
         target_fmr=args.target_fmr,
     )
-    pairs = (
-        evaluation.evaluate_pairs_with(
-            evaluation.parse_pairs(args.pairs),
+    pairs = None
+    if args.pairs is not None and not args.people:
+        protocol = evaluation.parse_pairs(args.pairs)
+        pairs = evaluation.evaluate_pairs_with(
+            protocol,
             args.images,
             spec,
             calibration=calibration,
             cache_dir=args.cache_dir,
             workers=args.workers,
         )
-        if not args.people
-        else None
-    )
-    if pairs is not None:
-        calibration = dataclasses.replace(
-            calibration, evidence=_evidence(calibration, genuine, impostor, pairs)
-        )
+    evidence = _evidence(calibration, genuine, impostor, table, pairs)
+    calibration = dataclasses.replace(calibration, evidence=evidence)
     _write(args.output, calibration)
 
     print(

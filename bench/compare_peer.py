@@ -98,21 +98,30 @@ def peer_embeddings(paths: Sequence[Path], workers: int) -> dict[Path, F64 | Non
                 known[str(key)] = vector if ok else None
     missing = [p for p in paths if str(p) not in known]
     if missing:
-        print(f"  peer: embedding {len(missing)} photos with face_recognition ({workers} processes)...")
-        with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            for path, vector in zip(
-                missing, pool.map(peer_encode, [str(p) for p in missing], 8), strict=True
-            ):
-                known[str(path)] = vector
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        keys = sorted(known)
-        np.savez(
-            cache,
-            paths=np.array(keys),
-            vectors=np.stack([_or_zeros(known[k]) for k in keys]),
-            ok=np.array([known[k] is not None for k in keys]),
+        print(
+            f"  peer: embedding {len(missing)} photos with face_recognition ({workers} processes)...",
+            flush=True,
         )
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            jobs = pool.imap(peer_encode, [str(p) for p in missing], 8)
+            for done, (path, vector) in enumerate(zip(missing, jobs, strict=True), start=1):
+                known[str(path)] = vector
+                if done % 500 == 0 or done == len(missing):
+                    _save_peer(cache, known)
     return {p: known[str(p)] for p in paths}
+
+
+def _save_peer(cache: Path, known: dict[str, F64 | None]) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    keys = sorted(known)
+    partial = cache.with_name(cache.stem + ".partial.npz")
+    np.savez(
+        partial,
+        paths=np.array(keys),
+        vectors=np.stack([_or_zeros(known[k]) for k in keys]),
+        ok=np.array([known[k] is not None for k in keys]),
+    )
+    partial.replace(cache)
 
 
 def _or_zeros(vector: F64 | None) -> F64:
@@ -158,7 +167,7 @@ def run_accuracy(args: argparse.Namespace, workdir: Path) -> dict[str, dict[str,
 
     for config in CONFIGS:
         spec = evaluation.pipeline_spec(config.settings(workers=args.workers))
-        table = evaluation.embed_images(paths, spec, cache_dir=RESULTS / "eval-cache", workers=args.workers)
+        table = evaluation.embed_images(paths, spec, cache_dir=RESULTS, workers=args.workers)
         ours = evaluation.pair_scores(protocol, images, table).astype(np.float64)
         out[config.label] = _accuracy_row(ours, same, folds, table.vectors.values())
     peer_acc = out["face_recognition (peer)"]["accuracy"]

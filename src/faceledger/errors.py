@@ -17,7 +17,7 @@
     ├── ValidationError             a value given by a person is malformed (a name, a date, a CSV row)
     ├── AuthenticationError         who is asking could not be established (sign-in, token, device)
     ├── PermissionDeniedError       the person is known but may not do this (carries the policy Decision)
-    ├── IndexError_                 the vector index cannot be used (named to avoid the builtin)
+    ├── VectorIndexError            the vector index cannot be used
     └── EvaluationError             an evaluation protocol file is malformed
 """
 
@@ -97,7 +97,7 @@ class PermissionDeniedError(FaceLedgerError):
         self.decision = decision
 
 
-class IndexError_(FaceLedgerError):  # noqa: N801 - trailing underscore avoids shadowing the builtin
+class VectorIndexError(FaceLedgerError):
     code = "index_error"
 
 

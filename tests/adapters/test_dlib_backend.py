@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import os
@@ -172,6 +173,37 @@ def test_chip_is_dlibs_150px_crop(
     net = dlib.face_recognition_model_v1(str(weights_path(RESNET_FILE)))
     reference = np.asarray(net.compute_face_descriptor(pixels, dlib.full_object_detection(rect, parts), 0))
     np.testing.assert_allclose(embedder.embed([chip])[0], reference / np.linalg.norm(reference), atol=1e-6)
+
+
+def mirrored_photo_chip(pixels: ImageArray, face: DetectedFace) -> ImageArray:
+    """Reference: mirror the whole photo and its landmarks, then cut the chip."""
+    width = pixels.shape[1]
+    n = [Point(width - 1 - p.x, p.y) for p in face.landmarks.native]
+    native = (n[2], n[3], n[0], n[1], n[4])  # the subject's eyes trade places in a mirror
+    box = Box(width - face.box.right, face.box.top, width - face.box.left, face.box.bottom)
+    mirrored = DetectedFace(
+        box, dataclasses.replace(face.landmarks, native=native), face.score, face.detector
+    )
+    return DlibChipAligner().align(np.ascontiguousarray(pixels[:, ::-1]), mirrored)
+
+
+@pytest.mark.parametrize("shift", [0, -90, 80])
+def test_mirrored_chip_equals_the_chip_of_the_mirrored_photo(
+    lfw_images: Path, detector: DlibHogDetector, landmarker: DlibLandmarker, shift: int
+) -> None:
+    # Shifted photos put the face against the image edge, where the crop is clipped.
+    board = Image.new("RGB", (250, 250), (128, 128, 128))
+    with Image.open(lfw_images / "George_W_Bush" / "George_W_Bush_0001.jpg") as image:
+        board.paste(image.convert("RGB"), (shift, 0))
+    pixels = np.asarray(board)
+    (box, score), *_ = detector.boxes(pixels, upsample=1)
+    face = DetectedFace(box, landmarker.landmarks(pixels, box), score, detector.name)
+    chip = DlibChipAligner().align_mirrored(pixels, face)
+    np.testing.assert_array_equal(chip, mirrored_photo_chip(pixels, face))
+    # Close to, but not the same as, the mirror image of the chip: dlib's template is not symmetric.
+    plain_mirror = DlibChipAligner().align(pixels, face)[:, ::-1]
+    difference = np.abs(chip.astype(int) - plain_mirror).mean()
+    assert 0 < difference < 40
 
 
 def test_aligner_refuses_landmarks_without_dlib_points(bush: tuple[ImageArray, DetectedFace]) -> None:

@@ -19,7 +19,7 @@ from faceledger.adapters.index import (
 )
 from faceledger.adapters.index.structures import stored_rows
 from faceledger.config import IndexSettings
-from faceledger.errors import ConfigError, IndexError_
+from faceledger.errors import ConfigError, VectorIndexError
 
 DIM = 32
 SMALL = IndexSettings(exact_max=100, hnsw_m=16, hnsw_ef_construction=64, hnsw_ef_search=64)
@@ -205,14 +205,14 @@ def test_a_corrupted_data_file_is_refused(index_dir: Path) -> None:
     blob = bytearray(data.read_bytes())
     blob[len(blob) // 2] ^= 0xFF
     data.write_bytes(bytes(blob))
-    with pytest.raises(IndexError_, match=r"checksum .* does not match"):
+    with pytest.raises(VectorIndexError, match=r"checksum .* does not match"):
         open_index(index_dir, dim=DIM, settings=SMALL)
 
 
 def test_a_missing_data_file_is_refused(index_dir: Path) -> None:
     _, manifest = _saved(index_dir)
     (index_dir / str(manifest["labels_file"])).unlink()
-    with pytest.raises(IndexError_, match="missing"):
+    with pytest.raises(VectorIndexError, match="missing"):
         open_index(index_dir, dim=DIM, settings=SMALL)
 
 
@@ -220,7 +220,7 @@ def test_a_stale_manifest_is_refused(index_dir: Path) -> None:
     path, manifest = _saved(index_dir)
     manifest["ids_sha256"] = ids_checksum(ids(0, 30)[:-1])
     path.write_text(json.dumps(manifest))
-    with pytest.raises(IndexError_, match="id checksum differs"):
+    with pytest.raises(VectorIndexError, match="id checksum differs"):
         open_index(index_dir, dim=DIM, settings=SMALL)
 
 
@@ -234,7 +234,7 @@ def test_a_foreign_faiss_file_is_refused(index_dir: Path) -> None:
 
     manifest["index_sha256"] = file_sha256(data)
     path.write_text(json.dumps(manifest))
-    with pytest.raises(IndexError_, match="holds a IndexFlatL2 index"):
+    with pytest.raises(VectorIndexError, match="holds a IndexFlatL2 index"):
         open_index(index_dir, dim=DIM, settings=SMALL)
 
 
@@ -246,7 +246,7 @@ def test_an_unreadable_faiss_file_is_refused(index_dir: Path) -> None:
 
     manifest["index_sha256"] = file_sha256(data)
     path.write_text(json.dumps(manifest))
-    with pytest.raises(IndexError_, match="not a readable faiss index"):
+    with pytest.raises(VectorIndexError, match="not a readable faiss index"):
         open_index(index_dir, dim=DIM, settings=SMALL)
 
 
@@ -261,7 +261,7 @@ def test_an_unreadable_faiss_file_is_refused(index_dir: Path) -> None:
 def test_a_foreign_manifest_is_refused(index_dir: Path, text: str, reason: str) -> None:
     index_dir.mkdir()
     (index_dir / "manifest.json").write_text(text)
-    with pytest.raises(IndexError_, match=reason):
+    with pytest.raises(VectorIndexError, match=reason):
         open_index(index_dir, dim=DIM, settings=SMALL)
 
 
@@ -269,19 +269,19 @@ def test_a_manifest_pointing_outside_its_directory_is_refused(index_dir: Path) -
     path, manifest = _saved(index_dir)
     manifest["index_file"] = "../elsewhere.faiss"
     path.write_text(json.dumps(manifest))
-    with pytest.raises(IndexError_, match="must not contain a directory"):
+    with pytest.raises(VectorIndexError, match="must not contain a directory"):
         open_index(index_dir, dim=DIM, settings=SMALL)
 
 
 def test_an_index_of_another_dimension_is_refused(index_dir: Path) -> None:
     _saved(index_dir)
-    with pytest.raises(IndexError_, match="another embedding model"):
+    with pytest.raises(VectorIndexError, match="another embedding model"):
         open_index(index_dir, dim=DIM * 2, settings=SMALL)
 
 
 def test_a_file_in_place_of_the_directory_is_refused(tmp_path: Path) -> None:
     (tmp_path / "index").write_text("x")
-    with pytest.raises(IndexError_, match="not a directory"):
+    with pytest.raises(VectorIndexError, match="not a directory"):
         open_index(tmp_path / "index", dim=DIM, settings=SMALL)
 
 

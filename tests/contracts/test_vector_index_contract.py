@@ -15,7 +15,7 @@ import pytest
 
 from faceledger.adapters.index import open_index
 from faceledger.config import IndexSettings
-from faceledger.errors import IndexError_
+from faceledger.errors import VectorIndexError
 from faceledger.ports import VectorIndex
 
 DIM = 32
@@ -111,9 +111,9 @@ def test_ids_and_length_track_contents(opener: Opener, index_dir: Path) -> None:
 
 def test_adding_an_id_twice_is_an_error(opener: Opener, index_dir: Path) -> None:
     index, vectors = filled(opener, index_dir, n=10)
-    with pytest.raises(IndexError_, match="already in the index"):
+    with pytest.raises(VectorIndexError, match="already in the index"):
         index.add(np.array([5, 104], dtype=np.int64), vectors[:2])
-    with pytest.raises(IndexError_, match="repeated within the batch"):
+    with pytest.raises(VectorIndexError, match="repeated within the batch"):
         index.add(np.array([7, 7], dtype=np.int64), vectors[:2])
     assert len(index) == 10
     assert 5 not in index.ids().tolist()
@@ -133,22 +133,22 @@ def test_bad_vectors_are_refused_with_a_reason(
     opener: Opener, index_dir: Path, vectors: npt.NDArray[np.float32], reason: str
 ) -> None:
     index, _ = filled(opener, index_dir, n=3)
-    with pytest.raises(IndexError_, match=reason):
+    with pytest.raises(VectorIndexError, match=reason):
         index.search(vectors, 1)
-    with pytest.raises(IndexError_, match=reason):
+    with pytest.raises(VectorIndexError, match=reason):
         index.add(np.array([1], dtype=np.int64), vectors)
     assert len(index) == 3
 
 
 def test_bad_ids_and_k_are_refused(opener: Opener, index_dir: Path) -> None:
     index, vectors = filled(opener, index_dir, n=3)
-    with pytest.raises(IndexError_, match="one id per vector"):
+    with pytest.raises(VectorIndexError, match="one id per vector"):
         index.add(np.array([1, 2], dtype=np.int64), vectors[:1])
-    with pytest.raises(IndexError_, match="integers"):
+    with pytest.raises(VectorIndexError, match="integers"):
         index.add(np.array([1.0]), vectors[:1])
-    with pytest.raises(IndexError_, match=">= 0"):
+    with pytest.raises(VectorIndexError, match=">= 0"):
         index.add(np.array([-1], dtype=np.int64), vectors[:1])
-    with pytest.raises(IndexError_, match="positive integer"):
+    with pytest.raises(VectorIndexError, match="positive integer"):
         index.search(vectors, 0)
 
 

@@ -181,3 +181,14 @@ def test_shipped_table_is_valid_and_self_consistent() -> None:
         # the table and the stored default agree to within the interpolation between two knots
         estimate = calibration.estimated_fmr(calibration.default_threshold)
         assert estimate == pytest.approx(calibration.default_fmr, rel=0.3)
+
+
+@pytest.mark.parametrize("flip", [True, False])
+def test_shipped_table_covers_the_default_model(flip: bool) -> None:
+    """Searches need a calibrated threshold: a new weight file or backend must be recalibrated."""
+    backend = pytest.importorskip("faceledger.adapters.models.dlib_backend")
+    key = backend.dlib_model_ref().key
+    calibration = find_calibration(key, flip=flip)
+    assert calibration is not None, f"no calibration for {key} flip={flip}: run bench/calibrate.py"
+    assert calibration.target_fmr == 1e-3
+    assert 0.8 < calibration.default_threshold < 1.0

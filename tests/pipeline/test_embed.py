@@ -12,10 +12,12 @@ import pytest
 from PIL import Image
 
 from faceledger.adapters.models.dlib_backend import (
+    DescriptorNet,
     DlibChipAligner,
     DlibEmbedder,
     DlibHogDetector,
     DlibLandmarker,
+    unit_rows,
 )
 from faceledger.config import DetectorSettings
 from faceledger.domain.models import Embedding, ModelRef
@@ -59,6 +61,21 @@ def test_same_person_scores_higher_than_different_people(lfw_images: Path, model
         assert e.model == models.embedder.model
         assert float(np.linalg.norm(e.vector)) == pytest.approx(1.0, abs=1e-5)
         assert e.vector.dtype == np.float32
+
+
+def test_flip_uses_the_chip_of_the_mirrored_photo(lfw_images: Path, models: Models) -> None:
+    with Image.open(lfw_images / "Tony_Blair" / "Tony_Blair_0002.jpg") as image:
+        pixels = np.asarray(image.convert("RGB"))
+    (face,) = find_faces(pixels, models.detector, models.landmarker, DetectorSettings())
+    flip = DlibEmbedder(flip=True)
+    (embedding,) = embed_faces(pixels, [face], models.aligner, flip)
+    net = DescriptorNet()
+    direct = unit_rows(net([models.aligner.align(pixels, face)]))
+    mirrored = unit_rows(net([models.aligner.align_mirrored(pixels, face)]))
+    np.testing.assert_allclose(embedding.vector, unit_rows(direct + mirrored)[0], atol=1e-6)
+    # The plain embedder interface (mirror image of the chip) gives a near but different vector.
+    chip_mirror = flip.embed([models.aligner.align(pixels, face)])[0]
+    assert 0.99 < float(chip_mirror @ embedding.vector) < 1.0
 
 
 def test_no_faces_no_network_call(models: Models) -> None:

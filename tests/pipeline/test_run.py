@@ -79,6 +79,15 @@ def test_bad_input_is_an_image_error(tmp_path: Path, pipeline: Pipeline) -> None
         pipeline.analyze(grey)
 
 
+def test_the_cnn_rescue_is_an_opt_in(lfw_images: Path) -> None:
+    # The issue: the CNN detector stays an opt-in (a probe without a face must not take seconds).
+    with Pipeline.from_settings(Settings(), parallel_flip=False) as default:
+        assert default.rescue is None
+    opted = Settings(detector=DetectorSettings(rescue="dlib-cnn"))
+    with Pipeline.from_settings(opted, parallel_flip=False) as pipeline:
+        assert pipeline.rescue is not None
+
+
 def test_unknown_backends_are_config_errors() -> None:
     with pytest.raises(ConfigError, match="dlib-hog"):
         Pipeline.from_settings(Settings(detector=DetectorSettings(backend="viola-jones")))
@@ -179,3 +188,14 @@ def test_onnx_backend_runs_behind_the_same_pipeline(tmp_path: Path, lfw_images: 
     assert face.embedding.model.backend == "onnx"
     assert face.embedding.vector.shape == (8,)
     assert float(np.linalg.norm(face.embedding.vector)) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_threads_sharing_a_pipeline_get_the_same_answers(lfw_images: Path, pipeline: Pipeline) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    paths = [lfw_images / n / f"{n}_0001.jpg" for n in ("George_W_Bush", "Colin_Powell", "Tony_Blair")]
+    alone = [pipeline.analyze_path(p).faces[0].embedding.vector for p in paths]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        together = list(pool.map(lambda p: pipeline.analyze_path(p).faces[0].embedding.vector, paths))
+    for a, b in zip(alone, together, strict=True):
+        np.testing.assert_array_equal(a, b)

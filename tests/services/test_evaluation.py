@@ -336,6 +336,19 @@ def test_embeddings_are_cached_per_image_content(tmp_path: Path) -> None:
     assert embed_images(paths, other, cache_dir=tmp_path / "cache", workers=1).n_computed == 5
 
 
+def test_runs_sharing_a_cache_keep_each_others_vectors(tmp_path: Path) -> None:
+    images = make_images(tmp_path / "images", {"Person_00": 2, "Person_01": 2})
+    first, second = sorted(images.rglob("Person_00_*.jpg")), sorted(images.rglob("Person_01_*.jpg"))
+    spec = fake_spec()
+    cache = evaluation.EmbeddingCache(tmp_path / "cache", spec)
+    # two runs that loaded the (empty) cache before either saved
+    embed_images(first, spec, cache_dir=tmp_path / "cache", workers=1)
+    late = {evaluation.file_sha256(p): fake_embedder()(p).vector for p in second}  # type: ignore[union-attr]
+    cache.save(late)
+    assert len(cache.load()) == 4
+    assert embed_images(first + second, spec, cache_dir=tmp_path / "cache", workers=1).n_computed == 0
+
+
 def test_cache_remembers_failures_to_acquire(tmp_path: Path) -> None:
     images = make_images(tmp_path / "images", {"Person_00": 2})
     paths = sorted(images.rglob("*.jpg"))

@@ -91,14 +91,18 @@ class Pipeline:
         )
 
         check_settings(settings.detector)
+        # The cheap components first, so that a wrong setting fails before the ResNet loads.
+        detector = build_box_detector(settings.detector)
+        rescue = build_rescue_detector(settings.detector)
+        landmarker = build_landmarker(settings.detector)
         aligner, embedder = build_embedding(settings.embedder, parallel_flip=parallel_flip)
         pipeline = cls(
-            detector=build_box_detector(settings.detector),
-            landmarker=build_landmarker(settings.detector),
+            detector=detector,
+            landmarker=landmarker,
             aligner=aligner,
             embedder=embedder,
             detector_settings=settings.detector,
-            rescue=build_rescue_detector(settings.detector),
+            rescue=rescue,
             image_limits=settings.image,
         )
         helper = getattr(embedder, "helper", None)

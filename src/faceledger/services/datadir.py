@@ -45,7 +45,7 @@ from faceledger.adapters.store import Store, repository
 from faceledger.adapters.store.engine import sqlite_url
 from faceledger.config import Settings, load_settings
 from faceledger.domain.models import Gallery, ModelRef
-from faceledger.errors import ConflictError, IndexError_, NotInitializedError, StoreError
+from faceledger.errors import ConflictError, NotInitializedError, StoreError, VectorIndexError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -496,7 +496,7 @@ class DataDir:
         directory = self.index_dir(gallery.name, model.key)  # created by the first save, not by readers
         try:
             index = open_index(directory, dim=model.dim, settings=self.settings.index)
-        except IndexError_:
+        except VectorIndexError:
             # A damaged or foreign index is only derived data: rebuild it from the database.
             index = PersistentIndex(directory, dim=model.dim, settings=self.settings.index)
             ids = repository.face_ids(conn, _require_id(gallery), model.key)

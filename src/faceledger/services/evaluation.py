@@ -326,7 +326,8 @@ class EmbeddingCache:
     """An ``.npz`` of vectors keyed by image sha256, one file per (model, settings).
 
     Written atomically (temporary file, then rename), so an interrupted run leaves the
-    previous cache intact; a run saves as it goes, so it also resumes where it stopped.
+    previous cache intact; a run saves as it goes, so it also resumes where it stopped, and
+    each save merges what is on disk, so runs sharing a cache do not erase each other's work.
     """
 
     def __init__(self, directory: Path, spec: EmbedderSpec) -> None:
@@ -353,7 +354,14 @@ class EmbeddingCache:
         return {k: (v if ok else None) for k, v, ok in zip(keys, vectors, found, strict=True)}
 
     def save(self, entries: Mapping[str, FloatArray | None]) -> None:
+        """Write ``entries`` plus whatever another process saved here meanwhile (never drop vectors)."""
+        try:
+            merged = self.load()
+        except EvaluationError:
+            merged = {}  # unreadable: this write replaces it
+        merged.update(entries)
         dim = self._spec.model.dim
+        entries = merged
         keys = sorted(entries)
         vectors = np.zeros((len(keys), dim), dtype=np.float32)
         found = np.zeros(len(keys), dtype=bool)
@@ -363,7 +371,7 @@ class EmbeddingCache:
                 vectors[row], found[row] = vector, True
         meta = json.dumps({"model": self._spec.model.key, "settings": self._spec.settings}, default=str)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.path.with_name(self.path.name + ".partial")
+        partial = self.path.with_name(f"{self.path.name}.{os.getpid()}.partial")
         with partial.open("wb") as handle:
             np.savez(
                 handle, keys=np.array(keys, dtype="U64"), vectors=vectors, found=found, meta=np.array(meta)

@@ -30,7 +30,7 @@ from faceledger.adapters.index import persistence, structures
 from faceledger.adapters.index.checks import check_ids, check_k, check_new_ids, check_vectors, preview
 from faceledger.adapters.index.manifest import IndexManifest, checksum_sorted, read_manifest
 from faceledger.config import IndexSettings
-from faceledger.errors import IndexError_
+from faceledger.errors import VectorIndexError
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -47,7 +47,7 @@ class PersistentIndex:
 
     def __init__(self, directory: Path, *, dim: int, settings: IndexSettings) -> None:
         if dim < 1:
-            raise IndexError_(f"index dimension must be positive, got {dim}")
+            raise VectorIndexError(f"index dimension must be positive, got {dim}")
         structures.check_settings(settings)
         self._directory = Path(directory)
         self._dim = dim
@@ -172,7 +172,7 @@ class PersistentIndex:
         with self._lock:
             found, _ = self._find(new_ids)
             if found.any():
-                raise IndexError_(
+                raise VectorIndexError(
                     f"add: ids already in the index at {self._directory}: {preview(new_ids[found])}; "
                     "remove them first to replace their vectors"
                 )
@@ -307,7 +307,9 @@ class PersistentIndex:
         """What is saved in ``directory``, or an empty exact index when nothing is."""
         directory = Path(directory)
         if directory.exists() and not directory.is_dir():
-            raise IndexError_(f"{directory}: exists but is not a directory; an index needs its own directory")
+            raise VectorIndexError(
+                f"{directory}: exists but is not a directory; an index needs its own directory"
+            )
         index = cls(directory, dim=dim, settings=settings)
         manifest = read_manifest(directory)
         if manifest is not None:
@@ -321,7 +323,7 @@ class PersistentIndex:
 def open_index(directory: Path, *, dim: int, settings: IndexSettings) -> PersistentIndex:
     """Open the index saved in ``directory`` or start an empty one there.
 
-    Raises :class:`faceledger.errors.IndexError_` naming the file and the reason when what
+    Raises :class:`faceledger.errors.VectorIndexError` naming the file and the reason when what
     is saved there is corrupt, stale, of another dimension or not a faceledger index; the
     caller can then :meth:`PersistentIndex.rebuild` it from the metadata store.
     """

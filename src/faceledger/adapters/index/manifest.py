@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from faceledger.errors import IndexError_
+from faceledger.errors import VectorIndexError
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -81,16 +81,18 @@ class IndexManifest:
         try:
             raw = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise IndexError_(f"{source}: not valid JSON ({exc}); rebuild the index from the store") from exc
+            raise VectorIndexError(
+                f"{source}: not valid JSON ({exc}); rebuild the index from the store"
+            ) from exc
         if not isinstance(raw, dict) or raw.get("format") != FORMAT:
             found = raw.get("format") if isinstance(raw, dict) else type(raw).__name__
-            raise IndexError_(
+            raise VectorIndexError(
                 f"{source}: not a faceledger index manifest (format {found!r}, expected {FORMAT!r})"
             )
         try:
             manifest = cls(**raw)
         except TypeError as exc:
-            raise IndexError_(f"{source}: manifest fields do not match {FORMAT} ({exc})") from exc
+            raise VectorIndexError(f"{source}: manifest fields do not match {FORMAT} ({exc})") from exc
         _check_fields(manifest, source)
         return manifest
 
@@ -110,7 +112,7 @@ def _check_fields(manifest: IndexManifest, source: Path) -> None:
     if not isinstance(manifest.params, dict) or not all(isinstance(v, int) for v in manifest.params.values()):
         problems.append("params must be an object of integers")
     if problems:
-        raise IndexError_(f"{source}: invalid index manifest: {'; '.join(problems)}")
+        raise VectorIndexError(f"{source}: invalid index manifest: {'; '.join(problems)}")
 
 
 def read_manifest(directory: Path) -> IndexManifest | None:
@@ -121,7 +123,7 @@ def read_manifest(directory: Path) -> IndexManifest | None:
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError) as exc:
-        raise IndexError_(f"{path}: cannot read the index manifest ({exc})") from exc
+        raise VectorIndexError(f"{path}: cannot read the index manifest ({exc})") from exc
     return IndexManifest.from_json(text, source=path)
 
 

@@ -29,7 +29,7 @@ from faceledger.adapters.index.manifest import (
     fsync_file,
     write_manifest,
 )
-from faceledger.errors import IndexError_
+from faceledger.errors import VectorIndexError
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -59,7 +59,7 @@ def save(
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise IndexError_(f"{directory}: cannot create the index directory ({exc})") from exc
+        raise VectorIndexError(f"{directory}: cannot create the index directory ({exc})") from exc
     token = secrets.token_hex(6)
     index_path = directory / f"index-{token}.faiss"
     labels_path = directory / f"labels-{token}.npy"
@@ -85,7 +85,7 @@ def _write_generation(
             handle.flush()
             os.fsync(handle.fileno())
     except (OSError, RuntimeError) as exc:
-        raise IndexError_(f"{directory}: cannot write the index ({exc})") from exc
+        raise VectorIndexError(f"{directory}: cannot write the index ({exc})") from exc
     kind = structures.kind_of(index)
     assert kind is not None
     live = np.sort(labels[labels >= 0])
@@ -131,7 +131,7 @@ def _overwrite_with_zeros(path: Path) -> None:
 def load(directory: Path, manifest: IndexManifest, dim: int) -> Loaded:
     """Read and verify the generation the manifest names."""
     if manifest.dim != dim:
-        raise IndexError_(
+        raise VectorIndexError(
             f"{directory}: the index holds {manifest.dim}-d vectors but {dim}-d were expected "
             f"(an index of another embedding model?); {_REBUILD}"
         )
@@ -145,10 +145,12 @@ def load(directory: Path, manifest: IndexManifest, dim: int) -> Loaded:
 
 def _verified(path: Path, expected: str) -> Path:
     if not path.is_file():
-        raise IndexError_(f"{path}: named by the index manifest but missing (interrupted copy?); {_REBUILD}")
+        raise VectorIndexError(
+            f"{path}: named by the index manifest but missing (interrupted copy?); {_REBUILD}"
+        )
     actual = file_sha256(path)
     if actual != expected:
-        raise IndexError_(
+        raise VectorIndexError(
             f"{path}: checksum {actual[:12]}... does not match the manifest's {expected[:12]}... "
             f"(corrupted or modified); {_REBUILD}"
         )
@@ -160,10 +162,10 @@ def _read_structure(path: Path, manifest: IndexManifest) -> Any:
         index = faiss.read_index(str(path))
     except RuntimeError as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise IndexError_(f"{path}: not a readable faiss index ({reason}); {_REBUILD}") from exc
+        raise VectorIndexError(f"{path}: not a readable faiss index ({reason}); {_REBUILD}") from exc
     kind = structures.kind_of(index)
     if kind != manifest.kind or int(index.d) != manifest.dim or int(index.ntotal) != manifest.slots:
-        raise IndexError_(
+        raise VectorIndexError(
             f"{path}: holds a {kind or type(index).__name__} index of {index.ntotal} {index.d}-d vectors, "
             f"but the manifest says {manifest.kind} with {manifest.slots} {manifest.dim}-d; {_REBUILD}"
         )
@@ -174,14 +176,14 @@ def _read_labels(path: Path, manifest: IndexManifest) -> IdArray:
     try:
         raw = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
-        raise IndexError_(f"{path}: not a readable id list ({exc}); {_REBUILD}") from exc
+        raise VectorIndexError(f"{path}: not a readable id list ({exc}); {_REBUILD}") from exc
     if (
         not isinstance(raw, np.ndarray)
         or raw.dtype.kind != "i"
         or raw.ndim != 1
         or len(raw) != manifest.slots
     ):
-        raise IndexError_(f"{path}: expected {manifest.slots} int64 ids; {_REBUILD}")
+        raise VectorIndexError(f"{path}: expected {manifest.slots} int64 ids; {_REBUILD}")
     labels = np.ascontiguousarray(raw, dtype=np.int64)
     live = np.sort(labels[labels >= 0])
     problems = []
@@ -194,7 +196,7 @@ def _read_labels(path: Path, manifest: IndexManifest) -> IdArray:
     elif checksum_sorted(live) != manifest.ids_sha256:
         problems.append("the id checksum differs from the manifest")
     if problems:
-        raise IndexError_(f"{path}: {'; '.join(problems)}; {_REBUILD}")
+        raise VectorIndexError(f"{path}: {'; '.join(problems)}; {_REBUILD}")
     return labels
 
 
@@ -203,6 +205,6 @@ def _check_tombstones(path: Path, index: Any, labels: IdArray, kind: str) -> Non
     if not removed.any():
         return
     if kind == structures.EXACT:
-        raise IndexError_(f"{path}: an exact index must not keep removed entries; {_REBUILD}")
+        raise VectorIndexError(f"{path}: an exact index must not keep removed entries; {_REBUILD}")
     if np.any(structures.stored_rows(index)[removed]):
-        raise IndexError_(f"{path}: removed entries still hold vector values; {_REBUILD}")
+        raise VectorIndexError(f"{path}: removed entries still hold vector values; {_REBUILD}")
