@@ -271,6 +271,22 @@ def test_an_examiner_can_neither_enrol_nor_purge(
     assert [(r["name"], r["subjects"]) for r in rows] == [(GALLERY, 3)]
 
 
+def test_retention_purge_is_for_gallery_administrators(unit: SignedInUnit, tmp_path: Path) -> None:
+    out = unit.run(EVE, "gallery", "purge-expired", code=1)
+    assert "'purge' needs one of the roles: gallery_admin" in _one_line_error(out)
+    assert _denials(unit, EVE)[-1]["object"] == "retention"
+    copy = unit.copy(tmp_path / "copy")  # the purge is real: keep the shared unit whole
+    before = json.loads(copy.stdout(GINA, "gallery", "list", "--json"))[0]["images"]
+    # The unit's first photos were collected on 2020-02-03 into a gallery that keeps them 2,190 days.
+    counts = json.loads(copy.stdout(GINA, "gallery", "purge-expired", "--json"))
+    assert counts["images"] >= 6
+    assert counts["faces"] == counts["vectors"] == counts["images"]
+    after = json.loads(copy.stdout(GINA, "gallery", "list", "--json"))[0]["images"]
+    assert after == before - counts["images"]
+    again = json.loads(copy.stdout(GINA, "gallery", "purge-expired", "--json"))
+    assert again["images"] == 0
+
+
 def test_the_installed_console_script_runs() -> None:
     exe = Path(sys.executable).with_name("faceledger")
     done = subprocess.run([str(exe), "--version"], capture_output=True, text=True, check=False, timeout=60)

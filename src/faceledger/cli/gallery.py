@@ -205,6 +205,36 @@ def purge(
         console.print(f"removed {what}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
 
 
+@app.command("purge-expired")
+@handle_errors
+def purge_expired(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
+    """Apply the retention rules: remove every enrolled image past its retention date, and every probe
+    photo no search needs any more (gallery administrators; recorded). Run it daily (cron, a timer)."""
+    from datetime import UTC, datetime
+
+    from faceledger.services.probes import purge_expired_probes
+
+    with opened(data_dir) as dd:
+        principal = signed_in(dd)
+        policies.guard(dd, principal, Action.PURGE, target="retention", now=_now())
+        actor = principal.actor.username
+        report = gallery_service.purge_expired(dd, actor=actor)
+        probes = purge_expired_probes(dd, now=datetime.now(UTC))
+    counts = {
+        "subjects": report.subjects,
+        "images": report.images,
+        "faces": report.faces,
+        "vectors": report.vectors,
+        "files": report.files,
+        "probe_photos": len(probes.purged),
+        "probe_files": probes.files_removed,
+    }
+    if as_json:
+        print_json(counts)
+    else:
+        console.print("past their retention, removed: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+
+
 def _enrol(
     dd: DataDir, gallery: str, source: Path, options: EnrolOptions, progress: ProgressCallback
 ) -> EnrolmentResult:
