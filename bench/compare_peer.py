@@ -189,14 +189,9 @@ def run_accuracy(args: argparse.Namespace, workdir: Path) -> dict[str, dict[str,
 
 
 def _accuracy_row(scores: F64, same: npt.NDArray[np.bool_], folds: Any, vectors: Any) -> dict[str, float]:
-    # Failure to acquire: the pair is decided wrongly whatever the threshold.
+    # A NaN score is a failure to acquire: kfold_accuracy counts such a pair as a wrong decision.
     failed = np.isnan(scores)
-    filled = np.where(failed, np.where(same, -np.inf, np.inf), scores)
-    finite = filled[np.isfinite(filled)]
-    span = float(finite.max() - finite.min()) if finite.size else 1.0
-    filled = np.where(filled == np.inf, finite.max() + span, filled)
-    filled = np.where(filled == -np.inf, finite.min() - span, filled)
-    result = metrics.kfold_accuracy(filled, same, folds)
+    result = metrics.kfold_accuracy(scores, same, folds)
     return {
         "accuracy": result.mean,
         "std": result.std,
