@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 import postgres_db
@@ -152,3 +153,26 @@ def audit_rows(dd: DataDir, action: str | None = None) -> list[Any]:
 def details(row: Any) -> dict[str, Any]:
     parsed: dict[str, Any] = json.loads(row.details)
     return parsed
+
+
+# --- fixtures shared by the account and device tests (imported into those modules; named by `name=`) ---
+
+
+@pytest.fixture(scope="module", name="pg_url")
+def pg_url_fixture() -> Iterator[str]:
+    with pg_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="module", name="template")
+def template_fixture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_template(tmp_path_factory.mktemp("template") / "data")
+
+
+@pytest.fixture(params=BACKENDS, name="dd")
+def dd_fixture(request: pytest.FixtureRequest, tmp_path: Path, template: Path) -> Iterator[DataDir]:
+    """A new installation on each backend: SQLite (a copy of ``template``) and PostgreSQL."""
+    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
+    opened = open_dd(request.param, tmp_path / "data", template=template, pg_url=url)
+    yield opened
+    opened.close()

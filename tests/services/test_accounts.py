@@ -9,14 +9,11 @@ import dataclasses
 import hashlib
 import os
 import stat
-from collections.abc import Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
-from accounts_helpers import (
+from accounts_helpers import (  # noqa: F401 - fixtures
     ADMIN,
-    BACKENDS,
     FAST,
     ORG,
     PASSWORD,
@@ -24,11 +21,11 @@ from accounts_helpers import (
     Org,
     audit_rows,
     code,
+    dd_fixture,
     details,
-    make_template,
-    open_dd,
-    pg_database,
+    pg_url_fixture,
     reopen,
+    template_fixture,
 )
 from sqlalchemy import select, update
 
@@ -46,25 +43,6 @@ from faceledger.services.accounts import totp
 from faceledger.services.datadir import DataDir
 
 STEP = timedelta(seconds=30)
-
-
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    with pg_database() as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_template(tmp_path_factory.mktemp("template") / "data")
-
-
-@pytest.fixture(params=BACKENDS)
-def dd(request: pytest.FixtureRequest, tmp_path: Path, template: Path) -> Iterator[DataDir]:
-    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
-    opened = open_dd(request.param, tmp_path / "data", template=template, pg_url=url)
-    yield opened
-    opened.close()
 
 
 @pytest.fixture

@@ -7,21 +7,19 @@ without a device (so the policy refuses searches) and leaves a record in the aud
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
 import pytest
-from accounts_helpers import (
+from accounts_helpers import (  # noqa: F401 - fixtures
     ADMIN,
-    BACKENDS,
     T0,
     Org,
     audit_rows,
+    dd_fixture,
     details,
-    make_template,
-    open_dd,
-    pg_database,
+    pg_url_fixture,
+    template_fixture,
 )
 from sqlalchemy import select
 
@@ -35,25 +33,6 @@ from faceledger.services.datadir import DataDir
 from faceledger.services.devices import DeviceCredential
 
 LATER = T0.replace(minute=5)
-
-
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    with pg_database() as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_template(tmp_path_factory.mktemp("template") / "data")
-
-
-@pytest.fixture(params=BACKENDS)
-def dd(request: pytest.FixtureRequest, tmp_path: Path, template: Path) -> Iterator[DataDir]:
-    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
-    opened = open_dd(request.param, tmp_path / "data", template=template, pg_url=url)
-    yield opened
-    opened.close()
 
 
 @pytest.fixture
