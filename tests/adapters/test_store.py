@@ -262,6 +262,26 @@ def test_a_failed_unit_of_work_leaves_nothing_behind(store: Store) -> None:
         assert repository.gallery_counts(conn, gallery.id or 0) == repository.GalleryCounts(0, 0, 0)
 
 
+def test_model_keys_lists_each_gallerys_models_once(store: Store) -> None:
+    custody, other = _gallery(store), _gallery(store, "other")
+    second = ModelRef("test", "hand-made", "2", "cd" * 32, 4)
+    third = ModelRef("test", "hand-made", "3", "ef" * 32, 4)
+    for seed, model in ((1, MODEL), (2, second), (3, MODEL), (4, second)):
+        _enrol(store, custody, f"S-{seed}", seed=seed, face=_face(seed, model))
+    _enrol(store, other, "S-9", seed=9, face=_face(9, third))
+    empty = _gallery(store, "empty")
+
+    with store.read() as conn:
+        assert repository.model_keys(conn, custody.id) == sorted([MODEL.key, second.key])
+        assert repository.model_keys(conn, other.id) == [third.key]
+        assert repository.model_keys(conn, empty.id) == []
+        assert repository.model_keys(conn) == sorted([MODEL.key, second.key, third.key])
+        # Each step is one lookup in the (gallery_id, model_key) index, not a scan of the faces.
+        step = "SELECT min(model_key) FROM faces WHERE gallery_id = 1 AND model_key > 'a'"
+        plan = conn.execute(text(f"EXPLAIN QUERY PLAN {step}")).all()
+    assert "ix_faces_gallery_id_model_key" in " ".join(str(row) for row in plan)
+
+
 def test_a_model_key_cannot_change_meaning(store: Store) -> None:
     with store.begin() as conn:
         repository.ensure_model(conn, MODEL)

@@ -245,10 +245,23 @@ def all_models(conn: Connection) -> list[ModelRef]:
 
 
 def model_keys(conn: Connection, gallery_id: int | None = None) -> list[str]:
-    stmt = select(t.faces.c.model_key).distinct()
-    if gallery_id is not None:
-        stmt = stmt.where(t.faces.c.gallery_id == gallery_id)
-    return sorted(conn.execute(stmt).scalars())
+    """The models a gallery's faces (or all faces) were made with, sorted.
+
+    For one gallery this walks the (gallery_id, model_key) index one key at a time: a
+    ``SELECT DISTINCT`` would read every face's index entry, tens of milliseconds per search
+    at a million faces, where each ``min()`` here is one index lookup.
+    """
+    if gallery_id is None:
+        return sorted(conn.execute(select(t.faces.c.model_key).distinct()).scalars())
+    keys: list[str] = []
+    while True:
+        stmt = select(func.min(t.faces.c.model_key)).where(t.faces.c.gallery_id == gallery_id)
+        if keys:
+            stmt = stmt.where(t.faces.c.model_key > keys[-1])
+        key = conn.execute(stmt).scalar()
+        if key is None:
+            return keys
+        keys.append(str(key))
 
 
 # --- subjects --------------------------------------------------------------------------
