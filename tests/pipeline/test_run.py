@@ -14,7 +14,7 @@ from faceledger.adapters.models.dlib_flip_helper import helper_supported
 from faceledger.config import DetectorSettings, EmbedderSettings, Settings
 from faceledger.domain.models import DecodedImage
 from faceledger.errors import ConfigError, ImageError
-from faceledger.pipeline.ingest import decode_image
+from faceledger.pipeline.ingest import decode_image, load_image
 from faceledger.pipeline.run import Pipeline
 
 BUSH = ("George_W_Bush", "George_W_Bush_0001.jpg")
@@ -46,6 +46,19 @@ def test_analyze_path_gives_every_measure_of_the_face(lfw_images: Path, pipeline
     assert float(np.linalg.norm(face.embedding.vector)) == pytest.approx(1.0, abs=1e-5)
     assert set(timings) == {"decode", "detect", "quality", "embed"}
     assert all(ms > 0 for ms in timings.values())
+
+
+def test_assess_then_embed_is_analyze(lfw_images: Path, pipeline: Pipeline) -> None:
+    image = load_image(lfw_images.joinpath(*BUSH))
+    assessed = pipeline.assess(image)
+    whole = pipeline.analyze(image)
+    assert [a.face for a in assessed] == [f.face for f in whole.faces]
+    assert [a.quality for a in assessed] == [f.quality for f in whole.faces]
+    halves = pipeline.embed(image, assessed)
+    assert halves.image_sha256 == whole.image_sha256
+    for mine, theirs in zip(halves.faces, whole.faces, strict=True):
+        np.testing.assert_allclose(mine.embedding.vector, theirs.embedding.vector, atol=1e-6)
+    assert pipeline.embed(image, []).faces == ()
 
 
 def test_faces_come_largest_first(lfw_images: Path, pipeline: Pipeline) -> None:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import csv
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -231,6 +232,56 @@ def test_every_skip_has_its_reason(
     with dd.store.read() as conn:
         recorded = conn.execute(select(t.enrolment_skips.c.reason)).scalars().all()
     assert sorted(recorded) == sorted(str(s.reason) for s in result.skipped)
+
+
+class CountingEmbedder:
+    """The real embedder, counting the chips it is asked to embed."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.model = inner.model
+        self.flip = inner.flip
+        self.chips = 0
+
+    def embed(self, chips: Sequence[Any]) -> Any:
+        self.chips += len(chips)
+        return self.inner.embed(chips)
+
+    def embed_with_mirrors(self, chips: Sequence[Any], mirrored: Sequence[Any] | None) -> Any:
+        self.chips += len(chips)
+        return self.inner.embed_with_mirrors(chips, mirrored)
+
+
+def test_an_image_turned_down_on_its_faces_costs_no_embedding(
+    dd: DataDir, tmp_path: Path, lfw_images: Path
+) -> None:
+    folder = tmp_path / "few"
+    (folder / "S-1").mkdir(parents=True)
+    shutil.copy(lfw_images / "Al_Gore" / "Al_Gore_0001.jpg", folder / "S-1" / "one.jpg")
+    pair = Image.new("RGB", (500, 250))
+    pair.paste(Image.open(lfw_images / "Al_Gore" / "Al_Gore_0002.jpg"), (0, 0))
+    pair.paste(Image.open(lfw_images / "Ai_Sugiyama" / "Ai_Sugiyama_0001.jpg"), (250, 0))
+    pair.save(folder / "S-1" / "pair.jpg")
+    Image.new("RGB", (250, 250), (128, 128, 128)).save(folder / "S-1" / "grey.png")
+    with Pipeline.from_settings(Settings(), parallel_flip=False) as real:
+        counting = CountingEmbedder(real.embedder)
+        pipeline = Pipeline(
+            detector=real.detector,
+            landmarker=real.landmarker,
+            aligner=real.aligner,
+            embedder=counting,
+            detector_settings=real.detector_settings,
+        )
+        result = enrol_folder(dd, "custody", folder, _options(), pipeline=pipeline)
+        assert [Path(e.source).name for e in result.enrolled] == ["one.jpg"]
+        assert _reasons(result) == {"pair.jpg": SkipReason.SEVERAL_FACES, "grey.png": SkipReason.NO_FACE}
+        assert counting.chips == 1  # the pair's two faces were never embedded
+
+        shutil.copy(lfw_images / "Ai_Sugiyama" / "Ai_Sugiyama_0002.jpg", folder / "S-1" / "two.jpg")
+        strict = enrol_folder(dd, "custody", folder, _options(quality_floor=100.5), pipeline=pipeline)
+        assert _reasons(strict)["two.jpg"] == SkipReason.LOW_QUALITY
+        assert "below the floor 100.5" in {Path(s.source).name: s.detail for s in strict.skipped}["two.jpg"]
+        assert counting.chips == 1
 
 
 def test_faces_below_the_quality_floor_are_skipped(

@@ -9,8 +9,9 @@ done (or use it as a context manager) so that the helper exits.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from faceledger.config import DetectorSettings, ImageLimits, Settings
-from faceledger.domain.models import AnalyzedFace, DecodedImage, DetectedFace, ImageAnalysis, ModelRef
+from faceledger.domain.models import (
+    AnalyzedFace,
+    DecodedImage,
+    DetectedFace,
+    ImageAnalysis,
+    ModelRef,
+    QualityReport,
+)
 from faceledger.errors import ImageError
 from faceledger.pipeline.detect import check_settings, find_faces
 from faceledger.pipeline.embed import embed_faces
@@ -47,6 +55,14 @@ def _check_pixels(pixels: ImageArray, source: str) -> None:
         raise ImageError(
             f"{source}: expected decoded H x W x 3 uint8 RGB pixels, got {pixels.shape} {pixels.dtype}"
         )
+
+
+@dataclass(frozen=True, slots=True)
+class AssessedFace:
+    """A face found in an image, with its quality report, before it is embedded."""
+
+    face: DetectedFace
+    quality: QualityReport
 
 
 class Pipeline:
@@ -124,17 +140,35 @@ class Pipeline:
 
         ``timings``, when given, receives milliseconds per stage (detect, quality, embed).
         """
+        return self.embed(image, self.assess(image, timings=timings), timings=timings)
+
+    def assess(self, image: DecodedImage, *, timings: dict[str, float] | None = None) -> list[AssessedFace]:
+        """The first half of :meth:`analyze`: every face with its quality, not yet embedded.
+
+        The embedding is most of the cost of a face; a caller that may turn the image down
+        on what this finds (enrolment skips photos with several faces or poor quality)
+        decides before paying for it, then calls :meth:`embed`.
+        """
         pixels = image.pixels
         _check_pixels(pixels, image.source)
         with _timed(timings, "detect"):
             faces = find_faces(pixels, self.detector, self.landmarker, self.detector_settings, self.rescue)
         with _timed(timings, "quality"):
-            reports = [assess_quality(pixels, face, self.quality) for face in faces]
+            return [AssessedFace(face, assess_quality(pixels, face, self.quality)) for face in faces]
+
+    def embed(
+        self,
+        image: DecodedImage,
+        assessed: Sequence[AssessedFace],
+        *,
+        timings: dict[str, float] | None = None,
+    ) -> ImageAnalysis:
+        """The second half of :meth:`analyze`: embed the faces :meth:`assess` found in ``image``."""
         with _timed(timings, "embed"):
-            embeddings = embed_faces(pixels, faces, self.aligner, self.embedder)
+            embeddings = embed_faces(image.pixels, [a.face for a in assessed], self.aligner, self.embedder)
         analyzed = tuple(
-            AnalyzedFace(index=i, face=face, quality=report, embedding=embedding)
-            for i, (face, report, embedding) in enumerate(zip(faces, reports, embeddings, strict=True))
+            AnalyzedFace(index=i, face=a.face, quality=a.quality, embedding=embedding)
+            for i, (a, embedding) in enumerate(zip(assessed, embeddings, strict=True))
         )
         return ImageAnalysis(
             image_sha256=image.sha256,

@@ -32,6 +32,7 @@ from faceledger.services.enrolment.records import (
     ProgressCallback,
     Skipped,
     SkipReason,
+    screen,
 )
 from faceledger.services.enrolment.worker import Outcome, analyse_in_worker
 from faceledger.services.galleries import retention_until
@@ -134,20 +135,15 @@ class Enrolment:
         item, sha = prepared.item, prepared.sha256
         if outcome.error_kind == "model":
             raise ModelError(outcome.error or "the face model could not be used")
+        if outcome.turned_down is not None:  # by the worker, before the faces were embedded
+            return _skip(item, *outcome.turned_down, sha)
         if outcome.analysis is None:
             reason = SkipReason.UNREADABLE if outcome.error_kind == "image" else SkipReason.ANALYSIS_FAILED
             return _skip(item, reason, outcome.error or "unknown error", sha)
         faces = outcome.analysis.faces
-        if not faces:
-            return _skip(item, SkipReason.NO_FACE, "no face found", sha)
-        if len(faces) > 1:
-            detail = f"{len(faces)} faces found; enrol a crop that shows only the subject"
-            return _skip(item, SkipReason.SEVERAL_FACES, detail, sha)
-        quality = faces[0].quality
-        if quality.score < self.floor:
-            issues = f" ({', '.join(quality.issues)})" if quality.issues else ""
-            detail = f"quality {quality.score:.1f} below the floor {self.floor:g}{issues}"
-            return _skip(item, SkipReason.LOW_QUALITY, detail, sha)
+        turned_down = screen([face.quality for face in faces], self.floor)
+        if turned_down is not None:
+            return _skip(item, *turned_down, sha)
         return faces[0]
 
     def finish(self, prepared: _Prepared, outcome: Outcome) -> None:
@@ -290,7 +286,8 @@ class Enrolment:
                     self.skip(prepared)
                     self.report(str(item.path))
                     continue
-                pending[executor.submit(analyse_in_worker, prepared.data, str(prepared.item.path))] = prepared
+                job = executor.submit(analyse_in_worker, prepared.data, str(prepared.item.path), self.floor)
+                pending[job] = prepared
             if not pending:
                 return
             done, _ = wait(pending, return_when=FIRST_COMPLETED)

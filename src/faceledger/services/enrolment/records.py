@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
-from faceledger.domain.models import DecodedImage, ImageAnalysis, ModelRef
+from faceledger.domain.models import DecodedImage, ImageAnalysis, ModelRef, QualityReport
 from faceledger.services.datadir import RecoveryReport
 
 
@@ -33,6 +33,22 @@ class SkipReason(StrEnum):
     ALREADY_ENROLLED = "already_enrolled"
     MISSING_PROVENANCE = "missing_provenance"
     BAD_ROW = "bad_row"
+
+
+def screen(faces: Sequence[QualityReport], floor: float) -> tuple[SkipReason, str] | None:
+    """Why enrolment turns down an image with these faces (their quality reports), or None.
+
+    A gallery image must show exactly one face, at or above the quality floor.
+    """
+    if not faces:
+        return SkipReason.NO_FACE, "no face found"
+    if len(faces) > 1:
+        return SkipReason.SEVERAL_FACES, f"{len(faces)} faces found; enrol a crop that shows only the subject"
+    quality = faces[0]
+    if quality.score < floor:
+        issues = f" ({', '.join(quality.issues)})" if quality.issues else ""
+        return SkipReason.LOW_QUALITY, f"quality {quality.score:.1f} below the floor {floor:g}{issues}"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
