@@ -3,15 +3,16 @@
 Prints, side by side and as ratios:
   accuracy  LFW DevTrain pairs (2,200): 10-fold accuracy and failure to acquire, for the peer's
             default pipeline and for each faceledger configuration (default, fast);
-  enrol     images per second enrolling the same folder, both sides on both cores; faceledger also
-            stores images, provenance and the vector index;
+  enrol     images per second enrolling the same folder (1,000 LFW photos), both sides on both
+            cores, taking turns for three rounds (medians); faceledger also stores images,
+            provenance and the vector index;
   probe     a 1-megapixel JPEG with one face to a candidate list against a gallery of the largest
             size: faceledger's search service vs the peer's detect + encode + face_distance;
   search    the search step alone at each gallery size (10k, 100k, 1M: real LFW descriptors plus
             generated distractors), recall@50 of the approximate index against exact search, and
             memory per enrolled face.
 
-    python bench/compare_peer.py                     # everything (about 20-30 minutes here)
+    python bench/compare_peer.py                     # everything (about an hour here, the first time)
     python bench/compare_peer.py --quick             # a smoke run of every section (a minute or two)
     python bench/compare_peer.py --sections accuracy,enrol
 
@@ -218,39 +219,59 @@ def enrol_folder(args: argparse.Namespace, workdir: Path) -> tuple[Path, list[Pa
     return folder, chosen
 
 
-def run_enrol(args: argparse.Namespace, workdir: Path) -> dict[str, float]:
+def _peer_enrol_rate(photos: Sequence[Path], workers: int) -> tuple[float, int]:
+    start = time.perf_counter()
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        found = pool.map(peer_encode, [str(p) for p in photos], 4)
+    return len(photos) / (time.perf_counter() - start), sum(f is not None for f in found)
+
+
+def _enrol_rate(
+    config: Config, folder: Path, photos: Sequence[Path], data_dir: Path, workers: int
+) -> tuple[float, Any]:
     from faceledger import library
 
+    shutil.rmtree(data_dir, ignore_errors=True)
+    settings = config.settings(data_dir, workers=workers)
+    with library.open(create=True, settings=settings) as ledger:
+        ledger.create_gallery(
+            "bench", legal_basis="benchmark", source_description="LFW", required_provenance=["source"]
+        )
+        start = time.perf_counter()
+        result = ledger.enroll("bench", folder, enrolled_by="bench")
+        seconds = time.perf_counter() - start
+    shutil.rmtree(data_dir, ignore_errors=True)
+    return len(photos) / seconds, result
+
+
+def run_enrol(args: argparse.Namespace, workdir: Path) -> dict[str, float]:
+    """Images per second, each side run ``--enrol-repeats`` times in turn; medians, and their ratios.
+
+    The sides take turns so that a slow spell of this shared machine falls on all of them.
+    """
     folder, photos = enrol_folder(args, workdir)
-    print(f"\n== enrolment: {len(photos)} LFW photos, {args.workers} processes on each side")
-    rates: dict[str, float] = {}
-    start = time.perf_counter()
-    with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
-        found = pool.map(peer_encode, [str(p) for p in photos], 4)
-    seconds = time.perf_counter() - start
-    rates["face_recognition (peer)"] = len(photos) / seconds
     print(
-        f"  {'face_recognition (peer)':34} {rates['face_recognition (peer)']:6.2f} images/s "
-        f"({sum(f is not None for f in found)} encoded; detect + encode only, nothing stored)"
+        f"\n== enrolment: {len(photos)} LFW photos, {args.workers} processes on each side, "
+        f"{args.enrol_repeats} rounds (median, range)"
     )
-    for config in CONFIGS:
-        data_dir = workdir / f"enrol-{config.flip}"
-        settings = config.settings(data_dir, workers=args.workers)
-        with library.open(create=True, settings=settings) as ledger:
-            ledger.create_gallery(
-                "bench",
-                legal_basis="benchmark",
-                source_description="LFW DevTrain",
-                required_provenance=["source"],
-            )
-            start = time.perf_counter()
-            result = ledger.enroll("bench", folder, enrolled_by="bench")
-            seconds = time.perf_counter() - start
-        rates[config.label] = len(photos) / seconds
+    peer = "face_recognition (peer)"
+    runs: dict[str, list[float]] = {peer: [], **{c.label: [] for c in CONFIGS}}
+    notes: dict[str, str] = {}
+    for _ in range(args.enrol_repeats):
+        rate, encoded = _peer_enrol_rate(photos, args.workers)
+        runs[peer].append(rate)
+        notes[peer] = f"{encoded} encoded; detect + encode only, nothing stored"
+        for config in CONFIGS:
+            rate, result = _enrol_rate(config, folder, photos, workdir / "enrol-data", args.workers)
+            runs[config.label].append(rate)
+            done = f"{len(result.enrolled)} enrolled, {len(result.skipped)} skipped"
+            notes[config.label] = f"{done}; images, provenance, index stored"
+    rates = {label: statistics.median(values) for label, values in runs.items()}
+    for label, values in runs.items():
+        ratio = "" if label == peer else f" = {rates[label] / rates[peer]:.2f}x the peer"
         print(
-            f"  {config.label:34} {rates[config.label]:6.2f} images/s ({len(result.enrolled)} enrolled, "
-            f"{len(result.skipped)} skipped; images, provenance and index stored) "
-            f"= {rates[config.label] / rates['face_recognition (peer)']:.2f}x the peer"
+            f"  {label:34} {rates[label]:6.2f} images/s ({min(values):.2f}-{max(values):.2f}){ratio}  "
+            f"[{notes[label]}]"
         )
     return rates
 
@@ -476,7 +497,8 @@ def main(argv: list[str] | None = None) -> int:
         "--sections", default=",".join(SECTIONS), help=f"comma-separated: {', '.join(SECTIONS)}"
     )
     parser.add_argument("--sizes", default="10000,100000,1000000", help="gallery sizes for search and probe")
-    parser.add_argument("--enrol-images", type=int, default=300)
+    parser.add_argument("--enrol-images", type=int, default=1000)
+    parser.add_argument("--enrol-repeats", type=int, default=3, help="rounds of the enrolment section")
     parser.add_argument("--probe-runs", type=int, default=21)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--workers", type=int, default=2)
@@ -485,6 +507,7 @@ def main(argv: list[str] | None = None) -> int:
     args.sizes = [int(s) for s in args.sizes.split(",")]
     if args.quick:
         args.sizes, args.enrol_images, args.probe_runs, args.queries = [2000], 20, 3, 20
+        args.enrol_repeats = 1
     sections = {s.strip() for s in args.sections.split(",") if s.strip()}
     unknown = sections - set(SECTIONS)
     if unknown:
