@@ -518,13 +518,26 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     with tempfile.TemporaryDirectory(prefix="faceledger-bench-") as tmp:
         workdir = Path(tmp)
-        if "accuracy" in sections:
-            run_accuracy(args, workdir)
-        if "enrol" in sections:
-            run_enrol(args, workdir)
+        accuracy = run_accuracy(args, workdir) if "accuracy" in sections else {}
+        speed = run_enrol(args, workdir) if "enrol" in sections else {}
+        if accuracy and speed:
+            print_choice(accuracy, speed)
         if "probe" in sections or "search" in sections:
             run_search(args, workdir, probe_too="probe" in sections, search_too="search" in sections)
     return 0
+
+
+def print_choice(accuracy: dict[str, dict[str, float]], speed: dict[str, float]) -> None:
+    """Each configuration's accuracy and enrolment speed side by side, for an operator to choose."""
+    peer = "face_recognition (peer)"
+    print("\n== the configurations side by side")
+    print(f"  {'':34} {'LFW 10-fold':>11} {'no face':>8} {'enrol img/s':>12} {'vs peer':>8}")
+    for label in (peer, *(c.label for c in CONFIGS)):
+        row = accuracy[label]
+        print(
+            f"  {label:34} {row['accuracy'] * 100:10.2f}% {int(row['fta_images']):8d} "
+            f"{speed[label]:12.2f} {speed[label] / speed[peer]:7.2f}x"
+        )
 
 
 if __name__ == "__main__":
