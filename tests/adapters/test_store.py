@@ -442,6 +442,7 @@ def test_enrol_read_and_purge_on_postgresql(pg_store: Store) -> None:
         found, vectors = repository.face_vectors(conn, [first, second], MODEL.dim)
         described = repository.describe_faces(conn, [first])
         assert repository.list_subjects(conn, gallery.id or 0)[0] == repository.SubjectSummary("S-1", 1, 1)
+        assert repository.model_keys(conn, gallery.id) == [MODEL.key]
     assert found.tolist() == [first, second]
     np.testing.assert_array_equal(vectors, np.stack([_vector(1), _vector(2)]))
     assert described[first].image_sha256 == sha
