@@ -8,18 +8,15 @@ once.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
-from sqlalchemy import select
 
+from audit_records import audit_rows as audit_rows  # re-exported for the tests
 from faceledger.adapters.policy_file import example_policy_text
 from faceledger.adapters.store import Store
-from faceledger.adapters.store.tables_audit import audit_entries
 from faceledger.config import Settings
 from faceledger.domain.models import DecodedImage, ImageAnalysis, ModelRef
 from faceledger.domain.roles import Actor, Role
@@ -153,25 +150,3 @@ def enrol_people(dd: DataDir, analyzer: CachingAnalyzer, lfw_images: Path, galle
     options = EnrolOptions(enrolled_by="gina.galleries", collected_on=date(2024, 5, 1), workers=1)
     for name in PEOPLE:
         enrol_image(dd, gallery, name, photo(lfw_images, name, 1), options, pipeline=analyzer)
-
-
-# --- reading what was recorded -------------------------------------------------------------
-
-
-def audit_rows(dd: DataDir, action: str | None = None) -> list[dict[str, Any]]:
-    """The audit log's entries (optionally of one action), oldest first, details decoded."""
-    query = select(audit_entries).order_by(audit_entries.c.seq)
-    if action is not None:
-        query = query.where(audit_entries.c.action == action)
-    with dd.store.read() as conn:
-        rows = conn.execute(query).all()
-    return [
-        {
-            "seq": r.seq,
-            "actor": r.actor,
-            "action": r.action,
-            "object": r.object,
-            "details": json.loads(r.details),
-        }
-        for r in rows
-    ]

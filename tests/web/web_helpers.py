@@ -9,7 +9,6 @@ database on the real PostgreSQL server (skipped, saying why, when none is reacha
 from __future__ import annotations
 
 import functools
-import json
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,11 +21,10 @@ import httpx2
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import select
 
 import postgres_db
+from audit_records import audit_rows as audit_rows  # re-exported for the tests
 from faceledger.adapters.store import Store
-from faceledger.adapters.store.tables_audit import audit_entries
 from faceledger.config import AccountSettings, ImageLimits, Settings
 from faceledger.domain.models import DecodedImage, ImageAnalysis, ModelRef
 from faceledger.domain.roles import Role
@@ -263,25 +261,6 @@ def running(
 
 
 # --- reading what was recorded -------------------------------------------------------------
-
-
-def audit_rows(dd: DataDir, action: str | None = None) -> list[dict[str, Any]]:
-    """The audit log's entries (optionally of one action), oldest first, details decoded."""
-    query = select(audit_entries).order_by(audit_entries.c.seq)
-    if action is not None:
-        query = query.where(audit_entries.c.action == action)
-    with dd.store.read() as conn:
-        rows = conn.execute(query).all()
-    return [
-        {
-            "seq": r.seq,
-            "actor": r.actor,
-            "action": r.action,
-            "object": r.object,
-            "details": json.loads(r.details),
-        }
-        for r in rows
-    ]
 
 
 def error_of(response: httpx2.Response) -> dict[str, Any]:
