@@ -70,15 +70,4 @@ class ReportOut(BaseModel):
 
     @classmethod
     def of(cls, report: OversightReport) -> ReportOut:
-        return cls(
-            since=report.since,
-            until=report.until,
-            searches=report.searches,
-            searches_by_user=report.searches_by_user,
-            searches_by_unit=report.searches_by_unit,
-            searches_by_purpose=report.searches_by_purpose,
-            searches_by_outcome=report.searches_by_outcome,
-            denials=report.denials,
-            denials_by_rule=report.denials_by_rule,
-            failed_sign_ins=report.failed_sign_ins,
-        )
+        return cls.model_validate(report, from_attributes=True)
