@@ -168,18 +168,19 @@ def _other_faces(record: SearchRecord) -> list[Crop]:
     return crops
 
 
+#: Every accountable search or comparison names its case and purpose (the policy refuses one without).
+CaseOption = Annotated[str | None, typer.Option("--case", help="Case number (format set by the policy).")]
+PurposeOption = Annotated[str | None, typer.Option(help="Purpose, one of the policy's allowed purposes.")]
+
+
 @handle_errors
 def search(
     probes: ProbesArgument,
     gallery: Annotated[
         list[str], typer.Option("--gallery", "-g", help="Gallery to search (repeat for several).")
     ],
-    case: Annotated[
-        str | None, typer.Option("--case", help="Case number (format set by the policy).")
-    ] = None,
-    purpose: Annotated[
-        str | None, typer.Option(help="Purpose, one of the policy's allowed purposes.")
-    ] = None,
+    case: CaseOption = None,
+    purpose: PurposeOption = None,
     justification: Annotated[str | None, typer.Option(help="Why this search is needed (free text).")] = None,
     on_behalf_of: Annotated[
         str | None, typer.Option(help="Agency the search is made for, if another.")
@@ -243,12 +244,8 @@ def search(
 def verify(
     first: Annotated[Path, typer.Argument(help="First image (its largest face is compared).")],
     second: Annotated[Path, typer.Argument(help="Second image (its largest face is compared).")],
-    case: Annotated[
-        str | None, typer.Option("--case", help="Case number (format set by the policy).")
-    ] = None,
-    purpose: Annotated[
-        str | None, typer.Option(help="Purpose, one of the policy's allowed purposes.")
-    ] = None,
+    case: CaseOption = None,
+    purpose: PurposeOption = None,
     justification: Annotated[str | None, typer.Option(help="Why this comparison is needed.")] = None,
     data_dir: DataDirOption = None,
     as_json: JsonOption = False,
