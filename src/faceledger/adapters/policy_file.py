@@ -37,6 +37,8 @@ from faceledger.domain.roles import Action, parse_action
 from faceledger.errors import ConfigError, ValidationError
 
 EXAMPLE_POLICY = "example-policy.toml"
+#: A policy file (or text loaded over the API) is at most this large.
+MAX_POLICY_BYTES = 1024 * 1024
 
 _Path = tuple[str | int, ...]
 _T = TypeVar("_T")
@@ -71,18 +73,28 @@ def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
         raise ConfigError(f"{where}: {format_path(exc.path) or 'policy'}: {exc.problem}") from None
 
 
-def load_policy(path: Path | str) -> Policy:
-    """Read and check a policy file."""
-    file = Path(path)
+def read_policy_file(path: Path | str) -> str:
+    """The text of a policy file; :class:`ConfigError` naming the file if it cannot be read."""
+    file = Path(path).expanduser()
     try:
-        text = file.read_bytes().decode("utf-8")
+        size = file.stat().st_size
+        if size > MAX_POLICY_BYTES:
+            raise ConfigError(
+                f"policy file {file} is {size:,} bytes; a policy is at most {MAX_POLICY_BYTES:,}"
+            )
+        return file.read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"policy file {file} does not exist") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"policy file {file} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
     except OSError as exc:
         raise ConfigError(f"policy file {file} cannot be read: {exc.strerror or exc}") from None
-    return parse_policy(text, source=str(file))
+
+
+def load_policy(path: Path | str) -> Policy:
+    """Read and check a policy file."""
+    file = Path(path).expanduser()
+    return parse_policy(read_policy_file(file), source=str(file))
 
 
 def example_policy_text() -> str:

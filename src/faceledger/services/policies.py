@@ -32,19 +32,19 @@ from sqlalchemy import Row, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from faceledger.adapters.policy_file import example_policy_text, parse_policy
+from faceledger.adapters.policy_file import MAX_POLICY_BYTES as MAX_POLICY_BYTES
+from faceledger.adapters.policy_file import example_policy_text, parse_policy, read_policy_file
 from faceledger.adapters.store.tables_cases import CASE_LEN, policy_decisions, policy_versions
 from faceledger.audit import events as ev
 from faceledger.domain.policy import Decision, Policy, decide_action
 from faceledger.domain.roles import Action, Actor, require_aware
-from faceledger.errors import ConfigError, ConflictError, NotFoundError, PermissionDeniedError
+from faceledger.errors import ConflictError, NotFoundError, PermissionDeniedError
 from faceledger.services import audit
 from faceledger.services.datadir import DataDir
 
 #: Rule and version a decision cites when no policy has been loaded.
 NO_POLICY_RULE = "policy.none"
 NO_POLICY_VERSION = "none"
-MAX_POLICY_BYTES = 1024 * 1024
 
 
 class Principal(Protocol):
@@ -250,24 +250,6 @@ def guard(
 
 
 # --- loading a policy ------------------------------------------------------------------
-
-
-def read_policy_file(path: Path | str) -> str:
-    """The text of a policy file; :class:`ConfigError` naming the file if it cannot be read."""
-    file = Path(path).expanduser()
-    try:
-        size = file.stat().st_size
-        if size > MAX_POLICY_BYTES:
-            raise ConfigError(
-                f"policy file {file} is {size:,} bytes; a policy is at most {MAX_POLICY_BYTES:,}"
-            )
-        return file.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"policy file {file} does not exist") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"policy file {file} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
-    except OSError as exc:
-        raise ConfigError(f"policy file {file} cannot be read: {exc.strerror or exc}") from None
 
 
 def load_policy(
