@@ -1,8 +1,17 @@
 """The small interfaces that adapters implement.
 
-The pipeline and the services depend on these Protocols only; each heavy library (dlib,
-onnxruntime, faiss, SQLAlchemy) lives in exactly one adapter module that implements one of
-them. A contract test suite under ``tests/contracts`` runs against every adapter of a port.
+The pipeline depends on these Protocols only: the face models (dlib in
+``adapters/models/dlib_backend.py``, onnxruntime in ``adapters/models/onnx_backend.py``) and
+the vector index (faiss, in the ``adapters/index`` package) are reached through them. A
+contract test suite under ``tests/contracts`` runs against every adapter of a port.
+
+The metadata store has no Protocol here. ``adapters/store`` owns the engine, the tables, the
+migrations and the transactions (``Store.begin``/``Store.read``) and answers the gallery
+questions in ``repository.py``; the service modules (``faceledger.services``) also use
+SQLAlchemy Core directly, building their own statements over the store's tables on the
+connection of the transaction the store opened, so that an action and its audit entry commit
+together. SQLAlchemy is imported nowhere else: not by the domain, the pipeline, the audit
+package, the web layer, the CLI or the library (``tests/test_layering.py`` checks this).
 """
 
 from __future__ import annotations

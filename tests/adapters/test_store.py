@@ -25,7 +25,7 @@ import postgres_db
 from faceledger.adapters.store import Store, repository
 from faceledger.adapters.store import tables as t
 from faceledger.adapters.store.engine import alembic_config, current_revision, head_revision
-from faceledger.domain.models import Gallery, ModelRef, Provenance
+from faceledger.domain.models import Gallery, GalleryCounts, ModelRef, Provenance, SubjectSummary
 from faceledger.errors import ConflictError, NotFoundError, StoreError
 
 MODEL = ModelRef("test", "hand-made", "1", "ab" * 32, 4)
@@ -249,7 +249,7 @@ def test_the_same_image_twice_in_one_gallery_is_a_conflict(store: Store) -> None
     with pytest.raises(ConflictError, match="already enrolled"):
         _enrol(store, gallery, "S-2", seed=3)
     with store.read() as conn:
-        assert repository.gallery_counts(conn, gallery.id or 0) == repository.GalleryCounts(1, 1, 1)
+        assert repository.gallery_counts(conn, gallery.id or 0) == GalleryCounts(1, 1, 1)
 
 
 def test_a_failed_unit_of_work_leaves_nothing_behind(store: Store) -> None:
@@ -259,7 +259,7 @@ def test_a_failed_unit_of_work_leaves_nothing_behind(store: Store) -> None:
     with pytest.raises(StoreError, match="3 values but its model says 4"):
         _enrol(store, gallery, "S-1", seed=1, face=bad)
     with store.read() as conn:
-        assert repository.gallery_counts(conn, gallery.id or 0) == repository.GalleryCounts(0, 0, 0)
+        assert repository.gallery_counts(conn, gallery.id or 0) == GalleryCounts(0, 0, 0)
 
 
 def test_model_keys_lists_each_gallerys_models_once(store: Store) -> None:
@@ -300,7 +300,7 @@ def test_list_subjects_counts_images_and_faces(store: Store) -> None:
     with store.read() as conn:
         subjects = repository.list_subjects(conn, gallery.id or 0)
 
-    assert subjects == [repository.SubjectSummary("S-1", 2, 2), repository.SubjectSummary("S-2", 1, 1)]
+    assert subjects == [SubjectSummary("S-1", 2, 2), SubjectSummary("S-2", 1, 1)]
 
 
 # --- deletion --------------------------------------------------------------------------
@@ -441,7 +441,7 @@ def test_enrol_read_and_purge_on_postgresql(pg_store: Store) -> None:
     with pg_store.read() as conn:
         found, vectors = repository.face_vectors(conn, [first, second], MODEL.dim)
         described = repository.describe_faces(conn, [first])
-        assert repository.list_subjects(conn, gallery.id or 0)[0] == repository.SubjectSummary("S-1", 1, 1)
+        assert repository.list_subjects(conn, gallery.id or 0)[0] == SubjectSummary("S-1", 1, 1)
         assert repository.model_keys(conn, gallery.id) == [MODEL.key]
     assert found.tolist() == [first, second]
     np.testing.assert_array_equal(vectors, np.stack([_vector(1), _vector(2)]))

@@ -86,7 +86,15 @@ def sample_event(n: int) -> ev.AuditEvent:
             candidates=[{"rank": 1, "subject_id": "S-1", "face_id": n, "score": "0.951000"}],
         ),
         lambda: ev.policy_denied("auditor1", attempted="search", target="gallery:arrests", reason="role"),
-        lambda: ev.purged("admin", gallery="arrests", face_ids=[n, n + 1], reason="retention expired"),
+        lambda: ev.purged(
+            "admin",
+            gallery="arrests",
+            face_ids=[n, n + 1],
+            reason="retention",
+            authority="Records schedule 7",
+            scope="expired",
+            purge_id=n,
+        ),
     ]
     return makers[n % len(makers)]()
 

@@ -218,7 +218,15 @@ BUILDERS = [
         image_sha256="cd" * 32,
         provenance={"source": "custody", "collected_on": "2024-04-30"},
     ),
-    ev.purged("carol", gallery="arrests", face_ids=[7, 8], reason="retention"),
+    ev.purged(
+        "carol",
+        gallery="arrests",
+        face_ids=[7, 8],
+        reason="court_order",
+        authority="Order 2026-123",
+        scope="subject:4",
+        purge_id=1,
+    ),
     ev.gallery_created(
         "carol",
         gallery="arrests",
@@ -254,6 +262,7 @@ BUILDERS = [
         to_state="awaiting_peer_assessment",
         details={"findings": [{"face_id": 7, "outcome": "possible_match", "notes": "ear"}]},
     ),
+    ev.offline_use("search", target="gallery:arrests", details={"probe_sha256": "ab" * 32, "candidates": 3}),
 ]
 
 

@@ -153,7 +153,7 @@ def test_an_installation_from_the_first_administrator_to_an_examiner_on_a_device
         data_dir,
         input=f"{RITA_PW}\n{RITA_PW}\n",
     )
-    assert "otpauth://" not in out  # reviewers need no second factor
+    assert "otpauth://" in out  # every role needs a second factor, reviewers included
     listed = json.loads(run("user", "list", "--json", "-d", data_dir))
     assert [u["username"] for u in listed] == ["ada.admin", "eve.examiner", "rita.reviewer"]
 
@@ -171,12 +171,24 @@ def test_an_installation_from_the_first_administrator_to_an_examiner_on_a_device
         "--role",
         "reviewer",
         "--role",
-        "auditor",
+        "supervisor",
         "--json",
         "-d",
         data_dir,
     )
-    assert json.loads(out)["roles"] == ["auditor", "reviewer"]
+    assert json.loads(out)["roles"] == ["reviewer", "supervisor"]
+    assert "separation of duties" in run(
+        "user",
+        "set-roles",
+        "rita.reviewer",
+        "--role",
+        "reviewer",
+        "--role",
+        "auditor",
+        "-d",
+        data_dir,
+        code=1,
+    )
     assert "separation of duties" in run(
         "user", "set-roles", "ada.admin", "--role", "supervisor", "-d", data_dir, code=1
     )

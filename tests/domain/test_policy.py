@@ -599,8 +599,9 @@ def test_expired_or_suspended_accounts_can_do_nothing(actor: Actor, action: Acti
 
 ACTION_CASES: list[tuple[set[Role], Action, dict[str, Any], str]] = [
     ({Role.REVIEWER}, Action.PEER_REVIEW, {}, "action.allowed"),
-    ({Role.REVIEWER}, Action.PEER_REVIEW, {"mfa_verified": False, "device_id": None}, "action.allowed"),
-    ({Role.AUDITOR}, Action.EXPORT_AUDIT, {"mfa_verified": False}, "action.allowed"),
+    ({Role.REVIEWER}, Action.PEER_REVIEW, {"device_id": None}, "action.allowed"),
+    ({Role.REVIEWER}, Action.PEER_REVIEW, {"mfa_verified": False}, "mfa.required"),
+    ({Role.AUDITOR}, Action.EXPORT_AUDIT, {"mfa_verified": False}, "mfa.required"),
     ({Role.AUDITOR}, Action.ENROL, {}, "role.not_permitted"),
     ({Role.AUDITOR, Role.EXAMINER}, Action.READ_AUDIT, {"mfa_verified": False}, "mfa.required"),
     ({Role.SUPERVISOR}, Action.APPROVE, {}, "action.allowed"),
@@ -797,3 +798,36 @@ def test_search_day_follows_the_policy_timezone_across_a_dst_change() -> None:
     start, _ = search_day(london, datetime(2025, 3, 31, 23, 30, tzinfo=UTC))
     assert start == datetime(2025, 3, 31, 23, 0, tzinfo=UTC)
     assert search_day(POLICY, NOW) == (datetime(2025, 6, 1, tzinfo=UTC), datetime(2025, 6, 2, tzinfo=UTC))
+
+
+# --- hostile text (issue 7): ASCII digits, invisible justifications, blank agencies ----------------
+
+
+ARABIC_INDIC = "\u0662\u0660\u0662\u0665/CID/\u0660\u0660\u0660\u0661\u0662\u0663"
+
+
+@pytest.mark.parametrize("case", ["２０２５/CID/０００１２３", ARABIC_INDIC])
+def test_digit_classes_in_the_case_pattern_mean_ascii_digits(case: str) -> None:
+    decision = decide_search(POLICY, make_request(case_number=case), now=NOW)
+    assert decision.rule_id == RuleId.CASE_MALFORMED
+
+
+@pytest.mark.parametrize("case", ["CASE\u200b1", "CASE\x1b1", "..", "."])
+def test_a_permissive_case_pattern_still_refuses_hidden_characters_and_dot_ids(case: str) -> None:
+    policy = make_policy(case_number_pattern=r".+", case_number_example="CASE-1")
+    decision = decide_search(policy, make_request(case_number=case), now=NOW)
+    assert decision.rule_id == RuleId.CASE_MALFORMED
+    assert not any(c in decision.reason for c in "\u200b\x1b")
+
+
+@pytest.mark.parametrize("justification", ["\u200b", " \u2060 ", "\ufeff\n"])
+def test_a_required_justification_needs_visible_content(justification: str) -> None:
+    request = make_request(purpose="missing_person", galleries=("custody",), justification=justification)
+    assert decide_search(POLICY, request, now=NOW).rule_id == RuleId.JUSTIFICATION_MISSING
+
+
+@pytest.mark.parametrize("blank", [" ", "\t", "\u200b"])
+def test_a_blank_on_behalf_of_is_no_agency(blank: str) -> None:
+    policy = make_policy(inter_agency_allowed=False)
+    decision = decide_search(policy, make_request(on_behalf_of=blank), now=NOW)
+    assert decision.allowed, decision

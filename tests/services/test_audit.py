@@ -180,7 +180,9 @@ def test_an_action_is_never_committed_without_its_record(
 
     monkeypatch.setattr(audit, "seal_entry", broken_seal)
     with pytest.raises(OSError, match="unplugged"):
-        galleries.purge_subject(dd, "custody", "S-1", actor="alice")
+        galleries.purge_subject(
+            dd, "custody", "S-1", reason="court_order", authority="Order 2026-123", actor="alice"
+        )
     monkeypatch.undo()
     assert [s.external_id for s in galleries.list_subjects(dd, "custody")] == ["S-1"]  # purge rolled back
     assert [r["action"] for r in _rows(dd)] == ["log_created", "gallery_created"]  # no purge entry
@@ -511,11 +513,13 @@ def test_purges_are_recorded_with_their_faces_and_never_the_external_subject_id(
     first = _store_face(dd, gallery, "SECRET-7731", seed=1)
     second = _store_face(dd, gallery, "S-2", seed=2, keep=date(2024, 1, 31))
     third = _store_face(dd, gallery, "S-3", seed=3)
-    galleries.purge_subject(dd, "custody", "SECRET-7731", actor="alice")
+    galleries.purge_subject(
+        dd, "custody", "SECRET-7731", reason="court_order", authority="Order 2026-123", actor="alice"
+    )
     galleries.purge_expired(dd, today=date(2024, 2, 1))
-    galleries.purge_gallery(dd, "custody", actor="bob")
+    galleries.purge_gallery(dd, "custody", reason="court_order", authority="Order 2026-123", actor="bob")
     galleries.create_gallery(dd, "empty", legal_basis="statute s.1", source_description="t")
-    galleries.purge_gallery(dd, "empty", actor="bob")
+    galleries.purge_gallery(dd, "empty", reason="court_order", authority="Order 2026-123", actor="bob")
     purges = [r for r in _rows(dd) if r["action"] == "purge"]
     got = [(r["actor"], r["object"], json.loads(str(r["details"]))["face_ids"]) for r in purges]
     assert got == [

@@ -512,7 +512,9 @@ def test_a_long_running_reader_sees_enrolments_and_purges_made_by_another_proces
         )  # fmt: skip
         assert sorted(service.index(gallery, analyzer.model).ids().tolist()) == _face_ids(dd)
         assert second.face_id in _face_ids(dd)
-        galleries.purge_subject(dd, "custody", second_person)
+        galleries.purge_subject(
+            dd, "custody", second_person, reason="court_order", authority="Order 2026-123"
+        )
         assert sorted(service.index(gallery, analyzer.model).ids().tolist()) == _face_ids(dd)
         assert len(_face_ids(dd)) == 1
         assert second.face_id not in service.index(gallery, analyzer.model).ids().tolist()

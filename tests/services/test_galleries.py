@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from faceledger.adapters.store import repository
-from faceledger.domain.models import Gallery, ModelRef, Provenance
+from faceledger.domain.models import Gallery, GalleryCounts, ModelRef, Provenance
 from faceledger.errors import ConflictError, NotFoundError, ValidationError
 from faceledger.services import galleries
 from faceledger.services.datadir import DIRTY_FILE, DataDir, init_data_dir
@@ -167,7 +167,7 @@ def test_create_and_list_galleries(dd: DataDir) -> None:
     assert galleries.get_gallery(dd, "custody") == custody
     infos = galleries.list_galleries(dd)
     assert [i.gallery for i in infos] == [custody, wanted]
-    assert infos[0].counts == repository.GalleryCounts(0, 0, 0)
+    assert infos[0].counts == GalleryCounts(0, 0, 0)
     with pytest.raises(ConflictError, match="'custody' already exists"):
         _create(dd, "custody")
     with pytest.raises(NotFoundError, match="no gallery named 'other'"):
@@ -196,7 +196,7 @@ def test_purge_subject_removes_rows_vectors_and_files(dd: DataDir) -> None:
     b1 = _store_face(dd, gallery, "B", b"image b1", seed=3, keep=None)
     assert _index_ids(dd, gallery) == [a1.face_id, a2.face_id, b1.face_id]
 
-    report = galleries.purge_subject(dd, "custody", "A")
+    report = galleries.purge_subject(dd, "custody", "A", reason="court_order", authority="Order 2026-123")
 
     assert report == galleries.PurgeReport(subjects=1, images=2, faces=2, vectors=2, files=2)
     assert _index_ids(dd, gallery) == [b1.face_id]
@@ -215,7 +215,7 @@ def test_purge_keeps_a_file_another_gallery_still_uses(dd: DataDir) -> None:
     other = _store_face(dd, wanted, "A", b"the same photo", seed=1, keep=None)
     assert shared.sha256 == other.sha256
 
-    report = galleries.purge_subject(dd, "custody", "A")
+    report = galleries.purge_subject(dd, "custody", "A", reason="court_order", authority="Order 2026-123")
 
     assert (report.images, report.vectors, report.files) == (1, 1, 0)
     assert dd.images.exists(shared.sha256)
@@ -225,9 +225,9 @@ def test_purge_keeps_a_file_another_gallery_still_uses(dd: DataDir) -> None:
 def test_purge_of_an_unknown_subject_or_gallery_names_it(dd: DataDir) -> None:
     _create(dd)
     with pytest.raises(NotFoundError, match="no subject 'ghost'"):
-        galleries.purge_subject(dd, "custody", "ghost")
+        galleries.purge_subject(dd, "custody", "ghost", reason="court_order", authority="Order 2026-123")
     with pytest.raises(NotFoundError, match="no gallery named 'nope'"):
-        galleries.purge_gallery(dd, "nope")
+        galleries.purge_gallery(dd, "nope", reason="court_order", authority="Order 2026-123")
     with pytest.raises(ConflictError):
         _create(dd)
     assert not (dd.path / DIRTY_FILE).exists()  # a refused request changed nothing: no recovery needed
@@ -240,7 +240,7 @@ def test_purge_gallery_removes_everything_of_it(dd: DataDir) -> None:
     _store_face(dd, custody, "B", b"photo b", seed=2, keep=None)
     w = _store_face(dd, wanted, "W", b"photo w", seed=3, keep=None)
 
-    report = galleries.purge_gallery(dd, "custody")
+    report = galleries.purge_gallery(dd, "custody", reason="court_order", authority="Order 2026-123")
 
     assert report == galleries.PurgeReport(galleries=1, subjects=2, images=2, faces=2, vectors=2, files=2)
     assert [i.gallery.name for i in galleries.list_galleries(dd)] == ["wanted"]
@@ -280,7 +280,9 @@ def test_purged_rows_are_not_left_readable_in_the_database_file(dd: DataDir) -> 
     database = dd.path / "faceledger.db"
     assert b"SECRET-SUBJECT-7731" in database.read_bytes()
 
-    galleries.purge_subject(dd, "custody", "SECRET-SUBJECT-7731")
+    galleries.purge_subject(
+        dd, "custody", "SECRET-SUBJECT-7731", reason="court_order", authority="Order 2026-123"
+    )
 
     for path in dd.path.glob("faceledger.db*"):
         assert b"SECRET-SUBJECT-7731" not in path.read_bytes(), path.name

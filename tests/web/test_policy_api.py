@@ -21,6 +21,7 @@ from web_helpers import (
     CASE,
     CUSTODY,
     PAROLE,
+    PASSWORD,
     PURPOSE,
     Agency,
     Session,
@@ -33,6 +34,7 @@ from web_helpers import (
 from faceledger.adapters.policy_file import example_policy_text
 from faceledger.domain.policy import SEARCH_CHECK_ORDER, RuleId
 from faceledger.services import galleries
+from faceledger.services.devices import DEVICE_HEADER
 from faceledger.services.probes import PROBES_DIR
 
 __all__ = ["template"]  # fixtures
@@ -167,16 +169,20 @@ def test_a_search_from_an_unregistered_device_is_refused(unit: Unit) -> None:
     assert_refused(unit.agency, answer, RuleId.DEVICE_UNREGISTERED)
 
 
-def test_a_role_without_its_second_factor_is_refused(unit: Unit) -> None:
-    """A reviewer signed in without TOTP, then made an examiner: the session never passed MFA."""
+def test_every_role_needs_its_second_factor_to_sign_in(unit: Unit) -> None:
+    """Reviewers and auditors included: a password alone opens no session, and the refusal is recorded."""
     agency = unit.agency
-    agency.add("mo.reviewer", "reviewer")
-    mo = agency.login("mo.reviewer")
-    changed = agency.client.put(
-        f"{API}/users/mo.reviewer/roles", json={"roles": ["examiner"]}, headers=agency.admin().headers
-    )
-    assert changed.status_code == 200
-    assert_refused(agency, search(agency, mo), RuleId.MFA_REQUIRED)
+    for username, role in (("mo.reviewer", "reviewer"), ("al.auditor", "auditor")):
+        agency.add(username, role)
+        agency.clock.advance(seconds=31)
+        refused = agency.client.post(
+            f"{API}/auth/login",
+            json={"username": username, "password": PASSWORD},
+            headers={DEVICE_HEADER: agency.device},
+        )
+        assert refused.status_code == 401, refused.text
+        assert "authenticator app (TOTP)" in refused.json()["error"]["message"]
+        agency.login(username)  # with its code it signs in
 
 
 def test_expired_and_suspended_accounts_are_refused_before_the_policy_is_asked(unit: Unit) -> None:

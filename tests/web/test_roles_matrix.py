@@ -51,6 +51,7 @@ VIEW_CASE = frozenset({"examiner", "reviewer", "supervisor", "auditor"})
 TARGET = "olga.other"
 NOT_AN_IMAGE = b"this is not a photo of anyone"
 _serial = itertools.count(1)
+PURGE_WHY = {"reason": "court_order", "authority": "Order 2026-123"}
 
 
 @dataclass
@@ -170,7 +171,8 @@ def _create_gallery(w: World, role: str) -> httpx2.Response:
 def _purge_gallery(w: World, role: str) -> httpx2.Response:
     name = f"doomed{next(_serial)}"
     galleries.create_gallery(w.agency.dd, name, legal_basis="test", source_description="test")
-    return w.client.delete(f"{API}/galleries/{name}", headers=w.headers(role))
+    params = {**PURGE_WHY, "confirm": name}
+    return w.client.delete(f"{API}/galleries/{name}", params=params, headers=w.headers(role))
 
 
 def _enrol_garbage(w: World, role: str) -> httpx2.Response:
@@ -299,7 +301,9 @@ CASES = [
         "purge subject",
         "DELETE /galleries/{name}/subjects/{subject_id}",
         frozenset({"gallery_admin"}),
-        lambda w, r: w.client.delete(f"{API}/galleries/{CUSTODY}/subjects/nobody", headers=w.headers(r)),
+        lambda w, r: w.client.delete(
+            f"{API}/galleries/{CUSTODY}/subjects/nobody", params=PURGE_WHY, headers=w.headers(r)
+        ),
         ok=404,
         ok_code="not_found",
     ),

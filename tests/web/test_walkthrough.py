@@ -225,7 +225,12 @@ def test_a_new_agency_from_first_start_to_an_audited_lead(tmp_path: Path, lfw_im
         assert refusal(search(agency, tim, probe), 401) == "unauthenticated"
 
         # Purge really removes: the person is no longer a candidate.
-        purged = agency.call("DELETE", f"/galleries/{GALLERY}/subjects/Tony_Blair", gil)
+        purged = agency.call(
+            "DELETE",
+            f"/galleries/{GALLERY}/subjects/Tony_Blair",
+            gil,
+            params={"reason": "expungement", "authority": "Expungement order 2026-77"},
+        )
         assert purged.status_code == 200, purged.text
         assert purged.json()["faces"] == 1
         assert purged.json()["vectors"] == 1

@@ -85,8 +85,8 @@ class ImageStore:
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
-            # Evidence is never edited in place: the stored file is read-only.
-            temp.chmod(stat.S_IRUSR | stat.S_IRGRP)
+            # Evidence is never edited in place: the stored file is read-only, and only by its owner.
+            temp.chmod(stat.S_IRUSR)
             os.replace(temp, target)
         except BaseException:
             with contextlib.suppress(OSError):

@@ -27,6 +27,9 @@ JsonValue: TypeAlias = "bool | int | str | Sequence[JsonValue] | Mapping[str, Js
 #: The actor recorded for what the system does on its own (retention purges, checkpoints).
 SYSTEM_ACTOR = "system"
 
+#: The actor recorded for the Python library's work on a data directory without accounts.
+LIBRARY_ACTOR = "library"
+
 _NAME = re.compile(r"^[a-z][a-z0-9_.]{0,63}$")
 
 
@@ -49,6 +52,7 @@ class AuditAction(StrEnum):
     ACCOUNT_CHANGED = "account_changed"
     POLICY_CHANGED = "policy_changed"
     DEVICE_REGISTERED = "device_registered"
+    OFFLINE_USE = "offline_use"
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,12 +335,33 @@ def enrolled(
     )
 
 
-def purged(actor: str, *, gallery: str, face_ids: Sequence[int], reason: str) -> AuditEvent:
+def purged(
+    actor: str,
+    *,
+    gallery: str,
+    face_ids: Sequence[int],
+    reason: str,
+    authority: str,
+    scope: str,
+    purge_id: int,
+) -> AuditEvent:
+    """Faces removed from a gallery: why (``reason``), on whose ``authority``, and what was purged.
+
+    ``scope`` is ``subject:<internal id>``, ``gallery`` or ``expired``; ``purge_id`` is the
+    purge's row in the ``purges`` table.
+    """
     return AuditEvent(
         actor,
         AuditAction.PURGE,
         f"gallery:{gallery}",
-        {"face_ids": list(face_ids), "count": len(face_ids), "reason": reason},
+        {
+            "face_ids": list(face_ids),
+            "count": len(face_ids),
+            "reason": reason,
+            "authority": authority,
+            "scope": scope,
+            "purge_id": purge_id,
+        },
     )
 
 
@@ -385,3 +410,12 @@ def device_registered(actor: str, *, device_id: str, description: str) -> AuditE
     return AuditEvent(
         actor, AuditAction.DEVICE_REGISTERED, f"device:{device_id}", {"description": description}
     )
+
+
+def offline_use(operation: str, *, target: str, details: Mapping[str, JsonValue]) -> AuditEvent:
+    """The Python library used on a data directory made for offline work (one without accounts).
+
+    ``operation`` is the library call (``search``, ``verify``); ``details`` what it was given
+    and what it returned, without face images or descriptors.
+    """
+    return AuditEvent(LIBRARY_ACTOR, AuditAction.OFFLINE_USE, target, {"operation": operation, **details})

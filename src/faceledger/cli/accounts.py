@@ -25,7 +25,7 @@ from typing import Annotated, Any
 
 import typer
 
-from faceledger.cli.common import DataDirOption, JsonOption, console, fail, handle_errors, print_json
+from faceledger.cli.common import DataDirOption, JsonOption, console, fail, handle_errors, print_json, shown
 from faceledger.config import load_settings
 from faceledger.domain.roles import Role, requires_mfa
 from faceledger.errors import AuthenticationError, StoreError, ValidationError
@@ -155,8 +155,8 @@ def _show_user(user: User, as_json: bool) -> None:
         print_json(data)
         return
     for key, value in data.items():
-        shown = ", ".join(value) if isinstance(value, list) else value
-        console.print(f"{key:>16}: {shown}")
+        text = ", ".join(value) if isinstance(value, list) else value
+        console.print(f"{key:>16}: {shown(text)}")
 
 
 def _state(user: User, now: datetime) -> str:
@@ -335,7 +335,8 @@ def list_users(data_dir: DataDirOption = None, as_json: JsonOption = False) -> N
     for u in users:
         state = _state(u, now)
         expiry = u.expires_at.isoformat(timespec="minutes") if u.expires_at else "-"
-        table.add_row(u.username, ", ".join(sorted(u.roles)), u.organisation, u.unit, state, expiry)
+        cells = (u.username, ", ".join(sorted(u.roles)), u.organisation, u.unit, state, expiry)
+        table.add_row(*(shown(cell) for cell in cells))
     console.print(table)
 
 
@@ -492,7 +493,7 @@ def list_devices(data_dir: DataDirOption = None, as_json: JsonOption = False) ->
         return
     for d in found:
         state = f"revoked {d.revoked_at:%Y-%m-%d}" if d.revoked_at else "active"
-        console.print(f"{d.id}  {d.name}  (unit {d.unit})  {state}")
+        console.print(f"{shown(d.id)}  {shown(d.name)}  (unit {shown(d.unit)})  {state}")
 
 
 @device_app.command("revoke")
@@ -549,7 +550,9 @@ def list_tokens(
     now = _now()
     for t in found:
         state = "revoked" if t.revoked_at else "active" if t.is_active(now) else "expired"
-        console.print(f"{t.id}  {t.name}  [{', '.join(sorted(t.scopes))}]  {state}", markup=False)
+        console.print(
+            f"{t.id}  {shown(t.name, markup=False)}  [{', '.join(sorted(t.scopes))}]  {state}", markup=False
+        )
 
 
 @token_app.command("revoke")

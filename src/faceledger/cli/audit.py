@@ -28,11 +28,12 @@ from faceledger.cli.common import (
     one_output_mode,
     print_json,
     print_jsonl,
+    shown,
 )
 from faceledger.domain.roles import Action
 from faceledger.services import audit as audit_service
-from faceledger.services import policies
 from faceledger.services.accounts import Principal
+from faceledger.services.authorization import authorize
 from faceledger.services.datadir import DataDir
 
 app = typer.Typer(
@@ -53,7 +54,7 @@ UntilOption = Annotated[
 def _allowed(dd: DataDir, action: Action) -> Principal:
     """The signed-in person, if the policy lets them do ``action`` (else refused and recorded)."""
     principal = signed_in(dd)
-    policies.guard(dd, principal, action, target="audit_log", now=datetime.now(UTC))
+    authorize(dd, principal, [action], target="audit_log", now=datetime.now(UTC))
     return principal
 
 
@@ -235,7 +236,8 @@ def _print_entries(result: audit_service.EntryPage, page: int, per_page: int) ->
 
     table = Table("seq", "time (UTC)", "actor", "action", "object", "details")
     for e in result.entries:
-        table.add_row(str(e.seq), e.timestamp, e.actor, e.action, e.object, _short(e.details))
+        cells = (e.seq, e.timestamp, e.actor, e.action, e.object, _short(e.details))
+        table.add_row(*(shown(cell) for cell in cells))  # stored values: escaped, never obeyed
     console.print(table)
     pages = max(1, -(-result.total // per_page))
     console.print(f"page {page} of {pages}; {result.total} matching entries")
@@ -277,7 +279,7 @@ def report(
         if not counts:
             console.print("  (none)")
         for name, count in counts.items():
-            console.print(f"  {count:>6}  {name}")
+            console.print(f"  {count:>6}  {shown(name)}")
 
 
 def _sections(result: audit_service.OversightReport) -> list[tuple[str, dict[str, int]]]:

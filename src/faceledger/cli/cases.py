@@ -23,6 +23,7 @@ from faceledger.cli.common import (
     fail,
     handle_errors,
     print_json,
+    shown,
 )
 from faceledger.domain.models import Candidate
 from faceledger.domain.review import Finding, Outcome, PeerVerdict, PeerView, Review
@@ -170,7 +171,9 @@ def history(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None
     for v in versions:
         mark = "*" if v.active else " "
         when = v.loaded_at.isoformat(timespec="seconds")
-        console.print(f"{mark} {v.version:<24} {v.sha256[:16]}  {when}  {v.loaded_by}  {v.source}")
+        console.print(
+            f"{mark} {shown(v.version):<24} {v.sha256[:16]}  {when}  {shown(v.loaded_by)}  {shown(v.source)}"
+        )
 
 
 # --- case ---------------------------------------------------------------------------------------
@@ -190,11 +193,10 @@ def show_case(
         print_json(found.to_dict())
         return
     opened_at = found.opened_at.isoformat(timespec="seconds") if found.opened_at else "never (refusals only)"
-    console.print(f"case {found.case_number}: opened {opened_at} by {found.opened_by or '-'}")
+    console.print(f"case {shown(found.case_number)}: opened {opened_at} by {shown(found.opened_by or '-')}")
     for entry in found.entries:
-        console.print(
-            f"  {entry.at.isoformat(timespec='seconds')}  {entry.actor:<16} {entry.summary}", markup=False
-        )
+        actor, summary = shown(entry.actor, markup=False), shown(entry.summary, markup=False)
+        console.print(f"  {entry.at.isoformat(timespec='seconds')}  {actor:<16} {summary}", markup=False)
 
 
 # --- review -------------------------------------------------------------------------------------
@@ -202,11 +204,12 @@ def show_case(
 
 def _candidate_line(c: Candidate) -> str:
     mark = "*" if c.above_threshold else " "
-    return f" {mark}{c.rank:>3}. face {c.face_id:<8} {c.gallery}/{c.subject_id}  score {c.score:.4f}"
+    where = shown(f"{c.gallery}/{c.subject_id}", markup=False)
+    return f" {mark}{c.rank:>3}. face {c.face_id:<8} {where}  score {c.score:.4f}"
 
 
 def _print_review(review: Review) -> None:
-    console.print(f"search {review.search_id} (case {review.case_number}) is now {review.state.value}")
+    console.print(f"search {review.search_id} (case {shown(review.case_number)}) is now {review.state.value}")
 
 
 @review_app.command("show")
@@ -220,13 +223,16 @@ def show_review(
     if as_json:
         print_json(view.to_dict())
         return
-    console.print(f"search {view.search_id}, case {view.case_number}, by {view.searched_by}: {view.state}")
+    console.print(
+        f"search {view.search_id}, case {shown(view.case_number)}, by {shown(view.searched_by)}: {view.state}"
+    )
     for candidate in view.candidates:
         console.print(_candidate_line(candidate), markup=False)
     for step in view.steps:
-        console.print(f"  step {step['seq']}: {step['event']} by {step['by']} at {step['at']}", markup=False)
+        by = shown(step["by"], markup=False)
+        console.print(f"  step {step['seq']}: {step['event']} by {by} at {step['at']}", markup=False)
         if "findings" in step:
-            console.print(f"    findings: {step['findings']}", markup=False)
+            console.print(f"    findings: {shown(step['findings'], markup=False)}", markup=False)
     if view.withheld:
         err_console.print("the examiner's findings are withheld until the blind peer assessment is recorded")
     console.print(f"next: {', '.join(view.allowed_next) or 'nothing (the review is closed)'}")
@@ -262,10 +268,13 @@ def _peer_view_dict(view: PeerView) -> dict[str, Any]:
 def _print_peer_view(view: PeerView) -> None:
     if view.blind:
         console.print(
-            f"search {view.search_id} (case {view.case_number}): candidates, without the examiner's findings"
+            f"search {view.search_id} (case {shown(view.case_number)}): candidates, "
+            "without the examiner's findings"
         )
     else:
-        console.print(f"search {view.search_id} (case {view.case_number}): your findings and the examiner's")
+        console.print(
+            f"search {view.search_id} (case {shown(view.case_number)}): your findings and the examiner's"
+        )
     mine = {f.face_id: f for f in view.own_findings}
     theirs = {f.face_id: f for f in view.examiner_findings}
     for c in view.candidates:
@@ -273,7 +282,7 @@ def _print_peer_view(view: PeerView) -> None:
         if not view.blind:
             line += f"  you: {mine[c.face_id].outcome.value}  examiner: {theirs[c.face_id].outcome.value}"
             if theirs[c.face_id].notes:
-                line += f" ({theirs[c.face_id].notes})"
+                line += f" ({shown(theirs[c.face_id].notes, markup=False)})"
         console.print(line, markup=False)
     if view.blind:
         console.print(

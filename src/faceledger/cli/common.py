@@ -3,6 +3,10 @@
 A person at a terminal gets readable text; a script gets ``--json`` (one document) or
 ``--jsonl`` (one line per record). Errors are one line on stderr with the reason, and a
 non-zero exit status; never a stack trace (set FACELEDGER_DEBUG=1 to see one).
+
+Whatever the terminal shows of a stored value (a username, a subject id, a case number,
+an audit entry) goes through :func:`shown`: control and format characters are written as
+escapes, so a value cannot move the cursor, recolour the screen or start a forged line.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape as escape_markup
 
+from faceledger.domain.text import escape_control
 from faceledger.errors import FaceLedgerError
 
 P = ParamSpec("P")
@@ -44,8 +50,20 @@ EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
 
 
+def shown(value: object, *, markup: bool = True) -> str:
+    """``value`` as text safe to print: control and format characters (Cc, Cf) as escapes.
+
+    ``\x1b[31m`` prints as those characters, a newline as ``\n``, a zero-width space as
+    ``\u200b``; ordinary spaces stay. With ``markup`` (the default, for ``console.print``
+    with rich markup on) square brackets are escaped too, so a stored ``[red]`` is shown,
+    not obeyed; pass ``markup=False`` for text printed with ``markup=False``.
+    """
+    text = escape_control(str(value))
+    return escape_markup(text) if markup else text
+
+
 def fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {shown(message)}", markup=True, soft_wrap=True)
     return typer.Exit(code)
 
 

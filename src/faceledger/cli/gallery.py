@@ -28,11 +28,13 @@ from faceledger.cli.common import (
     print_json,
     print_jsonl,
     progress_bar,
+    shown,
 )
 from faceledger.domain.roles import Action
-from faceledger.services import enrolment, policies
+from faceledger.services import enrolment
 from faceledger.services import galleries as gallery_service
 from faceledger.services.accounts import Principal
+from faceledger.services.authorization import authorize
 from faceledger.services.datadir import DataDir
 from faceledger.services.enrolment import EnrolmentResult, EnrolOptions, Progress, ProgressCallback
 
@@ -50,7 +52,7 @@ def _allowed(dd: DataDir, action: Action, gallery: str) -> Principal:
     """
     gallery_service.validate_gallery_name(gallery)  # a malformed name is a typo, not an attempt
     principal = signed_in(dd)
-    policies.guard(dd, principal, action, target=f"gallery:{gallery}", now=_now())
+    authorize(dd, principal, [action], target=f"gallery:{gallery}", now=_now())
     return principal
 
 
@@ -133,8 +135,8 @@ def list_(data_dir: DataDirOption = None, as_json: JsonOption = False, as_jsonl:
         for row in rows:
             retention = f"{row['retention_days']} days" if row["retention_days"] else "no limit"
             table.add_row(
-                str(row["name"]), str(row["subjects"]), str(row["images"]), str(row["faces"]),
-                retention, str(row["legal_basis"]),
+                shown(row["name"]), str(row["subjects"]), str(row["images"]), str(row["faces"]),
+                retention, shown(row["legal_basis"]),
             )  # fmt: skip
         console.print(table)
 
@@ -162,15 +164,25 @@ def show(
         return
     for key, value in data.items():
         if key != "subject_list":
-            console.print(f"{key:>20}: {value}")
+            console.print(f"{key:>20}: {shown(value)}")
     for s in people:
-        console.print(f"  {s.external_id}: {s.images} image(s), {s.faces} face(s)")
+        console.print(f"  {shown(s.external_id)}: {s.images} image(s), {s.faces} face(s)")
 
 
 @app.command("purge")
 @handle_errors
 def purge(
     name: Annotated[str, typer.Argument(help="Gallery name.")],
+    reason: Annotated[
+        str,
+        typer.Option(
+            help="Why: " + ", ".join(r.value for r in gallery_service.PurgeReason) + " (recorded).",
+        ),
+    ],
+    authority: Annotated[
+        str,
+        typer.Option(help="The authority for it, e.g. 'Order 2026-123' (recorded)."),
+    ],
     subject: Annotated[
         str | None, typer.Option(help="Purge only this subject (default: the whole gallery).")
     ] = None,
@@ -180,17 +192,25 @@ def purge(
 ) -> None:
     """Remove for good: image files, face records and vectors (gallery administrators; recorded).
 
-    Prints what was removed. The audit log names the faces removed, never the subject's id.
+    ``--reason`` and ``--authority`` are required and recorded with the purge (audit log and
+    the ``purges`` table); the same images are not enrolled again without
+    ``enroll --re-enrol-purged REASON``. Prints what was removed. The audit log names the
+    faces removed, never the subject's id.
     """
+    why = gallery_service.purge_authority(reason, authority)  # a bad reason fails before the question
     what = f"subject {subject!r} of gallery {name!r}" if subject else f"the whole gallery {name!r}"
     if not yes and not typer.confirm(f"Permanently remove {what}?", default=False):
         raise fail("nothing removed")
     with opened(data_dir) as dd:
         actor = _allowed(dd, Action.PURGE, name).actor.username
         if subject:
-            report = gallery_service.purge_subject(dd, name, subject, actor=actor)
+            report = gallery_service.purge_subject(
+                dd, name, subject, reason=why.reason, authority=why.authority, actor=actor
+            )
         else:
-            report = gallery_service.purge_gallery(dd, name, actor=actor)
+            report = gallery_service.purge_gallery(
+                dd, name, reason=why.reason, authority=why.authority, actor=actor
+            )
     counts = {
         "galleries": report.galleries,
         "subjects": report.subjects,
@@ -200,7 +220,7 @@ def purge(
         "files": report.files,
     }
     if as_json:
-        print_json({"purged": what, **counts})
+        print_json({"purged": what, "reason": why.reason.value, "authority": why.authority, **counts})
     else:
         console.print(f"removed {what}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
 
@@ -209,14 +229,15 @@ def purge(
 @handle_errors
 def purge_expired(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     """Apply the retention rules: remove every enrolled image past its retention date, and every probe
-    photo no search needs any more (gallery administrators; recorded). Run it daily (cron, a timer)."""
+    photo no search needs any more (gallery administrators; recorded with reason ``retention``).
+    Run it daily (cron, a timer)."""
     from datetime import UTC, datetime
 
     from faceledger.services.probes import purge_expired_probes
 
     with opened(data_dir) as dd:
         principal = signed_in(dd)
-        policies.guard(dd, principal, Action.PURGE, target="retention", now=_now())
+        authorize(dd, principal, [Action.PURGE], target="retention", now=_now())
         actor = principal.actor.username
         report = gallery_service.purge_expired(dd, actor=actor)
         probes = purge_expired_probes(dd, now=datetime.now(UTC))
@@ -263,13 +284,23 @@ def enroll(
     workers: Annotated[
         int | None, typer.Option(help="Worker processes (default: one per CPU core; 1: no workers).")
     ] = None,
+    re_enrol_purged: Annotated[
+        str | None,
+        typer.Option(
+            "--re-enrol-purged",
+            metavar="REASON",
+            help="Enrol again images a purge removed from this gallery, saying why (recorded); "
+            "without it they are skipped as 'purged'.",
+        ),
+    ] = None,
     enrolled_by: Annotated[str | None, typer.Option(hidden=True)] = None,
     data_dir: DataDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Enrol a folder or CSV manifest as the signed-in gallery administrator (recorded as enrolled_by).
 
-    Resumable: rerun after an interruption to continue.
+    Resumable: rerun after an interruption to continue. Images a purge removed from the
+    gallery are skipped unless ``--re-enrol-purged REASON`` says why they may come back.
     """
     if enrolled_by is not None:
         raise fail(
@@ -285,6 +316,7 @@ def enroll(
             collected_on=day,
             quality_floor=quality_floor,
             workers=workers,
+            re_enrol_purged=re_enrol_purged,
         )
         with progress_bar(f"enrolling into {gallery}", not as_json) as update:
 
@@ -302,6 +334,6 @@ def enroll(
     for reason, count in sorted(result.skipped_by_reason().items()):
         console.print(f"  skipped ({reason}): {count}")
     for skipped in result.skipped[:20]:
-        console.print(f"    {skipped.source}: {skipped.detail}", style="dim")
+        console.print(f"    {shown(skipped.source)}: {shown(skipped.detail)}", style="dim")
     if len(result.skipped) > 20:
         console.print(f"    ... and {len(result.skipped) - 20} more (use --json for all)", style="dim")

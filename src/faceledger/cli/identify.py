@@ -20,6 +20,7 @@ from faceledger.cli.common import (
     one_output_mode,
     print_json,
     print_jsonl,
+    shown,
 )
 from faceledger.config import Settings, load_settings
 from faceledger.domain.models import AnalyzedFace, Box, DecodedImage, ImageAnalysis, ModelRef
@@ -134,7 +135,9 @@ def _print_record(record: SearchRecord, source: str) -> None:
     for c in record.candidates:
         mark = "*" if c.above_threshold else " "
         est = f"  est. FMR {c.estimated_fmr:.1e}" if c.estimated_fmr is not None else ""
-        console.print(f"   {mark}{c.rank:>3}. {c.gallery}/{c.subject_id}  score {c.score:.4f}{est}")
+        console.print(
+            f"   {mark}{c.rank:>3}. {shown(c.gallery)}/{shown(c.subject_id)}  score {c.score:.4f}{est}"
+        )
     fmr = f", FMR {record.threshold_fmr:.1e}" if record.threshold_fmr is not None else ""
     console.print(f"    (* at or above threshold {record.threshold:.4f}{fmr})")
     if record.faces_found > 1:

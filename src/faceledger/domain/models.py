@@ -318,3 +318,38 @@ class VerificationResult:
     estimated_fmr: float | None
     same_person: bool
     model: ModelRef
+
+
+# --- what the gallery and search services report (built by the store, shown by the web) ----
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectSummary:
+    """One subject of a gallery: its external id and how many images and faces it holds."""
+
+    external_id: str
+    images: int
+    faces: int
+
+
+@dataclass(frozen=True, slots=True)
+class GalleryCounts:
+    """How many subjects, images and faces a gallery holds."""
+
+    subjects: int
+    images: int
+    faces: int
+
+
+@dataclass(frozen=True, slots=True)
+class FaceInfo:
+    """What a search result needs to say about one gallery face."""
+
+    face_id: int
+    gallery: str
+    subject_id: str
+    image_id: int
+    image_sha256: str
+    source: str
+    quality_score: float
+    model_key: str

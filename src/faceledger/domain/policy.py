@@ -28,7 +28,9 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
+from faceledger.domain import text
 from faceledger.domain.roles import (
+    FACE_IMAGE_ACTIONS,
     Action,
     Actor,
     permits,
@@ -45,6 +47,10 @@ FORMAT_VERSION = 1
 PROBE_RETENTION_KINDS: tuple[str, ...] = ("default", "denied", "no_lead", "rejected", "approved")
 
 MAX_CASE_NUMBER_CHARS = 100
+
+#: Actions refused from an unregistered device whatever ``[devices] required_for`` says:
+#: fetching a face photo of the public puts it on the screen of the device that asked.
+DEVICE_ALWAYS_REQUIRED: frozenset[Action] = frozenset({Action.VIEW_FACE_IMAGE})
 
 
 class RuleId(StrEnum):
@@ -386,7 +392,12 @@ def _validate_retention(policy: Policy) -> None:
 
 @functools.lru_cache(maxsize=64)
 def _compiled(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
+    """A policy pattern, compiled with ``re.ASCII``: ``\\d`` means 0-9 and ``\\w`` ASCII word characters.
+
+    Without it Python's ``\\d`` also matches Arabic-Indic, fullwidth and other scripts' digits,
+    so ``２０２４-０１`` would pass a pattern written for ``2024-01`` and name a different case.
+    """
+    return re.compile(pattern, re.ASCII)
 
 
 # --- requests --------------------------------------------------------------------------
@@ -453,10 +464,10 @@ def _check_account(policy: Policy, actor: Actor, action: Action, now: datetime) 
 
 
 def _check_mfa(policy: Policy, actor: Actor, action: Action, now: datetime) -> _Denial | None:
-    if requires_mfa(actor.roles) and not actor.mfa_verified:
+    if (requires_mfa(actor.roles) or action in FACE_IMAGE_ACTIONS) and not actor.mfa_verified:
         return (
             RuleId.MFA_REQUIRED,
-            f"account {actor.username!r} holds a role that can search or administer and must "
+            f"account {actor.username!r} holds a role that can see face images or administer and must "
             "sign in with its second factor first",
         )
     return None
@@ -474,6 +485,12 @@ def _check_role(policy: Policy, actor: Actor, action: Action, now: datetime) -> 
 
 
 def _check_device(policy: Policy, actor: Actor, action: Action, now: datetime) -> _Denial | None:
+    if action in DEVICE_ALWAYS_REQUIRED and actor.device_id is None:
+        return (
+            RuleId.DEVICE_UNREGISTERED,
+            f"face images are only shown on a device registered to {policy.organisation!r}; "
+            "this request came from an unregistered device",
+        )
     if action in policy.device_required_for and actor.device_id is None:
         return (
             RuleId.DEVICE_UNREGISTERED,
@@ -492,12 +509,18 @@ _ACTOR_CHECKS: tuple[_ActorCheck, ...] = (_check_account, _check_mfa, _check_rol
 
 def _check_case(policy: Policy, request: _Request, now: datetime) -> _Denial | None:
     case = request.case_number
-    if case is None or not case.strip():
+    if case is None or not text.visible(case):
         return RuleId.CASE_MISSING, "every search must carry a case number"
-    if len(case) > MAX_CASE_NUMBER_CHARS or _compiled(policy.case_number_pattern).fullmatch(case) is None:
+    if (
+        len(case) > MAX_CASE_NUMBER_CHARS
+        or text.first_hidden(case) is not None
+        or case in text.DOT_IDS
+        or _compiled(policy.case_number_pattern).fullmatch(case) is None
+    ):
         return (
             RuleId.CASE_MALFORMED,
-            f"case number {case[:MAX_CASE_NUMBER_CHARS]!r} is not in the agency's format "
+            f"case number {text.escape_control(case[:MAX_CASE_NUMBER_CHARS])!r} is not in the agency's "
+            "format "
             f"(for example {policy.case_number_example!r})",
         )
     return None
@@ -523,14 +546,15 @@ def _check_purpose(policy: Policy, request: _Request, now: datetime) -> _Denial 
 
 
 def _check_justification(policy: Policy, request: _Request, now: datetime) -> _Denial | None:
-    text = (request.justification or "").strip()
+    written = (request.justification or "").strip()
     purpose = policy.purpose(request.purpose or "")
-    if purpose is not None and purpose.justification_required and not text:
+    # Whitespace and format characters (a zero-width space) are not a justification.
+    if purpose is not None and purpose.justification_required and not text.visible(written):
         return RuleId.JUSTIFICATION_MISSING, f"purpose {purpose.id!r} requires a written justification"
-    if len(text) > policy.justification_max_chars:
+    if len(written) > policy.justification_max_chars:
         return (
             RuleId.JUSTIFICATION_TOO_LONG,
-            f"the justification has {len(text)} characters; the limit is {policy.justification_max_chars}",
+            f"the justification has {len(written)} characters; the limit is {policy.justification_max_chars}",
         )
     return None
 
@@ -570,8 +594,8 @@ def _check_gallery_access(policy: Policy, request: SearchRequest) -> _Denial | N
 
 def _check_inter_agency(policy: Policy, request: _Request, now: datetime) -> _Denial | None:
     agency = request.on_behalf_of
-    if agency is None or not agency.strip():
-        return None
+    if agency is None or not text.visible(agency):
+        return None  # blank is absent; a service stores it as None (SearchInput)
     if not policy.inter_agency_allowed:
         return (
             RuleId.INTERAGENCY_NOT_ALLOWED,

@@ -48,34 +48,105 @@ class Action(StrEnum):
     MANAGE_ACCOUNTS = "manage_accounts"
     MANAGE_POLICY = "manage_policy"
     REGISTER_DEVICE = "register_device"
+    VIEW_FACE_IMAGE = "view_face_image"
 
 
 PERMISSIONS: Mapping[Role, frozenset[Action]] = MappingProxyType(
     {
-        Role.EXAMINER: frozenset({Action.SEARCH, Action.VERIFY, Action.PROPOSE, Action.VIEW_CASE}),
-        Role.REVIEWER: frozenset({Action.PEER_REVIEW, Action.VIEW_CASE}),
-        Role.SUPERVISOR: frozenset({Action.APPROVE, Action.MANAGE_UNIT, Action.REPORTS, Action.VIEW_CASE}),
+        Role.EXAMINER: frozenset(
+            {Action.SEARCH, Action.VERIFY, Action.PROPOSE, Action.VIEW_CASE, Action.VIEW_FACE_IMAGE}
+        ),
+        Role.REVIEWER: frozenset({Action.PEER_REVIEW, Action.VIEW_CASE, Action.VIEW_FACE_IMAGE}),
+        Role.SUPERVISOR: frozenset(
+            {Action.APPROVE, Action.MANAGE_UNIT, Action.REPORTS, Action.VIEW_CASE, Action.VIEW_FACE_IMAGE}
+        ),
         Role.GALLERY_ADMIN: frozenset({Action.ENROL, Action.PURGE, Action.MANAGE_GALLERIES}),
-        Role.AUDITOR: frozenset({Action.READ_AUDIT, Action.EXPORT_AUDIT, Action.REPORTS, Action.VIEW_CASE}),
+        Role.AUDITOR: frozenset(
+            {Action.READ_AUDIT, Action.EXPORT_AUDIT, Action.REPORTS, Action.VIEW_CASE, Action.VIEW_FACE_IMAGE}
+        ),
         Role.SYSTEM_ADMIN: frozenset({Action.MANAGE_ACCOUNTS, Action.MANAGE_POLICY, Action.REGISTER_DEVICE}),
+    }
+)
+
+#: Actions that show a person face images of the public (search results, candidate photos,
+#: enrolled gallery photos). Whoever may take one of these sees faces, so holds an account
+#: that needs the second factor (:data:`MFA_ACTIONS`); fetching the image bytes themselves
+#: (:attr:`Action.VIEW_FACE_IMAGE`) also needs a registered device whatever the policy says
+#: (:data:`faceledger.domain.policy.DEVICE_ALWAYS_REQUIRED`).
+FACE_IMAGE_ACTIONS: frozenset[Action] = frozenset(
+    {
+        Action.SEARCH,
+        Action.VERIFY,
+        Action.PROPOSE,
+        Action.PEER_REVIEW,
+        Action.APPROVE,
+        Action.VIEW_CASE,
+        Action.VIEW_FACE_IMAGE,
+        Action.ENROL,
+        Action.PURGE,
+        Action.MANAGE_GALLERIES,
     }
 )
 
 #: Actions that touch faces of the public or change who may: holding any role that
 #: permits one of these means the account must sign in with a second factor.
-MFA_ACTIONS: frozenset[Action] = frozenset(
+MFA_ACTIONS: frozenset[Action] = FACE_IMAGE_ACTIONS | frozenset(
     {
-        Action.SEARCH,
-        Action.VERIFY,
-        Action.ENROL,
-        Action.PURGE,
-        Action.MANAGE_GALLERIES,
         Action.MANAGE_UNIT,
         Action.MANAGE_ACCOUNTS,
         Action.MANAGE_POLICY,
         Action.REGISTER_DEVICE,
     }
 )
+
+
+@dataclass(frozen=True, slots=True)
+class IncompatibleRoles:
+    """Two roles one account may never hold together, the stable rule id cited, and why."""
+
+    first: Role
+    second: Role
+    why: str
+
+    @property
+    def roles(self) -> frozenset[Role]:
+        return frozenset({self.first, self.second})
+
+    @property
+    def rule_id(self) -> str:
+        return f"roles.incompatible.{self.first.value}+{self.second.value}"
+
+    def message(self) -> str:
+        return (
+            f"roles {self.first.value} and {self.second.value} cannot be held by one account: "
+            f"{self.why} (separation of duties; rule {self.rule_id})"
+        )
+
+
+#: The role pairs no account may hold, whatever a policy says.
+INCOMPATIBLE_ROLES: tuple[IncompatibleRoles, ...] = (
+    IncompatibleRoles(
+        Role.EXAMINER, Role.SYSTEM_ADMIN, "whoever configures the system may not search with it"
+    ),
+    IncompatibleRoles(Role.AUDITOR, Role.EXAMINER, "whoever audits searches may not run them"),
+    IncompatibleRoles(Role.AUDITOR, Role.SYSTEM_ADMIN, "whoever audits the administrators may not be one"),
+    IncompatibleRoles(
+        Role.AUDITOR, Role.GALLERY_ADMIN, "whoever audits enrolments and purges may not make them"
+    ),
+    IncompatibleRoles(Role.AUDITOR, Role.SUPERVISOR, "whoever audits approvals may not give them"),
+    IncompatibleRoles(
+        Role.REVIEWER,
+        Role.AUDITOR,
+        "an auditor reads the examiner's findings in the audit log, which a blind peer reviewer "
+        "must not see before the review is recorded",
+    ),
+)
+
+
+def incompatible_pair(roles: Iterable[Role]) -> IncompatibleRoles | None:
+    """The first pair of :data:`INCOMPATIBLE_ROLES` that ``roles`` joins, if any."""
+    held = frozenset(roles)
+    return next((pair for pair in INCOMPATIBLE_ROLES if pair.roles <= held), None)
 
 
 def permissions(roles: Iterable[Role]) -> frozenset[Action]:

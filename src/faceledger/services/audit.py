@@ -30,7 +30,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
@@ -48,13 +48,43 @@ from faceledger.audit.merkle import MerkleAccumulator
 from faceledger.errors import ConflictError, StoreError, ValidationError
 
 if TYPE_CHECKING:
-    from faceledger.services.datadir import DataDir
+    from faceledger.adapters.store import Store
+    from faceledger.config import Settings
+
+
+class LogHome(Protocol):
+    """What this service needs of an opened data directory.
+
+    :class:`faceledger.services.datadir.DataDir` is the one implementation. Typing against this
+    rather than importing ``DataDir`` lets :mod:`faceledger.services.datadir` import this module
+    (it creates the log when it creates a data directory) without the two importing each other.
+    """
+
+    @property
+    def path(self) -> Path: ...
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def audit_key_path(self) -> Path: ...
+
+    @property
+    def audit_public_key_path(self) -> Path: ...
+
+    @property
+    def checkpoint_path(self) -> Path: ...
+
 
 __all__ = [
     "EntryFilter",
     "EntryPage",
     "ExportResult",
     "LogEntry",
+    "LogHome",
     "LogInfo",
     "OversightReport",
     "checkpoint",
@@ -70,7 +100,7 @@ __all__ = [
 
 _HEAD_ID = 1
 _TXN_MARK = "faceledger.audit.first_append"
-_SIGNERS: weakref.WeakKeyDictionary[DataDir, LogSigner] = weakref.WeakKeyDictionary()
+_SIGNERS: weakref.WeakKeyDictionary[LogHome, LogSigner] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +125,7 @@ class ExportResult:
 # --- keys --------------------------------------------------------------------------------
 
 
-def signer(dd: DataDir) -> LogSigner:
+def signer(dd: LogHome) -> LogSigner:
     """The log's signing key, loaded once per opened data directory."""
     cached = _SIGNERS.get(dd)
     if cached is None:
@@ -111,7 +141,7 @@ def signer(dd: DataDir) -> LogSigner:
     return cached
 
 
-def _ensure_key(dd: DataDir, *, create: bool) -> LogSigner:
+def _ensure_key(dd: LogHome, *, create: bool) -> LogSigner:
     """The key, and its public half beside it; ``create``: make the key file for a new log."""
     path = dd.audit_key_path
     if create and not path.exists():
@@ -128,7 +158,7 @@ def _ensure_key(dd: DataDir, *, create: bool) -> LogSigner:
 # --- the head ----------------------------------------------------------------------------
 
 
-def ensure_log(dd: DataDir, *, now: datetime | None = None) -> LogInfo:
+def ensure_log(dd: LogHome, *, now: datetime | None = None) -> LogInfo:
     """Create the log (key file, head row, first entry) if it does not exist yet; else check its key.
 
     Called by ``faceledger init``. A log that exists is never given a new key: a missing key
@@ -148,7 +178,7 @@ def ensure_log(dd: DataDir, *, now: datetime | None = None) -> LogInfo:
     return log_info(dd)
 
 
-def log_info(dd: DataDir) -> LogInfo:
+def log_info(dd: LogHome) -> LogInfo:
     with dd.store.read() as conn:
         head = _read_head(conn)
     if head is None:
@@ -184,7 +214,7 @@ def _create_log(conn: Connection, key: LogSigner, *, now: datetime) -> None:
     _append(conn, key, log_id, ev.log_created(log_id=log_id, key_fingerprint=key.fingerprint), 1, now)
 
 
-def _check_key(head: LogInfo, key: LogSigner, dd: DataDir) -> None:
+def _check_key(head: LogInfo, key: LogSigner, dd: LogHome) -> None:
     if head.key_fingerprint != key.fingerprint:
         raise StoreError(
             f"the audit log {head.log_id} was created with key {head.key_fingerprint}, but "
@@ -199,7 +229,7 @@ def _moment(now: datetime | None) -> datetime:
 # --- appending ---------------------------------------------------------------------------
 
 
-def record(dd: DataDir, conn: Connection, event: AuditEvent, *, now: datetime | None = None) -> int:
+def record(dd: LogHome, conn: Connection, event: AuditEvent, *, now: datetime | None = None) -> int:
     """Append ``event`` to the log in the caller's transaction; returns its sequence number.
 
     Call it inside the same ``with dd.store.begin() as conn:`` block as the action, so that a
@@ -269,7 +299,7 @@ def _first_append_in_transaction(conn: Connection) -> bool:
 
 
 def _periodic_checkpoint(
-    dd: DataDir, conn: Connection, key: LogSigner, head: LogInfo, moment: datetime
+    dd: LogHome, conn: Connection, key: LogSigner, head: LogInfo, moment: datetime
 ) -> None:
     every = dd.settings.audit.checkpoint_every
     committed = head.size - 1
@@ -327,7 +357,7 @@ def _store_checkpoint(conn: Connection, cp: Checkpoint) -> None:
     )
 
 
-def checkpoint(dd: DataDir, *, now: datetime | None = None) -> Checkpoint:
+def checkpoint(dd: LogHome, *, now: datetime | None = None) -> Checkpoint:
     """Sign the log as it stands now; store it and append it to the checkpoint file."""
     moment = _moment(now)
     key = signer(dd)
@@ -339,7 +369,7 @@ def checkpoint(dd: DataDir, *, now: datetime | None = None) -> Checkpoint:
     return cp
 
 
-def _locked_head(conn: Connection, key: LogSigner, dd: DataDir) -> LogInfo:
+def _locked_head(conn: Connection, key: LogSigner, dd: LogHome) -> LogInfo:
     head = _advance_head(conn, 0)  # no growth: just the lock, so no append slips in meanwhile
     if head is None:
         raise StoreError(f"the audit log of {dd.path} has not been created; run `faceledger init {dd.path}`")
@@ -350,7 +380,7 @@ def _locked_head(conn: Connection, key: LogSigner, dd: DataDir) -> LogInfo:
 # --- export ------------------------------------------------------------------------------
 
 
-def export_log(dd: DataDir, path: Path, *, actor: str, now: datetime | None = None) -> ExportResult:
+def export_log(dd: LogHome, path: Path, *, actor: str, now: datetime | None = None) -> ExportResult:
     """Write the whole log, as stored (tampered or not), to ``path`` for an auditor to verify.
 
     In one transaction holding the head lock: record the export itself, sign a checkpoint
@@ -464,7 +494,7 @@ def _write_atomic(path: Path, text: str) -> None:
         raise StoreError(f"cannot write the audit export {path}: {exc.strerror or exc}") from None
 
 
-def stored_checkpoints(dd: DataDir) -> Sequence[dict[str, JsonValue]]:
+def stored_checkpoints(dd: LogHome) -> Sequence[dict[str, JsonValue]]:
     """The checkpoints in the database, as stored, oldest first."""
     with dd.store.read() as conn:
         return [
@@ -534,7 +564,7 @@ def _where(filters: EntryFilter) -> list[Any]:
 
 
 def list_entries(
-    dd: DataDir, filters: EntryFilter = EntryFilter(), *, offset: int = 0, limit: int = 50
+    dd: LogHome, filters: EntryFilter = EntryFilter(), *, offset: int = 0, limit: int = 50
 ) -> EntryPage:
     """One page of the stored entries matching ``filters``, oldest first."""
     if offset < 0 or limit < 1:
@@ -576,7 +606,7 @@ class OversightReport:
 
 
 def oversight_report(
-    dd: DataDir, *, since: datetime | None = None, until: datetime | None = None
+    dd: LogHome, *, since: datetime | None = None, until: datetime | None = None
 ) -> OversightReport:
     window = EntryFilter(since=since, until=until)
     with dd.store.read() as conn:

@@ -20,12 +20,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from faceledger.adapters.store.tables_accounts import users
 from faceledger.adapters.store.tables_cases import candidate_views, cases, policy_decisions, searches
-from faceledger.domain.roles import Action
+from faceledger.domain.roles import Action, Actor
 from faceledger.errors import NotFoundError, ValidationError
 from faceledger.services.datadir import DataDir
 from faceledger.services.policies import Principal, from_db, guard, utc
 from faceledger.services.reviews import load_review, visible_steps
+from faceledger.services.scoping import may_see, require_unit, units_of
 from faceledger.services.search_records import (
     KIND_SEARCH,
     SearchRecord,
@@ -86,16 +88,71 @@ def case_history(dd: DataDir, principal: Principal, case_number: str, *, now: da
     moment = utc(now)
     guard(dd, principal, Action.VIEW_CASE, target=f"case:{number}", now=moment, case_number=number)
     with dd.store.read() as conn:
-        return _history(conn, number, principal.actor.username)
+        history = _history(conn, number, principal.actor)
+    if history is None:
+        # Recorded, then answered exactly as a case with no record at all.
+        require_unit(
+            dd,
+            principal,
+            _OTHER,
+            action=Action.VIEW_CASE,
+            target=f"case:{number}",
+            missing=_missing(number),
+            now=moment,
+            read_only=True,
+            case_number=number,
+        )
+        raise NotFoundError(_missing(number))  # pragma: no cover - require_unit raised
+    return history
 
 
-def _history(conn: Connection, number: str, viewer: str) -> CaseHistory:
+#: Stands for "some unit other than the viewer's" in :func:`case_history`'s refusal.
+_OTHER = "(another unit)"
+
+
+def _missing(number: str) -> str:
+    return f"nothing is recorded for case {number!r}"
+
+
+def _decision_units(conn: Connection, number: str) -> dict[int, str]:
+    """The unit of each account that has a decision recorded under case ``number``."""
+    rows = conn.execute(
+        select(users.c.id, users.c.unit)
+        .join(policy_decisions, policy_decisions.c.user_id == users.c.id)
+        .where(policy_decisions.c.case_number == number)
+    )
+    return {int(r.id): str(r.unit) for r in rows}
+
+
+def _history(conn: Connection, number: str, actor: Actor) -> CaseHistory | None:
+    """The case as ``actor`` may see it: only its unit's part (all of it for oversight).
+
+    None when the case has records but none ``actor`` may see; NotFoundError when it has none.
+    """
+    viewer = actor.username
     case = conn.execute(select(cases).where(cases.c.case_number == number)).first()
-    entries = _decisions(conn, number)
+    all_ids = [] if case is None else search_ids_of_case(conn, int(case.id))
+    unit_of = units_of(conn, [search_id for search_id, _kind in all_ids])
+    visible = {i for i, unit in unit_of.items() if may_see(actor, unit, read_only=True)}
+    decider_unit = _decision_units(conn, number)
+    everything = _decisions(conn, number)
+    entries = [
+        e
+        for e in everything
+        if (e.search_id in visible)
+        or (
+            e.search_id is None
+            and may_see(actor, decider_unit.get(e.details.get("user_id", -1)), read_only=True)
+        )
+    ]
+    for entry in entries:
+        entry.details.pop("user_id", None)
     found: list[SearchRecord] = []
     compared: list[VerifyRecord] = []
     if case is not None:
-        for search_id, kind in search_ids_of_case(conn, int(case.id)):
+        for search_id, kind in all_ids:
+            if search_id not in visible:
+                continue
             if kind == KIND_SEARCH:
                 record = load_search(conn, search_id)
                 found.append(record)
@@ -105,14 +162,16 @@ def _history(conn: Connection, number: str, viewer: str) -> CaseHistory:
                 verification = load_verification(conn, search_id)
                 compared.append(verification)
                 entries.append(_verify_entry(verification))
-        entries += _views(conn, int(case.id))
-    if case is None and not entries:
-        raise NotFoundError(f"nothing is recorded for case {number!r}")
+        entries += [v for v in _views(conn, int(case.id)) if v.search_id in visible]
+    if case is None and not everything:
+        raise NotFoundError(_missing(number))
+    if not entries and not found and not compared:
+        return None
     entries.sort(key=lambda e: e.at)  # stable: same-moment entries keep the order they were added in
     return CaseHistory(
         case_number=number,
         opened_at=None if case is None else from_db(case.opened_at),
-        opened_by=None if case is None else case.opened_by,
+        opened_by=None if case is None or not (found or compared) else case.opened_by,
         searches=tuple(found),
         verifications=tuple(compared),
         entries=tuple(entries),
@@ -141,6 +200,7 @@ def _decisions(conn: Connection, number: str) -> list[HistoryEntry]:
                     "rule_id": r.rule_id,
                     "policy_version": r.policy_version,
                     "reason": r.reason,
+                    "user_id": None if r.user_id is None else int(r.user_id),
                 },
             )
         )

@@ -15,6 +15,11 @@
       keys/audit-public-key.pem    its public key, for auditors
       audit/checkpoints.jsonl      signed checkpoints of the audit log, appended; ship it elsewhere
 
+Everything in it is private to the account the service runs as: opening a data directory
+tightens the process's umask to 0o077 (files 0600, folders 0700 from then on), and it is
+refused, naming the path and the chmod that fixes it, while any file or folder in it can be
+read or changed by other users (:func:`check_private`).
+
 The database is the source of truth. Image files are written before the row that names
 them is committed, and vectors are added to an index only after their face row is
 committed, so a crash can leave an unreferenced file (swept by :meth:`DataDir.recover`) or
@@ -32,6 +37,7 @@ import json
 import os
 import re
 import shutil
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +52,7 @@ from faceledger.adapters.store.engine import sqlite_url
 from faceledger.config import Settings, load_settings
 from faceledger.domain.models import Gallery, ModelRef
 from faceledger.errors import ConflictError, NotInitializedError, StoreError, VectorIndexError
+from faceledger.services import audit
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -91,9 +98,11 @@ def init_data_dir(path: Path | str, *, settings: Settings | None = None) -> Data
             f"{root} is not empty and is not a faceledger data directory; "
             "choose a new or empty folder for `faceledger init`"
         )
+    private_umask()
     try:
-        root.mkdir(parents=True, exist_ok=True)
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not is_data_dir(root):
+            root.chmod(0o700)  # a new data directory (an existing one is checked, never changed)
             marker = {"format": FORMAT_VERSION, "created_at": repository.utcnow().isoformat()}
             marker["created_by"] = f"faceledger {_version()}"
             _write_text(root / MARKER_FILE, json.dumps(marker, indent=2) + "\n")
@@ -103,8 +112,6 @@ def init_data_dir(path: Path | str, *, settings: Settings | None = None) -> Data
         raise StoreError(f"cannot create data directory {root}: {exc.strerror or exc}") from exc
     dd = open_data_dir(root, settings=settings)
     try:
-        from faceledger.services import audit  # local: the audit service types itself against DataDir
-
         audit.ensure_log(dd)  # the signing key (outside the database) and the log's first entry
     except BaseException:
         dd.close()
@@ -120,15 +127,60 @@ def open_data_dir(path: Path | str, *, settings: Settings | None = None) -> Data
             f"{root} is not a faceledger data directory (no {MARKER_FILE}); "
             f"create one with `faceledger init {root}`"
         )
+    private_umask()
+    check_private(root)
     _check_marker(root / MARKER_FILE)
     chosen = settings if settings is not None else load_settings(root)
     chosen = dataclasses.replace(chosen, data_dir=root)
     for folder in (IMAGES_DIR, INDEX_DIR):
-        (root / folder).mkdir(exist_ok=True)
+        (root / folder).mkdir(mode=0o700, exist_ok=True)
     url = chosen.database_url or sqlite_url(root / DB_FILE)
     dd = DataDir(root, chosen, Store.open(url))
     dd.recover_if_needed()
     return dd
+
+
+#: Permission bits no other user may hold on anything in a data directory.
+OTHERS_BITS = 0o077
+
+
+def private_umask() -> None:
+    """Make every file and folder this process creates from now on private (0600, 0700).
+
+    The umask is the process's, so this also applies to what the process writes elsewhere
+    afterwards (an audit export, for instance); it only ever removes permissions.
+    """
+    current = os.umask(OTHERS_BITS)
+    os.umask(current | OTHERS_BITS)
+
+
+def check_private(root: Path) -> None:
+    """Refuse ``root`` while other users may read or change anything in it.
+
+    Checks the folder, every folder below it, and every file except the enrolled images
+    (there may be millions; the folders above them are checked, and a private folder cannot
+    be entered by others). Symbolic links are not followed.
+    """
+    fix = f"chmod -R go-rwx {root}"
+    for folder, _dirs, files in os.walk(root):  # does not enter linked folders
+        here = Path(folder)
+        inside_images = here != root and here.relative_to(root).parts[0] == IMAGES_DIR
+        for path in [here, *(() if inside_images else (here / name for name in files))]:
+            try:
+                info = path.lstat()
+            except FileNotFoundError:
+                continue  # removed meanwhile (a temporary file)
+            except OSError as exc:
+                raise StoreError(f"cannot check the permissions of {path}: {exc.strerror or exc}") from None
+            if stat.S_ISLNK(info.st_mode):
+                continue
+            mode = stat.S_IMODE(info.st_mode)
+            if mode & OTHERS_BITS:
+                kind = "folder" if stat.S_ISDIR(info.st_mode) else "file"
+                raise StoreError(
+                    f"the data directory {root} is not private: the {kind} {path} can be read or changed "
+                    f"by other users (mode {mode:04o}); make it private to the service's account with: {fix}"
+                )
 
 
 def _version() -> str:

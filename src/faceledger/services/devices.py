@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection
 from faceledger.adapters.store import tables_accounts as ta
 from faceledger.audit import events
 from faceledger.audit.events import AuditAction, AuditEvent, JsonValue
+from faceledger.domain import text
 from faceledger.domain.roles import Action
 from faceledger.errors import ConflictError, NotFoundError, ValidationError
 from faceledger.services import audit
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from faceledger.services.datadir import DataDir
 
 DEVICE_HEADER = "X-Faceledger-Device"
-DEVICE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
+DEVICE_ID = re.compile(r"[a-z0-9][a-z0-9._-]{1,63}", re.ASCII)
 _DECOY_DIGEST = digest("no such device")
 
 
@@ -122,7 +123,8 @@ def check_device(conn: Connection, credential: DeviceCredential | None) -> Devic
     """Whether ``credential`` is a registered, active device's (constant time in the secret)."""
     if credential is None:
         return DeviceCheck(None, None)
-    claimed = credential.device_id[: ta.DEVICE_ID_LEN]
+    # Hidden characters are written as escapes: a claimed id is recorded, and can then match no device.
+    claimed = text.escape_control(credential.device_id)[: ta.DEVICE_ID_LEN]
     row = _row(conn, claimed)
     matches = same_digest(digest(credential.secret), row.credential_hash if row else _DECOY_DIGEST)
     if row is None:

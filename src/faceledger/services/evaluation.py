@@ -553,6 +553,10 @@ class PairsEvaluation:
     calibrated: OperatingPoint | None = None
     seconds: float = 0.0
     notes: tuple[str, ...] = field(default_factory=tuple)
+    n_images_computed: int = 0
+    """Images run through the embedder in this evaluation (the others came from the cache)."""
+    n_images_cached: int = 0
+    """Images whose vector (or recorded failure) was read from the embedding cache."""
 
     @property
     def fta_rate(self) -> float:
@@ -587,7 +591,12 @@ class PairsEvaluation:
             "model": self.model.to_dict() | {"key": self.model.key},
             "settings": dict(self.settings),
             "pairs": {"genuine": self.n_genuine, "impostor": self.n_impostor, "failed": self.n_pairs_failed},
-            "images": {"total": self.n_images, "failed_to_acquire": self.n_images_failed},
+            "images": {
+                "total": self.n_images,
+                "failed_to_acquire": self.n_images_failed,
+                "computed": self.n_images_computed,
+                "cached": self.n_images_cached,
+            },
             "fta_rate": _json_number(self.fta_rate),
             "best_threshold": self.best.to_dict(),
             "calibrated_threshold": self.calibrated.to_dict() if self.calibrated else None,
@@ -662,6 +671,8 @@ def evaluate_pairs_with(
         calibrated=calibrated,
         seconds=time.perf_counter() - started,
         notes=tuple(notes),
+        n_images_computed=table.n_computed,
+        n_images_cached=table.n_cached,
     )
 
 

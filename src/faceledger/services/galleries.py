@@ -16,26 +16,31 @@ from __future__ import annotations
 import re
 import shutil
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 import numpy as np
+from sqlalchemy import insert, select
 
 from faceledger.adapters.store import repository
-from faceledger.adapters.store.repository import DeletedRows, GalleryCounts, SubjectSummary
+from faceledger.adapters.store.repository import DeletedRows
+from faceledger.adapters.store.tables import images as images_table
+from faceledger.adapters.store.tables import purged_images, purges
 from faceledger.audit import events as audit_events
-from faceledger.domain.models import Gallery
+from faceledger.domain import text
+from faceledger.domain.models import Gallery, GalleryCounts, SubjectSummary
 from faceledger.errors import ConflictError, NotFoundError, ValidationError
 from faceledger.services import audit
 from faceledger.services.datadir import INDEX_DIR, DataDir
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
+    from sqlalchemy.sql import ColumnElement
 
 NAME_MAX = 64
 SUBJECT_ID_MAX = 200
-_NAME = re.compile(r"[a-z0-9](?:[a-z0-9._-]*[a-z0-9_-])?")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_NAME = re.compile(r"[a-z0-9](?:[a-z0-9._-]*[a-z0-9_-])?", re.ASCII)
 
 PROVENANCE_FIELDS = ("source", "collected_on", "enrolled_by", "record_id", "retention_until")
 DEFAULT_REQUIRED = ("source", "collected_on")
@@ -45,6 +50,48 @@ DEFAULT_REQUIRED = ("source", "collected_on")
 class GalleryInfo:
     gallery: Gallery
     counts: GalleryCounts
+
+
+class PurgeReason(StrEnum):
+    """Why a gallery's images are purged; every purge names one, with its authority."""
+
+    COURT_ORDER = "court_order"
+    EXPUNGEMENT = "expungement"
+    RETENTION = "retention"
+
+
+AUTHORITY_MAX = 500
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeAuthority:
+    """A purge's reason and the authority for it (an order's number, the retention rule)."""
+
+    reason: PurgeReason
+    authority: str
+
+
+def purge_authority(reason: str | PurgeReason, authority: str) -> PurgeAuthority:
+    """A checked reason and authority; errors list the valid reasons."""
+    valid = ", ".join(r.value for r in PurgeReason)
+    if not str(reason).strip():
+        raise ValidationError(f"a purge must name its reason (valid reasons: {valid})")
+    try:
+        why = PurgeReason(reason)
+    except ValueError:
+        shown = text.escape_control(str(reason)[:40])
+        raise ValidationError(f"unknown purge reason {shown!r} (valid reasons: {valid})") from None
+    cleaned = text.optional_text(authority, "the authority for a purge")
+    if cleaned is None:
+        raise ValidationError(
+            "a purge must name its authority (the court order or expungement reference, or the "
+            "retention rule), e.g. --authority 'Order 2026-123'"
+        )
+    if len(cleaned) > AUTHORITY_MAX:
+        raise ValidationError(
+            f"the authority for a purge is {len(cleaned)} characters; at most {AUTHORITY_MAX}"
+        )
+    return PurgeAuthority(why, cleaned)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +116,12 @@ def validate_gallery_name(name: str) -> str:
         raise ValidationError("a gallery needs a name")
     if len(name) > NAME_MAX:
         raise ValidationError(f"gallery name {name[:20]!r}… is {len(name)} characters; at most {NAME_MAX}")
+    hidden = text.first_hidden(name)
+    if hidden is not None:
+        raise ValidationError(
+            f"gallery name {text.escape_control(name)!r} contains the invisible character "
+            f"{text.describe(hidden)}"
+        )
     if not _NAME.fullmatch(name):
         raise ValidationError(
             f"gallery name {name!r} is not allowed: use lowercase letters, digits, '-', '_' and '.', "
@@ -78,15 +131,13 @@ def validate_gallery_name(name: str) -> str:
 
 
 def validate_subject_id(subject_id: str) -> str:
-    """Subject ids come from systems of record: most characters are fine, blanks and control codes not."""
-    cleaned = subject_id.strip() if isinstance(subject_id, str) else ""
-    if not cleaned:
-        raise ValidationError("a subject id must not be empty")
-    if len(cleaned) > SUBJECT_ID_MAX:
-        raise ValidationError(f"subject id {cleaned[:20]!r}… is longer than {SUBJECT_ID_MAX} characters")
-    if _CONTROL.search(cleaned):
-        raise ValidationError(f"subject id {cleaned!r} contains control characters")
-    return cleaned
+    """Subject ids come from systems of record: most characters are fine, but not all.
+
+    Stripped and NFC-normalised; blank ids, control and format characters (Cc, Cf: escapes,
+    zero-width, bidi overrides), and "." and ".." (which an HTTP client turns into the
+    gallery's own URL) are refused; see :func:`faceledger.domain.text.identifier`.
+    """
+    return text.identifier(subject_id, "subject id", max_chars=SUBJECT_ID_MAX)
 
 
 def _validate_text(label: str, value: str) -> str:
@@ -215,26 +266,64 @@ def _remove_files(dd: DataDir, rows: DeletedRows) -> int:
     return files
 
 
+_Hashes = dict[int, set[str]]
+
+
+def _image_hashes(conn: Connection, *clauses: ColumnElement[bool]) -> _Hashes:
+    """The image hashes of each gallery matching ``clauses``, read before they are deleted."""
+    found: _Hashes = {}
+    query = select(images_table.c.gallery_id, images_table.c.sha256).where(*clauses)
+    for gallery_id, sha in conn.execute(query):
+        found.setdefault(int(gallery_id), set()).add(str(sha))
+    return found
+
+
 def _record_purge(
     dd: DataDir,
     conn: Connection,
     galleries: dict[int, Gallery],
     rows: DeletedRows,
+    hashes: _Hashes,
     *,
     actor: str,
-    reason: str,
+    why: PurgeAuthority,
+    scope: str,
     target: Gallery | None = None,
 ) -> None:
     """One purge entry per gallery touched (``target`` even when empty), naming every face removed.
 
+    Each also gets a ``purges`` row (reason, authority) and a ``purged_images`` row per image
+    hash removed, which enrolment consults before taking that image into the gallery again.
     Recorded in the deleting transaction, so the purge and its record commit together.
     """
     by_gallery: dict[int, list[int]] = {} if target is None else {target.id or 0: []}
     for (gallery_id, _model), ids in rows.face_ids.items():
         by_gallery.setdefault(gallery_id, []).extend(int(i) for i in ids)
+    for gallery_id in hashes:
+        by_gallery.setdefault(gallery_id, [])
+    at = datetime.now(UTC)
     for gallery_id, face_ids in sorted(by_gallery.items()):
+        name = galleries[gallery_id].name
+        values = {"gallery": name, "scope": scope.split(":")[0], "reason": why.reason.value}
+        purge_id = conn.execute(
+            insert(purges)
+            .values(**values, authority=why.authority, actor=actor, at=at, faces=len(face_ids))
+            .returning(purges.c.id)
+        ).scalar_one()
+        shas = sorted(hashes.get(gallery_id, ()))
+        if shas:
+            conn.execute(
+                insert(purged_images),
+                [{"purge_id": purge_id, "gallery": name, "sha256": sha} for sha in shas],
+            )
         event = audit_events.purged(
-            actor, gallery=galleries[gallery_id].name, face_ids=sorted(face_ids), reason=reason
+            actor,
+            gallery=name,
+            face_ids=sorted(face_ids),
+            reason=why.reason.value,
+            authority=why.authority,
+            scope=scope,
+            purge_id=int(purge_id),
         )
         audit.record(dd, conn, event)
 
@@ -252,9 +341,20 @@ def _report(rows: DeletedRows, vectors: int, files: int, galleries: int = 0) -> 
 
 
 def purge_subject(
-    dd: DataDir, gallery_name: str, subject_id: str, *, actor: str = audit_events.SYSTEM_ACTOR
+    dd: DataDir,
+    gallery_name: str,
+    subject_id: str,
+    *,
+    reason: str | PurgeReason,
+    authority: str,
+    actor: str = audit_events.SYSTEM_ACTOR,
 ) -> PurgeReport:
-    """Remove one subject from one gallery: rows, vectors, and image files no one else uses."""
+    """Remove one subject from one gallery: rows, vectors, and image files no one else uses.
+
+    ``reason`` and ``authority`` (see :func:`purge_authority`) are recorded with the purge.
+    """
+    subject_id = validate_subject_id(subject_id)
+    why = purge_authority(reason, authority)
     gallery = get_gallery(dd, gallery_name)  # errors about the request come before any change
     with dd.store.read() as conn:
         if repository.find_subject(conn, gallery.id or 0, subject_id) is None:
@@ -264,23 +364,40 @@ def purge_subject(
         _open_indexes(dd, [gallery])
         with dd.store.begin() as conn:
             found = repository.find_subject(conn, gallery.id or 0, subject_id)
+            hashes = {} if found is None else _image_hashes(conn, images_table.c.subject_id == found.id)
             rows = repository.delete_subject(conn, gallery, subject_id)
             # The log outlives the purge: it names the subject by internal id, never the external one.
-            reason = f"subject:{found.id if found else '?'} removed"
-            _record_purge(dd, conn, galleries, rows, actor=actor, reason=reason, target=gallery)
+            scope = f"subject:{found.id if found else '?'}"
+            _record_purge(
+                dd, conn, galleries, rows, hashes, actor=actor, why=why, scope=scope, target=gallery
+            )
         vectors = _remove_vectors(dd, galleries, rows)
         return _report(rows, vectors, _remove_files(dd, rows))
 
 
-def purge_gallery(dd: DataDir, name: str, *, actor: str = audit_events.SYSTEM_ACTOR) -> PurgeReport:
-    """Remove a gallery and everything in it; its index folder goes too."""
+def purge_gallery(
+    dd: DataDir,
+    name: str,
+    *,
+    reason: str | PurgeReason,
+    authority: str,
+    actor: str = audit_events.SYSTEM_ACTOR,
+) -> PurgeReport:
+    """Remove a gallery and everything in it; its index folder goes too.
+
+    ``reason`` and ``authority`` (see :func:`purge_authority`) are recorded with the purge.
+    """
+    why = purge_authority(reason, authority)
     gallery = get_gallery(dd, name)
     with dd.writing():
         galleries = _galleries_by_id(dd)
         _open_indexes(dd, [gallery])
         with dd.store.begin() as conn:
+            hashes = _image_hashes(conn, images_table.c.gallery_id == (gallery.id or 0))
             rows = repository.delete_gallery(conn, gallery)
-            _record_purge(dd, conn, galleries, rows, actor=actor, reason="gallery removed", target=gallery)
+            _record_purge(
+                dd, conn, galleries, rows, hashes, actor=actor, why=why, scope="gallery", target=gallery
+            )
         vectors = _remove_vectors(dd, galleries, rows)
         for _gid, model_key in rows.face_ids:
             dd.forget_index(gallery, model_key)
@@ -291,7 +408,10 @@ def purge_gallery(dd: DataDir, name: str, *, actor: str = audit_events.SYSTEM_AC
 def purge_expired(
     dd: DataDir, *, today: date | None = None, actor: str = audit_events.SYSTEM_ACTOR
 ) -> PurgeReport:
-    """Remove every image whose retention date has passed (kept through that day, gone after)."""
+    """Remove every image whose retention date has passed (kept through that day, gone after).
+
+    Recorded with reason ``retention`` and, as its authority, the galleries' retention rules.
+    """
     day = today or date.today()
     with dd.writing():
         galleries = _galleries_by_id(dd)
@@ -299,9 +419,12 @@ def purge_expired(
             expired = repository.expired_images(conn, day)
         _open_indexes(dd, [galleries[i] for i in sorted({row.gallery_id for row in expired})])
         with dd.store.begin() as conn:
-            rows = repository.delete_images(conn, [row.id for row in expired])
-            _record_purge(
-                dd, conn, galleries, rows, actor=actor, reason=f"retention expired before {day.isoformat()}"
+            ids = [row.id for row in expired]
+            hashes = _image_hashes(conn, images_table.c.id.in_(ids)) if ids else {}
+            rows = repository.delete_images(conn, ids)
+            why = PurgeAuthority(
+                PurgeReason.RETENTION, f"gallery retention rule: retention date before {day.isoformat()}"
             )
+            _record_purge(dd, conn, galleries, rows, hashes, actor=actor, why=why, scope="expired")
         vectors = _remove_vectors(dd, galleries, rows)
         return _report(rows, vectors, _remove_files(dd, rows))

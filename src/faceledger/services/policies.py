@@ -34,7 +34,7 @@ from sqlalchemy.exc import IntegrityError
 
 from faceledger.adapters.policy_file import MAX_POLICY_BYTES as MAX_POLICY_BYTES
 from faceledger.adapters.policy_file import example_policy_text, parse_policy, read_policy_file
-from faceledger.adapters.store.tables_cases import CASE_LEN, policy_decisions, policy_versions
+from faceledger.adapters.store.tables_cases import CASE_LEN, policy_decisions, policy_versions, searches
 from faceledger.audit import events as ev
 from faceledger.domain.policy import Decision, Policy, decide_action
 from faceledger.domain.roles import Action, Actor, require_aware
@@ -197,8 +197,17 @@ def refuse(
     case_number: str | None = None,
     search_id: int | None = None,
 ) -> NoReturn:
-    """Record a refusal (decision row and ``policy_denied`` audit entry, committed) and raise it."""
+    """Record a refusal (decision row and ``policy_denied`` audit entry, committed) and raise it.
+
+    A ``search_id`` that names no search (a request may carry any number) is kept in the
+    audit entry's target only, since the decision row can only point at a real search.
+    """
     with dd.store.begin() as conn:
+        if (
+            search_id is not None
+            and conn.execute(select(searches.c.id).where(searches.c.id == search_id)).first() is None
+        ):
+            search_id = None
         store_decision(
             conn, principal, decision, action=action, now=now, case_number=case_number, search_id=search_id
         )

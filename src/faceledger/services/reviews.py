@@ -48,6 +48,7 @@ from faceledger.services.policies import (
     utc,
 )
 from faceledger.services.probes import set_probe_retention
+from faceledger.services.scoping import require_search_unit
 from faceledger.services.search_records import KIND_SEARCH, candidate_json, search_header, stored_candidates
 
 SEPARATION_RULE = "review.separation_of_duties"
@@ -156,6 +157,7 @@ def show_review(dd: DataDir, principal: Principal, search_id: int, *, now: datet
     with dd.store.read() as conn:
         review = load_review(conn, search_id)
         notice = _lead_notice(conn, search_id)
+    require_search_unit(dd, principal, search_id, action=Action.VIEW_CASE, now=moment, read_only=True)
     guard(
         dd,
         principal,
@@ -191,6 +193,7 @@ def peer_view(dd: DataDir, principal: Principal, search_id: int, *, now: datetim
     moment = utc(now)
     with dd.store.read() as conn:
         review = load_review(conn, search_id)
+    require_search_unit(dd, principal, search_id, action=Action.PEER_REVIEW, now=moment, read_only=False)
     decision = guard(
         dd,
         principal,
@@ -272,6 +275,8 @@ def _step(
     moment = utc(now)
     with dd.store.read() as conn:
         case_number = load_review(conn, search_id).case_number
+    # Only the searching unit acts on its review: another unit's is answered as not there.
+    require_search_unit(dd, principal, search_id, action=action, now=moment, read_only=False)
     decision = guard(dd, principal, action, target=f"search:{search_id}", now=moment, case_number=case_number)
     command = make(principal.actor.username, moment)
     refused: rv.SeparationOfDutiesError | None = None

@@ -17,10 +17,9 @@ from sqlalchemy import Row, Table, insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from faceledger.adapters.store import repository
 from faceledger.adapters.store.tables_cases import cases, probe_edits, probes, search_candidates, searches
 from faceledger.audit.events import JsonValue, decimal_string
-from faceledger.domain.models import Candidate, SearchResult
+from faceledger.domain.models import Candidate, FaceInfo, SearchResult
 from faceledger.errors import NotFoundError, StoreError
 from faceledger.pipeline.edit import AppliedEdit, make_edit
 from faceledger.services.policies import from_db, stored_policy
@@ -149,7 +148,7 @@ class CandidateView:
 
     search_id: int
     candidate: Candidate
-    face: repository.FaceInfo | None
+    face: FaceInfo | None
 
 
 def _json_number(value: Any) -> JsonValue:

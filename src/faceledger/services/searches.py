@@ -38,6 +38,7 @@ from faceledger.adapters.store import repository
 from faceledger.adapters.store.tables_cases import candidate_views, probe_edits, search_candidates, searches
 from faceledger.audit import events as ev
 from faceledger.audit.events import decimal_string
+from faceledger.domain import text
 from faceledger.domain.models import (
     AnalyzedFace,
     Candidate,
@@ -75,6 +76,7 @@ from faceledger.services.policies import (
     utc,
 )
 from faceledger.services.probes import Probe, ensure_probe, keep_probe_file
+from faceledger.services.scoping import require_search_unit
 from faceledger.services.search_records import (
     KIND_SEARCH,
     KIND_VERIFY,
@@ -105,6 +107,9 @@ class SearchInput:
     top_k: int | None = None
     edits: tuple[Edit, ...] = ()
 
+    def __post_init__(self) -> None:
+        _normalise_reasons(self)
+
 
 @dataclass(frozen=True, slots=True)
 class VerifyInput:
@@ -115,6 +120,26 @@ class VerifyInput:
     justification: str | None = None
     on_behalf_of: str | None = None
     agreement_ref: str | None = None
+
+    def __post_init__(self) -> None:
+        _normalise_reasons(self)
+
+
+def _normalise_reasons(request: SearchInput | VerifyInput) -> None:
+    """Blank means absent, and no hidden characters (faceledger.domain.text); else ValidationError.
+
+    The case number is checked as an identifier (stripped, NFC, no control or format
+    characters, not "." or ".."); whether it is in the agency's format stays the policy's
+    decision. The justification may span lines; the agency and agreement are single-line.
+    """
+    values = {
+        "case_number": text.optional_identifier(request.case_number, "case number"),
+        "justification": text.optional_text(request.justification, "the justification", multiline=True),
+        "on_behalf_of": text.optional_text(request.on_behalf_of, "the agency searched for (on_behalf_of)"),
+        "agreement_ref": text.optional_text(request.agreement_ref, "the agreement reference"),
+    }
+    for name, value in values.items():
+        object.__setattr__(request, name, value)
 
 
 class _Analysed:
@@ -316,6 +341,7 @@ def _record_search(dd: DataDir, conn: Connection, done: _Search) -> int:
         username=actor.username,
         user_id=done.principal.user_id,
         device_id=actor.device_id,
+        unit=actor.unit,
         policy_id=done.stored.id,
         policy_version=done.policy.version,
         rule_ids=done.rule_ids,
@@ -407,6 +433,7 @@ def get_search(dd: DataDir, principal: Principal, search_id: int, *, now: dateti
     moment = utc(now)
     with dd.store.read() as conn:
         case_number = case_of(conn, search_id)
+    require_search_unit(dd, principal, search_id, action=Action.VIEW_CASE, now=moment, read_only=True)
     guard(dd, principal, Action.VIEW_CASE, target=f"search:{search_id}", now=moment, case_number=case_number)
     with dd.store.begin() as conn:
         record = load_search(conn, search_id)
@@ -424,6 +451,8 @@ def view_candidate(
     with dd.store.read() as conn:
         case_number = case_of(conn, search_id)
         candidate = next((c for c in stored_candidates(conn, search_id) if c.face_id == face_id), None)
+    # Another unit's search is answered as if it did not exist, before anything about its candidates.
+    require_search_unit(dd, principal, search_id, action=Action.VIEW_CASE, now=moment, read_only=True)
     if candidate is None:
         raise NotFoundError(f"face {face_id} is not a candidate of search {search_id}")
     guard(dd, principal, Action.VIEW_CASE, target=f"face:{face_id}", now=moment, case_number=case_number)
@@ -532,7 +561,8 @@ def _record_verification(
         case_id=ensure_case(conn, request.case_number, actor.username, now),
         purpose=request.purpose, justification=request.justification, on_behalf_of=request.on_behalf_of,
         agreement_ref=request.agreement_ref, username=actor.username, user_id=done.principal.user_id,
-        device_id=actor.device_id, policy_id=done.stored.id, policy_version=done.policy.version,
+        device_id=actor.device_id, unit=actor.unit, policy_id=done.stored.id,
+        policy_version=done.policy.version,
         rule_ids=rule_ids, probe_id=ids[0], searched_sha256=first.searched.sha256, second_probe_id=ids[1],
         model_key=result.model.key, threshold=result.threshold, threshold_fmr=threshold_fmr, top_k=None,
         galleries=[], faces_found=len(first.analysis.faces), probe_face=_face_json(first.face),

@@ -7,18 +7,25 @@
 
 Every route calls the same services as the CLI, so a person is refused, recorded and
 audited the same way whichever they use. The OpenAPI document is at ``/openapi.json``
-(interactive: ``/docs``); docs/api.md describes the API and docs/running.md how to run it.
+(interactive: ``/docs``, with Swagger UI's files served by the service itself); every response
+carries the headers of :mod:`faceledger.web.security_headers`; docs/api.md describes the API
+and docs/running.md how to run it.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from starlette.staticfiles import StaticFiles
 
 from faceledger import __version__
 from faceledger.config import Settings, load_settings
@@ -28,7 +35,14 @@ from faceledger.web import errors
 from faceledger.web.api import routers
 from faceledger.web.api.galleries import sweep_uploads
 from faceledger.web.engine import FaceEngine
-from faceledger.web.limits import BodyLimitMiddleware, BodyLimits
+from faceledger.web.limits import (
+    LOGIN_PATH,
+    BodyLimitMiddleware,
+    BodyLimits,
+    SignInLimits,
+    SignInThrottleMiddleware,
+)
+from faceledger.web.security_headers import DOCS_ASSETS, SecurityHeadersMiddleware, docs_page_policy
 from faceledger.web.state import AppState, utc_now
 
 log = logging.getLogger("faceledger.web")
@@ -61,6 +75,7 @@ def create_app(
     analyzer: Analyzer | None = None,
     clock: Callable[[], datetime] = utc_now,
     body_limits: BodyLimits | None = None,
+    sign_in_limits: SignInLimits | None = None,
     max_waiting: int = 32,
 ) -> FastAPI:
     """The app over ``data_dir``: an opened :class:`DataDir` (the caller closes it), or a path.
@@ -90,10 +105,57 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # /docs is served below from the service's own copy of Swagger UI; ReDoc (CDN only) is off.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.faceledger = AppState(dd=dd, engine=engine, clock=clock)
     errors.install(app)
+    # Added last = outermost: the size limit applies before the throttle buffers a sign-in body.
+    app.add_middleware(SignInThrottleMiddleware, limits=sign_in_limits or SignInLimits())
     app.add_middleware(BodyLimitMiddleware, limits=body_limits or BodyLimits.for_images(dd.settings.image))
+    app.add_middleware(SecurityHeadersMiddleware)
     for router in routers():
         app.include_router(router)
+    _document_throttling(app)
+    _serve_docs_page(app)
     return app
+
+
+def _document_throttling(app: FastAPI) -> None:
+    """The sign-in route may answer 429 (the throttle is middleware, so FastAPI cannot know)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        fresh = app.openapi_schema is None
+        schema = build()  # cached by FastAPI after the first call
+        operation = schema.get("paths", {}).get(LOGIN_PATH, {}).get("post")
+        if fresh and operation is not None:
+            operation.setdefault("responses", {})["429"] = {
+                "description": "Too many failed sign-ins for this username or from this address; "
+                "retry after the Retry-After header's seconds",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
+            }
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _serve_docs_page(app: FastAPI) -> None:
+    """``/docs``: Swagger UI from the installed swagger-ui-bundle-v2 package, never from a CDN."""
+    assets = importlib.import_module("swagger_ui_bundle").swagger_ui_path  # the package has no type hints
+    app.mount(DOCS_ASSETS, StaticFiles(directory=str(assets)), name="swagger-ui-assets")
+    page = get_swagger_ui_html(
+        openapi_url=app.openapi_url or "/openapi.json",
+        title=f"{app.title} - API",
+        swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+        swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+        swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+    )
+    html = bytes(page.body).decode("utf-8")
+    policy = docs_page_policy(html)
+
+    @app.get("/docs", include_in_schema=False)
+    def docs_page() -> HTMLResponse:
+        return HTMLResponse(html, headers={"Content-Security-Policy": policy})

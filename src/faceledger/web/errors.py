@@ -12,12 +12,15 @@ message. ``rule_id`` and ``policy_version`` are present when a policy decision r
 request, so a refusal can be matched to the rule and the version of the policy that made it.
 
 An unexpected exception is logged with its stack trace here, on the server, and answered
-with a reference to that log line: a stack trace is never sent to a client.
+with a reference to that log line: a stack trace is never sent to a client. Nor is a server
+path: the data directory in a message becomes ``<data directory>`` and any other absolute
+path ``<path>`` (the full message is logged on the server for errors of the server's side).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from collections.abc import Sequence
 from typing import Any
@@ -147,7 +150,21 @@ def error_response(status: int, code: str, message: str, **extra: Any) -> JSONRe
     return JSONResponse(error_body(code, message, **extra), status_code=status, headers=headers)
 
 
-def faceledger_error(_request: Request, exc: Exception) -> JSONResponse:
+#: An absolute path of two or more parts ("/srv/x/y"), not an API route ("/api/v1/...").
+_ABSOLUTE_PATH = re.compile(r"(?<![\w/.:~])/(?!api/)(?:[\w.@+-]+/)+[\w.@+-]*")
+
+
+def without_paths(request: Request, message: str) -> str:
+    """``message`` with the server's file paths taken out."""
+    state = getattr(request.app.state, "faceledger", None)
+    root = getattr(getattr(state, "dd", None), "path", None)
+    if root is not None:
+        for form in sorted({str(root), str(root.resolve())}, key=len, reverse=True):
+            message = message.replace(form, "<data directory>")
+    return _ABSOLUTE_PATH.sub("<path>", message)
+
+
+def faceledger_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, FaceLedgerError)
     status = status_for(exc)
     if status >= 500:
@@ -156,7 +173,7 @@ def faceledger_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(
         status,
         exc.code,
-        str(exc),
+        without_paths(request, str(exc)),
         rule_id=decision.rule_id if decision else None,
         policy_version=decision.policy_version if decision else None,
     )

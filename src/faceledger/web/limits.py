@@ -8,13 +8,24 @@ over the limit, before it is parsed, spooled to disk or decoded.
 Uploads (``multipart/form-data``: probe photos, gallery images) may be as large as two
 images at the configured image byte limit; every other body (JSON) gets a much smaller
 limit, since nothing the API takes as JSON is big.
+
+Sign-in is also throttled (:class:`SignInThrottleMiddleware`, with the ``limits`` library):
+failed sign-ins are counted per username and per client address in a moving window, and
+once either count is spent the sign-in route answers 429 with ``Retry-After`` without
+checking the password. Only failures count, so people who sign in correctly are never
+slowed; the counts are held in this process's memory and start afresh when it restarts.
 """
 
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from limits import RateLimitItem, parse
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from faceledger.config import ImageLimits
@@ -103,6 +114,118 @@ async def _refuse(send: Send, limit: int) -> None:
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode("ascii")),
                 (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+#: The route the throttle guards.
+LOGIN_PATH = "/api/v1/auth/login"
+
+
+@dataclass(frozen=True, slots=True)
+class SignInLimits:
+    """How many failed sign-ins a username and a client address may have in a moving window.
+
+    Written as the ``limits`` library parses them ("10 per 15 minutes"). Several
+    workstations behind one proxy share an address, hence the larger address limit.
+    """
+
+    per_username: str = "10 per 15 minutes"
+    per_address: str = "30 per 15 minutes"
+
+
+class SignInThrottleMiddleware:
+    """Answer 429 to sign-ins for a username, or from an address, with too many recent failures."""
+
+    def __init__(self, app: ASGIApp, limits: SignInLimits = SignInLimits()) -> None:
+        self.app = app
+        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+        self.items: dict[str, RateLimitItem] = {
+            "username": parse(limits.per_username),
+            "address": parse(limits.per_address),
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") != "POST" or scope.get("path") != LOGIN_PATH:
+            await self.app(scope, receive, send)
+            return
+        body = await _read_body(receive)
+        client = scope.get("client")
+        keys = {"address": str(client[0]) if client else "unknown"}
+        username = _username(body)
+        if username is not None:
+            keys["username"] = username
+        for kind, key in keys.items():
+            item = self.items[kind]
+            if not self.limiter.test(item, kind, key):
+                reset = self.limiter.get_window_stats(item, kind, key).reset_time
+                await _too_many(send, kind, max(1, int(reset - time.time()) + 1))
+                return
+        status = 0
+
+        async def watched_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        await self.app(scope, _replay(body, receive), watched_send)
+        if status == 401:
+            for kind, key in keys.items():
+                self.limiter.hit(self.items[kind], kind, key)
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Callable[[], Awaitable[Message]]:
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()  # after the body: the disconnect, when it comes
+
+    return replayed
+
+
+def _username(body: bytes) -> str | None:
+    """The username a sign-in body names (case-folded, as accounts are looked up), if any."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    name = data.get("username") if isinstance(data, dict) else None
+    return name.strip().casefold()[:256] if isinstance(name, str) else None
+
+
+async def _too_many(send: Send, kind: str, retry_after: int) -> None:
+    message = (
+        f"too many failed sign-ins {'for this username' if kind == 'username' else 'from this address'}; "
+        f"try again in {retry_after} seconds"
+    )
+    body = json.dumps(error_body("too_many_attempts", message)).encode("utf-8")
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 429,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode("ascii")),
+                (b"retry-after", str(retry_after).encode("ascii")),
             ],
         }
     )

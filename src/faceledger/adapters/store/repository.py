@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection, CursorResult
 from sqlalchemy.exc import IntegrityError
 
 from faceledger.adapters.store import tables as t
-from faceledger.domain.models import Gallery, ModelRef, Provenance
+from faceledger.domain.models import FaceInfo, Gallery, GalleryCounts, ModelRef, Provenance, SubjectSummary
 from faceledger.errors import ConflictError, NotFoundError, StoreError
 
 if TYPE_CHECKING:
@@ -65,6 +65,8 @@ def decode_embedding(blob: bytes) -> FloatArray:
 
 
 # --- records ---------------------------------------------------------------------------
+# The rows below are the store's own. What the services hand on (SubjectSummary, GalleryCounts,
+# FaceInfo) are domain records, imported above and built here.
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,20 +75,6 @@ class SubjectRow:
     gallery_id: int
     external_id: str
     created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class SubjectSummary:
-    external_id: str
-    images: int
-    faces: int
-
-
-@dataclass(frozen=True, slots=True)
-class GalleryCounts:
-    subjects: int
-    images: int
-    faces: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,20 +118,6 @@ class NewFace:
     detector_score: float
     model: ModelRef
     embedding: FloatArray
-
-
-@dataclass(frozen=True, slots=True)
-class FaceInfo:
-    """What a search result needs to say about one gallery face."""
-
-    face_id: int
-    gallery: str
-    subject_id: str
-    image_id: int
-    image_sha256: str
-    source: str
-    quality_score: float
-    model_key: str
 
 
 @dataclass(frozen=True, slots=True)

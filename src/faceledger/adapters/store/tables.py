@@ -23,31 +23,16 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
-    MetaData,
     String,
     Table,
     Text,
     UniqueConstraint,
 )
 
-# Named constraints keep future migrations (batch mode on SQLite, ALTER on PostgreSQL) deterministic.
-NAMING_CONVENTION = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-metadata = MetaData(naming_convention=NAMING_CONVENTION)
-
-Id = BigInteger().with_variant(Integer(), "sqlite")
-"""Primary/foreign key type: BIGINT on servers, INTEGER (the rowid alias) on SQLite."""
-
-SHA256_LEN = 64
-NAME_LEN = 64
-SUBJECT_LEN = 200
-MODEL_KEY_LEN = 200
+# The shared metadata and column conventions live in tables_base, so that the other table modules
+# (imported at the end of this one) need not import this module back.
+from faceledger.adapters.store.tables_base import MODEL_KEY_LEN, NAME_LEN, SHA256_LEN, SUBJECT_LEN, Id
+from faceledger.adapters.store.tables_base import metadata as metadata
 
 galleries = Table(
     "galleries",
@@ -59,6 +44,8 @@ galleries = Table(
     Column("retention_days", Integer, nullable=True),
     Column("required_provenance", JSON, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # The unit of the gallery administrator who created it (migration 0008; NULL: created before).
+    Column("owner_unit", String(200), nullable=True),
     # Bumped in the same transaction as every change to the gallery's faces, so that a long-running
     # process holding the gallery's vector index in memory knows when to reconcile it (migration 0005).
     Column("faces_version", BigInteger, nullable=False, server_default="0"),
@@ -165,6 +152,41 @@ enrolment_skips = Table(
     Column("reason", String(32), nullable=False),
     Column("detail", Text, nullable=False),
     Index("ix_enrolment_skips_run_id", "run_id"),
+    sqlite_autoincrement=True,
+)
+
+
+# Why and on whose authority a gallery's images were purged (migration 0009). Rows name the gallery
+# and the image hashes, never a subject's external id: like the audit log, they outlive the purge.
+purges = Table(
+    "purges",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("gallery", String(NAME_LEN), nullable=False),
+    Column("scope", String(16), nullable=False),  # subject, gallery, expired
+    Column("reason", String(32), nullable=False),  # court_order, retention, expungement
+    Column("authority", Text, nullable=False),
+    Column("actor", String(SUBJECT_LEN), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("faces", Integer, nullable=False),
+    Index("ix_purges_gallery", "gallery"),
+    sqlite_autoincrement=True,
+)
+
+# Each image hash a purge removed from a gallery; enrolment refuses the hash again in that gallery
+# until a gallery administrator re-enrols it with a recorded reason (the re_enrolled_* columns).
+purged_images = Table(
+    "purged_images",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("purge_id", Id, ForeignKey("purges.id", ondelete="CASCADE"), nullable=False),
+    Column("gallery", String(NAME_LEN), nullable=False),
+    Column("sha256", String(SHA256_LEN), nullable=False),
+    Column("re_enrolled_at", DateTime(timezone=True), nullable=True),
+    Column("re_enrolled_by", String(SUBJECT_LEN), nullable=True),
+    Column("re_enrol_reason", Text, nullable=True),
+    Index("ix_purged_images_gallery_sha256", "gallery", "sha256"),
+    Index("ix_purged_images_purge_id", "purge_id"),
     sqlite_autoincrement=True,
 )
 

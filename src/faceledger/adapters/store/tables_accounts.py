@@ -1,6 +1,6 @@
 """Accounts, roles, API tokens, sessions and registered devices.
 
-Registered on the shared :data:`faceledger.adapters.store.tables.metadata`; created by migration 0002.
+Registered on the shared :data:`faceledger.adapters.store.tables_base.metadata`; created by migration 0002.
 
 No secret is stored in a form that can be replayed: passwords as Argon2 hashes, session and
 API tokens, device credentials and the bootstrap secret as SHA-256 of high-entropy random
@@ -28,7 +28,7 @@ from sqlalchemy import (
     Text,
 )
 
-from faceledger.adapters.store.tables import SHA256_LEN, Id, metadata
+from faceledger.adapters.store.tables_base import SHA256_LEN, Id, metadata
 
 USERNAME_LEN = 64
 LABEL_LEN = 200

@@ -1,6 +1,6 @@
 """The append-only audit log and its signed checkpoints.
 
-Registered on the shared :data:`faceledger.adapters.store.tables.metadata`; created by migration 0003.
+Registered on the shared :data:`faceledger.adapters.store.tables_base.metadata`; created by migration 0003.
 
 Entries are stored exactly as they were signed: the timestamp in its one text form and the
 details as their canonical JSON text, so an entry read back hashes to the same bytes (and
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, CheckConstraint, Column, DateTime, Index, Integer, String, Table, Text
 
-from faceledger.adapters.store.tables import Id, metadata
+from faceledger.adapters.store.tables_base import Id, metadata
 
 LOG_ID_LEN = 128
 TIMESTAMP_LEN = 27  # 2024-01-31T12:00:00.000000Z

@@ -1,6 +1,6 @@
 """Policies, cases, accountable searches, probes and their edits, and human review.
 
-Registered on the shared :data:`faceledger.adapters.store.tables.metadata`; created by migration 0004.
+Registered on the shared :data:`faceledger.adapters.store.tables_base.metadata`; created by migration 0004.
 
 People are recorded by username (what the policy and the review rules reason about) and,
 where known, by account id. Neither is a foreign key: accounts are never deleted, and a
@@ -27,7 +27,14 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from faceledger.adapters.store.tables import MODEL_KEY_LEN, NAME_LEN, SHA256_LEN, SUBJECT_LEN, Id, metadata
+from faceledger.adapters.store.tables_base import (
+    MODEL_KEY_LEN,
+    NAME_LEN,
+    SHA256_LEN,
+    SUBJECT_LEN,
+    Id,
+    metadata,
+)
 
 USER_LEN = 200
 VERSION_LEN = 100
@@ -96,6 +103,9 @@ searches = Table(
     Column("username", String(USER_LEN), nullable=False),
     Column("user_id", Id, nullable=True),
     Column("device_id", String(USER_LEN), nullable=True),
+    # The searching person's unit: the search, its case entries, candidates, probe and review
+    # belong to it (migration 0008; NULL only for a search whose account was unknown then).
+    Column("unit", String(USER_LEN), nullable=True),
     Column("policy_id", Id, ForeignKey("policy_versions.id"), nullable=False),
     Column("policy_version", String(VERSION_LEN), nullable=False),
     Column("rule_ids", JSON, nullable=False),
@@ -120,6 +130,7 @@ searches = Table(
     Index("ix_searches_username_created_at", "username", "created_at"),
     Index("ix_searches_probe_id", "probe_id"),
     Index("ix_searches_review_state", "review_state"),
+    Index("ix_searches_unit", "unit"),
     sqlite_autoincrement=True,
 )
 

@@ -20,7 +20,16 @@ from datetime import datetime
 from typing import TYPE_CHECKING, NoReturn
 
 from faceledger.audit import events
-from faceledger.domain.roles import Action, Role, requires_mfa, roles_permitting
+from faceledger.audit.events import JsonValue
+from faceledger.domain.roles import INCOMPATIBLE_ROLES as FIXED_PAIRS
+from faceledger.domain.roles import (
+    Action,
+    IncompatibleRoles,
+    Role,
+    incompatible_pair,
+    requires_mfa,
+    roles_permitting,
+)
 from faceledger.errors import PermissionDeniedError, ValidationError
 from faceledger.services import audit
 
@@ -28,14 +37,8 @@ if TYPE_CHECKING:
     from faceledger.services.accounts.records import Principal
     from faceledger.services.datadir import DataDir
 
-#: Pairs of roles one account may not hold at once, and why.
-INCOMPATIBLE_ROLES: dict[frozenset[Role], str] = {
-    frozenset({Role.EXAMINER, Role.SYSTEM_ADMIN}): "whoever configures the system may not search with it",
-    frozenset({Role.EXAMINER, Role.AUDITOR}): "whoever audits searches may not run them",
-    frozenset({Role.AUDITOR, Role.SYSTEM_ADMIN}): "whoever audits the administrators may not be one",
-    frozenset({Role.AUDITOR, Role.GALLERY_ADMIN}): "whoever audits enrolments and purges may not make them",
-    frozenset({Role.AUDITOR, Role.SUPERVISOR}): "whoever audits approvals may not give them",
-}
+#: Pairs of roles one account may not hold at once: role set -> the pair, with its rule id and why.
+INCOMPATIBLE_ROLES: dict[frozenset[Role], IncompatibleRoles] = {pair.roles: pair for pair in FIXED_PAIRS}
 
 
 def check_role_combination(roles: Iterable[Role]) -> frozenset[Role]:
@@ -43,15 +46,38 @@ def check_role_combination(roles: Iterable[Role]) -> frozenset[Role]:
     held = frozenset(roles)
     if not held:
         raise ValidationError(
-            "an account needs at least one role (valid: " + ", ".join(r for r in Role) + ")"
+            "an account needs at least one role (valid: " + ", ".join(r.value for r in Role) + ")"
         )
-    for pair, why in INCOMPATIBLE_ROLES.items():
-        if pair <= held:
-            first, second = sorted(pair)
-            raise ValidationError(
-                f"roles {first!r} and {second!r} cannot be held by one account: {why} (separation of duties)"
-            )
+    pair = incompatible_pair(held)
+    if pair is not None:
+        raise ValidationError(pair.message())
     return held
+
+
+def refuse_role_combination(
+    dd: DataDir, by: Principal, roles: Iterable[Role], *, account: str, attempted: str, now: datetime
+) -> None:
+    """Refuse ``roles`` for ``account`` when they join duties that must stay apart, citing the pair's rule id.
+
+    Raises :class:`ValidationError` (the request is one no administrator may make) after
+    the ``policy_denied`` entry is committed: an attempt to combine them shows intent.
+    """
+    pair = incompatible_pair(roles)
+    if pair is None:
+        return
+    reason = pair.message()
+    with dd.store.begin() as conn:
+        decision: dict[str, JsonValue] = {
+            "allowed": False,
+            "rule_id": pair.rule_id,
+            "policy_version": "none",
+            "reason": reason,
+        }
+        event = events.policy_denied(
+            by.username, attempted=attempted, target=f"account:{account}", reason=reason, decision=decision
+        )
+        audit.record(dd, conn, event, now=now)
+    raise ValidationError(reason)
 
 
 def account_problem(principal: Principal, now: datetime) -> str | None:

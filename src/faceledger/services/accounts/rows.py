@@ -11,24 +11,39 @@ from sqlalchemy import Row, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from faceledger.adapters.store import tables_accounts as ta
+from faceledger.domain import text
 from faceledger.domain.roles import Role
 from faceledger.errors import NotFoundError, ValidationError
 from faceledger.services.accounts.records import User, from_db
 
-USERNAME = re.compile(r"^[a-z][a-z0-9._-]{1,63}$")
+#: ASCII only (``re.ASCII``; the classes are ASCII ranges anyway), so no control, format or
+#: look-alike character can be part of a username.
+USERNAME = re.compile(r"[a-z][a-z0-9._-]{1,63}", re.ASCII)
 #: Names the audit log already uses for itself, or that would read ambiguously in it.
 RESERVED_USERNAMES = frozenset({"system", "bootstrap", "admin", "root", "anonymous"})
 
 
 def check_username(username: str) -> str:
-    if not USERNAME.fullmatch(username):
+    if not isinstance(username, str) or not USERNAME.fullmatch(username):
+        shown = text.escape_control(username) if isinstance(username, str) else ""
         raise ValidationError(
-            f"username {username!r} is not valid: use 2-64 characters, lowercase letters, digits, "
+            f"username {shown!r} is not valid: use 2-64 characters, lowercase letters, digits, "
             "'.', '_' or '-', starting with a letter"
         )
     if username in RESERVED_USERNAMES:
         raise ValidationError(f"username {username!r} is reserved; choose a personal name (e.g. j.smith)")
     return username
+
+
+def sign_in_name(username: str) -> str:
+    """The name a sign-in looks up and records: ``username`` itself, or its escaped form.
+
+    A name with control or format characters can never be an account's
+    (:func:`check_username`), so it is refused like an unknown one; what is recorded of it
+    is :func:`faceledger.domain.text.escape_control`'s single visible line, which contains a
+    backslash and so cannot match any account either.
+    """
+    return username if text.first_hidden(username) is None else text.escape_control(username)
 
 
 def check_label(value: str, what: str) -> str:

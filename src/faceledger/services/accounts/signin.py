@@ -5,9 +5,10 @@ a trace even though nothing else happens: the functions below build the outcome 
 the transaction (a :class:`Principal`, or the refusal's message), and the caller raises
 after the transaction has committed.
 
-Refusals say enough for a person to act on, but an unknown username and a wrong password
-get the same message and take the same time, so the sign-in form cannot be used to find
-out who has an account.
+Refusals say enough for a person to act on, but an unknown username, a wrong password and
+a locked account get the same message and take the same time (each checks a password
+hash), so the sign-in form cannot be used to find out who has an account or whether it is
+locked. A lockout refuses new sign-ins only; open sessions and API tokens keep working.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def authenticate(
     valid code after :func:`~faceledger.services.accounts.users.enrol_totp` confirms it.
     """
     now = utc(now)
+    username = rows.sign_in_name(username)  # control characters: refused as an unknown name
     with dd.store.begin() as conn:
         outcome = _sign_in(dd, conn, username, password, totp, check_device(conn, device), now)
     if isinstance(outcome, str):
@@ -73,8 +75,10 @@ def _sign_in(
         return _failed(dd, conn, username, "unknown_user", check, now, WRONG_CREDENTIALS)
     locked_until = from_db(row.locked_until)
     if locked_until is not None and now < locked_until:
-        message = _locked_message(username, locked_until)
-        return _failed(dd, conn, username, "locked", check, now, message)
+        # The same answer, after the same work, as an unknown username or a wrong password: a
+        # locked account is not revealed, and a guess during the lockout learns nothing.
+        hashing.verify_password(row.password_hash, password, settings)
+        return _failed(dd, conn, username, "locked", check, now, WRONG_CREDENTIALS)
     matches, stale_hash = hashing.verify_password(row.password_hash, password, settings)
     if not matches:
         return _count_failure(dd, conn, row, "wrong_password", check, now, WRONG_CREDENTIALS)
@@ -93,24 +97,20 @@ def _sign_in(
     return _open_session(dd, conn, row, roles, mfa, check.device_id, now)
 
 
-def _locked_message(username: str, until: datetime) -> str:
-    return (
-        f"account {username!r} is locked until {until.isoformat(timespec='minutes')} after repeated failed "
-        "sign-ins; wait, or ask a system administrator to unlock it (faceledger user unlock)"
-    )
-
-
 def account_standing(row: Row[Any], now: datetime) -> tuple[str, str] | None:
-    """(reason code, message) when the account may not act at all, whatever it presents."""
+    """(reason code, message) when the account may not act at all, whatever it presents.
+
+    A lockout is not part of the standing: it refuses new sign-ins only (see
+    :func:`authenticate`), so that anyone who types a username wrongly a few times can keep
+    its owner from signing in for a while, but cannot end the owner's open sessions or stop
+    its API tokens (docs/accounts.md).
+    """
     expires_at = from_db(row.expires_at)
     if expires_at is not None and now >= expires_at:
         kind = "trial account" if row.trial else "account"
         return "expired", f"{kind} {row.username!r} expired at {expires_at.isoformat(timespec='minutes')}"
     if row.suspended:
         return "suspended", f"account {row.username!r} is suspended; ask a system administrator"
-    locked_until = from_db(row.locked_until)
-    if locked_until is not None and now < locked_until:
-        return "locked", _locked_message(row.username, locked_until)
     return None
 
 
@@ -136,6 +136,8 @@ def _count_failure(
     _failed(dd, conn, row.username, reason, check, now, message)
     if attempts < settings.lockout_failures:
         return message
+    # The answer does not say the account is now locked: an unknown username is never locked,
+    # so saying so would tell a stranger that the account exists.
     until = now + timedelta(minutes=settings.lockout_minutes)
     conn.execute(
         update(ta.users).where(ta.users.c.id == row.id).values(failed_attempts=0, locked_until=until)
@@ -143,7 +145,7 @@ def _count_failure(
     values = {"locked_until": iso(until), "failed_attempts": attempts}
     event = events.account_changed(events.SYSTEM_ACTOR, account=row.username, change="locked", values=values)
     audit.record(dd, conn, event, now=now)
-    return f"{message}; {_locked_message(row.username, until)}"
+    return message
 
 
 def _second_factor(

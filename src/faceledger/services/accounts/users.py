@@ -20,7 +20,12 @@ from faceledger.domain.roles import Action, Role, parse_role
 from faceledger.errors import ConflictError, ValidationError
 from faceledger.services import audit
 from faceledger.services.accounts import hashing, rows, totp
-from faceledger.services.accounts.guard import authorize, check_role_combination, refuse_self
+from faceledger.services.accounts.guard import (
+    authorize,
+    check_role_combination,
+    refuse_role_combination,
+    refuse_self,
+)
 from faceledger.services.accounts.records import User, iso, role_names, utc
 
 if TYPE_CHECKING:
@@ -32,7 +37,15 @@ _Apply = Callable[[Connection, Row[Any]], Mapping[str, JsonValue]]
 
 def parse_roles(values: Iterable[str | Role]) -> frozenset[Role]:
     """Role names (or roles) as a valid combination; errors list the valid names."""
-    return check_role_combination(value if isinstance(value, Role) else parse_role(value) for value in values)
+    return check_role_combination(_role_names(values))
+
+
+def _role_names(values: Iterable[str | Role]) -> frozenset[Role]:
+    """Role names (or roles) as a non-empty set, before the separation-of-duty pairs are checked."""
+    held = frozenset(value if isinstance(value, Role) else parse_role(value) for value in values)
+    if not held:
+        check_role_combination(held)  # raises: an account needs at least one role
+    return held
 
 
 def _check_expiry(expires_at: datetime | None, trial: bool, username: str) -> datetime | None:
@@ -58,7 +71,7 @@ def create_user(
     """Create an account. Roles that need a second factor also need :func:`enrol_totp` next."""
     now = utc(now)
     rows.check_username(username)
-    held = parse_roles(roles)
+    held = _role_names(roles)
     expiry = _check_expiry(expires_at, trial, username)
     labels = {
         "display_name": rows.check_label(display_name, "display name"),
@@ -67,6 +80,7 @@ def create_user(
     }
     hashing.check_new_password(password, username=username, settings=dd.settings.accounts)
     authorize(dd, by, [Action.MANAGE_ACCOUNTS], target=f"account:{username}", now=now)
+    refuse_role_combination(dd, by, held, account=username, attempted="create_account", now=now)
     password_hash = hashing.hash_password(password, dd.settings.accounts)
     with dd.store.begin() as conn:
         if rows.user_row(conn, username) is not None:
@@ -120,7 +134,9 @@ def set_roles(
     dd: DataDir, by: Principal, username: str, roles: Iterable[str | Role], *, now: datetime
 ) -> User:
     """Replace an account's roles (API tokens keep only the scopes the account still holds)."""
-    held = parse_roles(roles)
+    held = _role_names(roles)
+    authorize(dd, by, [Action.MANAGE_ACCOUNTS], target=f"account:{username}", now=utc(now))
+    refuse_role_combination(dd, by, held, account=username, attempted="set_roles", now=utc(now))
 
     def apply(conn: Connection, row: Row[Any]) -> Mapping[str, JsonValue]:
         before = rows.roles_of(conn, row.id)

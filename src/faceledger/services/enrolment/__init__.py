@@ -19,6 +19,7 @@ Sources are a folder with one sub-folder per subject, or a CSV manifest (see
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -28,6 +29,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from faceledger.adapters.store import repository
+from faceledger.domain import text
 from faceledger.domain.models import Gallery
 from faceledger.errors import (
     ConflictError,
@@ -97,6 +99,11 @@ def enrol_items(
     """
     if not options.enrolled_by.strip():
         raise ProvenanceError("an enrolment must name the person responsible (enrolled_by)")
+    if options.re_enrol_purged is not None:
+        why = text.optional_text(options.re_enrol_purged, "the reason to re-enrol purged images")
+        if why is None:
+            raise ValidationError("say why purged images may be enrolled again (--re-enrol-purged REASON)")
+        options = dataclasses.replace(options, re_enrol_purged=why)
     started = time.monotonic()
     with dd.store.read() as conn:
         gallery = repository.get_gallery(conn, gallery_name)
@@ -236,6 +243,7 @@ _ERRORS: dict[SkipReason, type[FaceLedgerError]] = {
     SkipReason.MISSING_PROVENANCE: ProvenanceError,
     SkipReason.DUPLICATE: ConflictError,
     SkipReason.ALREADY_ENROLLED: ConflictError,
+    SkipReason.PURGED: ConflictError,
 }
 
 

@@ -11,13 +11,15 @@ import os
 from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import asdict, dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from sqlalchemy import select, update
 
 from faceledger.adapters.images import sha256_hex
 from faceledger.adapters.store import repository
+from faceledger.adapters.store.tables import purged_images, purges
 from faceledger.audit import events as audit_events
 from faceledger.config import Settings
 from faceledger.domain.models import AnalyzedFace, Gallery, ModelRef, Provenance
@@ -38,6 +40,8 @@ from faceledger.services.enrolment.worker import Outcome, analyse_in_worker
 from faceledger.services.galleries import retention_until
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
     from faceledger.adapters.index import PersistentIndex
 
 
@@ -86,7 +90,7 @@ class Enrolment:
         if isinstance(data, Skipped):
             return data
         sha = sha256_hex(data)
-        duplicate = self.duplicate(item, sha)
+        duplicate = self.duplicate(item, sha) or self.purged(item, sha)
         if duplicate is not None:
             return duplicate
         self.tally.seen.add(sha)
@@ -129,6 +133,30 @@ class Enrolment:
         detail = f"the same image is already enrolled in {self.gallery.name!r} for another subject"
         return _skip(item, SkipReason.DUPLICATE, detail, sha)
 
+    def purged(self, item: EnrolItem, sha: str) -> Skipped | None:
+        """A skip for an image a purge removed from this gallery, unless re-enrolment was asked for."""
+        if self.options.re_enrol_purged is not None:
+            return None
+        with self.dd.store.read() as conn:
+            purge = conn.execute(
+                select(purges.c.reason, purges.c.authority)
+                .join(purged_images, purged_images.c.purge_id == purges.c.id)
+                .where(
+                    purged_images.c.gallery == self.gallery.name,
+                    purged_images.c.sha256 == sha,
+                    purged_images.c.re_enrolled_at.is_(None),
+                )
+                .order_by(purges.c.id.desc())
+                .limit(1)
+            ).first()
+        if purge is None:
+            return None
+        detail = (
+            f"this image was purged from {self.gallery.name!r} (reason {purge.reason}, "
+            f"authority {purge.authority}); enrol it again only with --re-enrol-purged REASON"
+        )
+        return _skip(item, SkipReason.PURGED, detail, sha)
+
     # results: classify, then write
 
     def classify(self, prepared: _Prepared, outcome: Outcome) -> AnalyzedFace | Skipped:
@@ -166,7 +194,9 @@ class Enrolment:
             face_id = repository.insert_face(
                 conn, image_id=image_id, subject_id=subject, gallery_id=self.gid, face=_new_face(face)
             )
-            audit.record(self.dd, conn, self.enrol_event(prepared, subject, image_id, face_id))
+            re_enrolled = self.mark_re_enrolled(conn, prepared.sha256)
+            event = self.enrol_event(prepared, subject, image_id, face_id, re_enrolled=re_enrolled)
+            audit.record(self.dd, conn, event)
         index.add(np.asarray([face_id], dtype=np.int64), face.embedding.vector.reshape(1, -1))
         self.dd.mark_changed(self.gallery, model.key)
         self.tally.enrolled.append(
@@ -183,15 +213,38 @@ class Enrolment:
         if self.tally.since_save >= self.options.save_every:
             self.checkpoint()
 
+    def mark_re_enrolled(self, conn: Connection, sha: str) -> bool:
+        """Record on the purge rows of ``sha`` that it is enrolled again, and why; False if none."""
+        if self.options.re_enrol_purged is None:
+            return False
+        marked = conn.execute(
+            update(purged_images)
+            .where(
+                purged_images.c.gallery == self.gallery.name,
+                purged_images.c.sha256 == sha,
+                purged_images.c.re_enrolled_at.is_(None),
+            )
+            .values(
+                re_enrolled_at=datetime.now(UTC),
+                re_enrolled_by=self.options.enrolled_by,
+                re_enrol_reason=self.options.re_enrol_purged,
+            )
+        )
+        return bool(marked.rowcount)
+
     def enrol_event(
-        self, prepared: _Prepared, subject_id: int, image_id: int, face_id: int
+        self, prepared: _Prepared, subject_id: int, image_id: int, face_id: int, *, re_enrolled: bool = False
     ) -> audit_events.AuditEvent:
         """The image's audit entry, committed with its face.
 
         The log is append-only and outlives a purge, so it names the subject by its internal
         id and leaves out the external id, file name and record id: those go with the purge.
+        An image a purge had removed carries ``re_enrolled_after_purge``: the reason given.
         """
         prov = prepared.provenance
+        extra: dict[str, audit_events.JsonValue] = (
+            {"re_enrolled_after_purge": self.options.re_enrol_purged} if re_enrolled else {}
+        )
         return audit_events.enrolled(
             self.options.enrolled_by,
             gallery=self.gallery.name,
@@ -204,6 +257,7 @@ class Enrolment:
                 "retention_until": prov.retention_until.isoformat() if prov.retention_until else None,
                 "image_id": image_id,
                 "run_id": self.run_id,
+                **extra,
             },
         )
 

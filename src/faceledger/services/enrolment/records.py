@@ -33,6 +33,7 @@ class SkipReason(StrEnum):
     ALREADY_ENROLLED = "already_enrolled"
     MISSING_PROVENANCE = "missing_provenance"
     BAD_ROW = "bad_row"
+    PURGED = "purged"
 
 
 def screen(faces: Sequence[QualityReport], floor: float) -> tuple[SkipReason, str] | None:
@@ -67,9 +68,14 @@ class EnrolItem:
 
 @dataclass(frozen=True, slots=True)
 class EnrolOptions:
-    """How to enrol. ``enrolled_by`` names the person responsible and is always recorded."""
+    """How to enrol. ``enrolled_by`` names the person responsible and is always recorded.
+
+    ``re_enrol_purged`` is why images a purge removed from this gallery may be enrolled in it
+    again (recorded with each such image); without it they are skipped as ``purged``.
+    """
 
     enrolled_by: str
+    re_enrol_purged: str | None = None
     collected_on: date | None = None
     quality_floor: float | None = None  # None: settings.quality_floor
     workers: int | None = None  # None: settings.workers; 0: one per CPU core; 1: in this process

@@ -1,6 +1,7 @@
 """The audit log over HTTP: read it a page at a time, export it, checkpoint it, get its public key.
 
-The audit service checks no roles; they are checked here (:func:`faceledger.web.guard.require`):
+The audit service checks no roles; they are checked here, by the one door
+(:func:`faceledger.services.authorization.authorize`):
 reading needs ``read_audit``, exporting and checkpointing ``export_audit`` (auditors), the
 oversight report ``reports`` (supervisors and auditors). The public key is public: it is
 what an auditor verifies an export with, and gives nothing away.
@@ -19,10 +20,10 @@ from starlette.concurrency import run_in_threadpool
 from faceledger.audit.canonical import format_timestamp
 from faceledger.domain.roles import Action
 from faceledger.services import audit
+from faceledger.services.authorization import authorize
 from faceledger.services.datadir import DataDir
 from faceledger.web.deps import DataDirDep, NowDep, PageDep, PrincipalDep
 from faceledger.web.errors import COMMON_RESPONSES
-from faceledger.web.guard import require
 from faceledger.web.models.audit import CheckpointOut, EntryOut, PublicKeyOut, ReportOut
 from faceledger.web.models.common import Page, UtcDatetime, page_of, slice_page
 
@@ -51,7 +52,7 @@ def list_entries(
     until: Until = None,
 ) -> Page[EntryOut]:
     """Stored entries, oldest first (``read_audit``)."""
-    require(dd, principal, [Action.READ_AUDIT], target="audit_log", now=now)
+    authorize(dd, principal, [Action.READ_AUDIT], target="audit_log", now=now)
     filters = audit.EntryFilter(
         actor=actor, action=action, object_prefix=object_prefix, since=since, until=until
     )
@@ -80,7 +81,7 @@ async def export(principal: PrincipalDep, dd: DataDirDep, now: NowDep) -> FileRe
     The export is recorded in the log it exports, and a copy stays in the data directory's
     ``exports`` folder.
     """
-    await run_in_threadpool(require, dd, principal, [Action.EXPORT_AUDIT], target="audit_log", now=now)
+    await run_in_threadpool(authorize, dd, principal, [Action.EXPORT_AUDIT], target="audit_log", now=now)
     path = await run_in_threadpool(_export, dd, principal.username, now)
     return FileResponse(path, media_type="application/json", filename=path.name)
 
@@ -88,7 +89,7 @@ async def export(principal: PrincipalDep, dd: DataDirDep, now: NowDep) -> FileRe
 @router.post("/checkpoints", response_model=CheckpointOut)
 def take_checkpoint(principal: PrincipalDep, dd: DataDirDep, now: NowDep) -> CheckpointOut:
     """Sign the log as it stands now (``export_audit``); also appended to the checkpoint file."""
-    require(dd, principal, [Action.EXPORT_AUDIT], target="audit_log", now=now)
+    authorize(dd, principal, [Action.EXPORT_AUDIT], target="audit_log", now=now)
     return CheckpointOut.of(audit.checkpoint(dd, now=now))
 
 
@@ -97,7 +98,7 @@ def list_checkpoints(
     principal: PrincipalDep, dd: DataDirDep, now: NowDep, page: PageDep
 ) -> Page[CheckpointOut]:
     """Stored checkpoints, oldest first (``read_audit``)."""
-    require(dd, principal, [Action.READ_AUDIT], target="audit_log", now=now)
+    authorize(dd, principal, [Action.READ_AUDIT], target="audit_log", now=now)
     stored = [CheckpointOut.model_validate(c) for c in audit.stored_checkpoints(dd)]
     return slice_page(stored, limit=page.limit, offset=page.offset)
 
@@ -115,5 +116,5 @@ def report(
     principal: PrincipalDep, dd: DataDirDep, now: NowDep, since: Since = None, until: Until = None
 ) -> ReportOut:
     """Searches per user, unit, purpose and outcome; denials by rule; failed sign-ins (``reports``)."""
-    require(dd, principal, [Action.REPORTS], target="audit_log", now=now)
+    authorize(dd, principal, [Action.REPORTS], target="audit_log", now=now)
     return ReportOut.of(audit.oversight_report(dd, since=since, until=until))

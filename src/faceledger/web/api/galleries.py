@@ -1,11 +1,12 @@
 """Galleries: create, list, show, enrol images with their provenance, purge.
 
 Creating a gallery needs ``manage_galleries``, enrolling ``enrol``, purging ``purge``
-(gallery administrators), checked by :func:`faceledger.web.guard.require`; listing the
-subjects of a gallery (the external ids of people) needs ``manage_galleries`` or
-``read_audit``. Gallery names and counts are visible to anyone signed in: an examiner
-chooses galleries by them. Enrolment and purges are written to the audit log by their
-services, in the transaction that makes them.
+(gallery administrators), checked by the one door
+(:func:`faceledger.services.authorization.authorize`); listing the subjects of a gallery
+(the external ids of people) needs ``manage_galleries`` or ``read_audit``. Gallery names
+and counts are visible to anyone signed in: an examiner chooses galleries by them.
+Enrolment and purges are written to the audit log by their services, in the transaction
+that makes them.
 """
 
 from __future__ import annotations
@@ -16,18 +17,19 @@ from datetime import date
 from pathlib import Path as FilePath
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Path, UploadFile, status
+from fastapi import APIRouter, File, Form, Path, Query, UploadFile, status
 from starlette.concurrency import run_in_threadpool
 
 from faceledger.domain.roles import Action
+from faceledger.errors import ValidationError
 from faceledger.services import enrolment
 from faceledger.services import galleries as gallery_service
 from faceledger.services.accounts import Principal
+from faceledger.services.authorization import authorize
 from faceledger.services.datadir import DataDir
 from faceledger.web.deps import DataDirDep, EngineDep, NowDep, PageDep, PrincipalDep
 from faceledger.web.engine import FaceEngine
 from faceledger.web.errors import COMMON_RESPONSES
-from faceledger.web.guard import require
 from faceledger.web.models.common import Page, slice_page
 from faceledger.web.models.galleries import EnrolledOut, GalleryCreate, GalleryOut, PurgeOut, SubjectOut
 from faceledger.web.uploads import read_upload
@@ -39,6 +41,35 @@ UPLOAD_PREFIX = ".upload-"
 
 GalleryName = Annotated[str, Path(min_length=1, max_length=gallery_service.NAME_MAX)]
 SubjectId = Annotated[str, Path(min_length=1, max_length=gallery_service.SUBJECT_ID_MAX)]
+PurgeReasonQuery = Annotated[
+    gallery_service.PurgeReason, Query(description="Why the images are purged (recorded).")
+]
+AuthorityQuery = Annotated[
+    str,
+    Query(
+        min_length=1,
+        max_length=gallery_service.AUTHORITY_MAX,
+        description="The authority for the purge, e.g. 'Order 2026-123' (recorded).",
+    ),
+]
+ConfirmQuery = Annotated[
+    str,
+    Query(
+        min_length=1,
+        max_length=gallery_service.NAME_MAX,
+        description="The gallery's name again. A whole-gallery purge is never a side effect of a "
+        "mistyped or client-resolved subject path (``.../subjects/..`` resolves to this route).",
+    ),
+]
+ReEnrolForm = Annotated[
+    str | None,
+    Form(
+        min_length=1,
+        max_length=2000,
+        description="Why a photo a purge removed from this gallery may be enrolled again (recorded); "
+        "without it such a photo is refused with 409.",
+    ),
+]
 
 
 def sweep_uploads(dd: DataDir) -> int:
@@ -62,7 +93,7 @@ async def create_gallery(
 ) -> GalleryOut:
     """Create a gallery: the unit of lawful holding (gallery administrators)."""
     await run_in_threadpool(
-        require, dd, principal, [Action.MANAGE_GALLERIES], target=f"gallery:{body.name}", now=now
+        authorize, dd, principal, [Action.MANAGE_GALLERIES], target=f"gallery:{body.name}", now=now
     )
     await engine.run(
         gallery_service.create_gallery,
@@ -87,7 +118,7 @@ def list_subjects(
     principal: PrincipalDep, dd: DataDirDep, now: NowDep, page: PageDep, name: GalleryName
 ) -> Page[SubjectOut]:
     """The people in a gallery, by their external ids (gallery administrators and auditors)."""
-    require(dd, principal, [Action.MANAGE_GALLERIES, Action.READ_AUDIT], target=f"gallery:{name}", now=now)
+    authorize(dd, principal, [Action.MANAGE_GALLERIES, Action.READ_AUDIT], target=f"gallery:{name}", now=now)
     found = [SubjectOut.of(s) for s in gallery_service.list_subjects(dd, name)]
     return slice_page(found, limit=page.limit, offset=page.offset)
 
@@ -99,12 +130,15 @@ def _enrol(
     gallery: str,
     data: bytes,
     item: enrolment.EnrolItem,
+    re_enrol_purged: str | None = None,
 ) -> enrolment.EnrolledImage:
     """Enrol uploaded bytes: written to a private folder in the data directory, enrolled, removed.
 
     ``item`` carries the subject and the provenance given with the upload.
     """
-    options = enrolment.EnrolOptions(enrolled_by=principal.username, workers=1)
+    options = enrolment.EnrolOptions(
+        enrolled_by=principal.username, workers=1, re_enrol_purged=re_enrol_purged
+    )
     with tempfile.TemporaryDirectory(prefix=UPLOAD_PREFIX, dir=dd.path) as folder:
         path = FilePath(folder) / "image"
         path.write_bytes(data)
@@ -137,9 +171,10 @@ async def enrol_image(
     collected_on: Annotated[date | None, Form(description="When the photo was taken or collected.")] = None,
     record_id: Annotated[str | None, Form(min_length=1, max_length=200)] = None,
     retention_until: Annotated[date | None, Form(description="Keep it no longer than this.")] = None,
+    re_enrol_purged: ReEnrolForm = None,
 ) -> EnrolledOut:
     """Enrol one photo of one subject with its provenance; you are recorded as the person responsible."""
-    await run_in_threadpool(require, dd, principal, [Action.ENROL], target=f"gallery:{name}", now=now)
+    await run_in_threadpool(authorize, dd, principal, [Action.ENROL], target=f"gallery:{name}", now=now)
     data = await read_upload(image, "image", dd.settings.image)
     item = enrolment.EnrolItem(
         subject_id=subject_id,
@@ -149,18 +184,39 @@ async def enrol_image(
         collected_on=collected_on,
         retention_until=retention_until,
     )
-    enrolled = await engine.run(_enrol, dd, engine, principal, name, data, item)
+    enrolled = await engine.run(_enrol, dd, engine, principal, name, data, item, re_enrol_purged)
     return EnrolledOut.of(name, enrolled)
 
 
 @router.delete("/{name}", response_model=PurgeOut)
 async def purge_gallery(
-    principal: PrincipalDep, dd: DataDirDep, engine: EngineDep, now: NowDep, name: GalleryName
+    principal: PrincipalDep,
+    dd: DataDirDep,
+    engine: EngineDep,
+    now: NowDep,
+    name: GalleryName,
+    reason: PurgeReasonQuery,
+    authority: AuthorityQuery,
+    confirm: ConfirmQuery,
 ) -> PurgeOut:
-    """Remove a gallery for good: image files, faces, vectors and records (recorded in the audit log)."""
-    await run_in_threadpool(require, dd, principal, [Action.PURGE], target=f"gallery:{name}", now=now)
-    report = await engine.run(gallery_service.purge_gallery, dd, name, actor=principal.username)
-    return PurgeOut.of(f"gallery {name!r}", report)
+    """Remove a gallery for good: image files, faces, vectors and records.
+
+    ``reason`` and ``authority`` are required and recorded (audit log and ``purges`` table);
+    ``confirm`` must repeat the gallery's name, or nothing is purged (422).
+    """
+    if confirm != name:
+        raise ValidationError(f"confirm must repeat the gallery's name {name!r} to purge the whole gallery")
+    why = gallery_service.purge_authority(reason, authority)
+    await run_in_threadpool(authorize, dd, principal, [Action.PURGE], target=f"gallery:{name}", now=now)
+    report = await engine.run(
+        gallery_service.purge_gallery,
+        dd,
+        name,
+        reason=why.reason,
+        authority=why.authority,
+        actor=principal.username,
+    )
+    return PurgeOut.of(f"gallery {name!r}", report, why)
 
 
 @router.delete("/{name}/subjects/{subject_id:path}", response_model=PurgeOut)
@@ -171,8 +227,19 @@ async def purge_subject(
     now: NowDep,
     name: GalleryName,
     subject_id: SubjectId,
+    reason: PurgeReasonQuery,
+    authority: AuthorityQuery,
 ) -> PurgeOut:
-    """Remove one subject from a gallery for good (recorded in the audit log)."""
-    await run_in_threadpool(require, dd, principal, [Action.PURGE], target=f"gallery:{name}", now=now)
-    report = await engine.run(gallery_service.purge_subject, dd, name, subject_id, actor=principal.username)
-    return PurgeOut.of(f"subject {subject_id!r} of gallery {name!r}", report)
+    """Remove one subject from a gallery for good; ``reason`` and ``authority`` are recorded."""
+    why = gallery_service.purge_authority(reason, authority)
+    await run_in_threadpool(authorize, dd, principal, [Action.PURGE], target=f"gallery:{name}", now=now)
+    report = await engine.run(
+        gallery_service.purge_subject,
+        dd,
+        name,
+        subject_id,
+        reason=why.reason,
+        authority=why.authority,
+        actor=principal.username,
+    )
+    return PurgeOut.of(f"subject {subject_id!r} of gallery {name!r}", report, why)

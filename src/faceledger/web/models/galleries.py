@@ -6,9 +6,9 @@ from typing import Literal, cast
 
 from pydantic import BaseModel, Field
 
-from faceledger.adapters.store.repository import SubjectSummary
+from faceledger.domain.models import SubjectSummary
 from faceledger.services.enrolment import EnrolledImage
-from faceledger.services.galleries import DEFAULT_REQUIRED, NAME_MAX, GalleryInfo, PurgeReport
+from faceledger.services.galleries import DEFAULT_REQUIRED, NAME_MAX, GalleryInfo, PurgeAuthority, PurgeReport
 
 ProvenanceField = Literal["source", "collected_on", "enrolled_by", "record_id", "retention_until"]
 
@@ -83,6 +83,8 @@ class PurgeOut(BaseModel):
     """What a purge removed for good: rows, vectors erased from the indexes, image files deleted."""
 
     purged: str
+    reason: str
+    authority: str
     galleries: int
     subjects: int
     images: int
@@ -91,9 +93,11 @@ class PurgeOut(BaseModel):
     files: int
 
     @classmethod
-    def of(cls, what: str, report: PurgeReport) -> PurgeOut:
+    def of(cls, what: str, report: PurgeReport, why: PurgeAuthority) -> PurgeOut:
         return cls(
             purged=what,
+            reason=why.reason.value,
+            authority=why.authority,
             galleries=report.galleries,
             subjects=report.subjects,
             images=report.images,

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from faceledger.adapters.store.repository import FaceInfo
+from faceledger.domain.models import FaceInfo
 from faceledger.services.search_records import CandidateView, SearchRecord, VerifyRecord
 from faceledger.web.models.common import CandidateOut
 

@@ -1,4 +1,4 @@
-"""Placeholder for the audit log's Merkle frontier and checkpoint bookkeeping (filled in by the change that needs it).
+"""Placeholder for the audit log's Merkle frontier and checkpoint bookkeeping (filled in later).
 
 Revision ID: 0006
 Revises: 0005
