@@ -151,13 +151,13 @@ class Ledger:
             raise PermissionDeniedError(f"refused: {reason} (rule {SIGN_IN_REQUIRED_RULE})")
         return None
 
-    def _acting(self, action: Action, target: str) -> str:
-        """The username to record for ``action``, once the one door has let it through."""
+    def _acting(self, action: Action, gallery: str) -> tuple[str, str | None]:
+        """Who to record for ``action`` on ``gallery`` and their unit, once the one door let it through."""
         principal = self.principal()
         if principal is None:
-            return events.LIBRARY_ACTOR
-        authorize(self._dd, principal, [action], target=target, now=_now())
-        return principal.actor.username
+            return events.LIBRARY_ACTOR, None
+        authorize(self._dd, principal, [action], target=f"gallery:{gallery}", now=_now(), gallery=gallery)
+        return principal.actor.username, principal.actor.unit
 
     def _record_offline(self, operation: str, target: str, details: dict[str, events.JsonValue]) -> None:
         with self._dd.store.begin() as conn:
@@ -177,7 +177,7 @@ class Ledger:
         required_provenance: Sequence[str] = gallery_service.DEFAULT_REQUIRED,
     ) -> Gallery:
         """Create a gallery: the unit of lawful holding, with its legal basis and retention rule."""
-        actor = self._acting(Action.MANAGE_GALLERIES, f"gallery:{name}")
+        actor, unit = self._acting(Action.MANAGE_GALLERIES, name)
         return gallery_service.create_gallery(
             self._dd,
             name,
@@ -186,6 +186,7 @@ class Ledger:
             retention_days=retention_days,
             required_provenance=tuple(required_provenance),
             actor=actor,
+            owner_unit=unit,
         )
 
     def galleries(self) -> list[gallery_service.GalleryInfo]:
@@ -200,7 +201,7 @@ class Ledger:
         self, gallery: str, subject_id: str, *, reason: str = "", authority: str = ""
     ) -> gallery_service.PurgeReport:
         """Remove a subject's images, faces and vectors for good (``reason`` and ``authority`` required)."""
-        actor = self._acting(Action.PURGE, f"gallery:{gallery}")
+        actor, _ = self._acting(Action.PURGE, gallery)
         return gallery_service.purge_subject(
             self._dd, gallery, subject_id, reason=reason, authority=authority, actor=actor
         )
@@ -209,7 +210,7 @@ class Ledger:
         self, gallery: str, *, reason: str = "", authority: str = ""
     ) -> gallery_service.PurgeReport:
         """Remove a whole gallery for good (``reason`` and ``authority`` required)."""
-        actor = self._acting(Action.PURGE, f"gallery:{gallery}")
+        actor, _ = self._acting(Action.PURGE, gallery)
         return gallery_service.purge_gallery(
             self._dd, gallery, reason=reason, authority=authority, actor=actor
         )
@@ -233,7 +234,7 @@ class Ledger:
         ``library`` offline). Resumable: run it again after an interruption and it
         continues where it stopped.
         """
-        actor = self._acting(Action.ENROL, f"gallery:{gallery}")
+        actor, _ = self._acting(Action.ENROL, gallery)
         options = enrolment.EnrolOptions(
             enrolled_by=enrolled_by or actor,
             collected_on=collected_on,

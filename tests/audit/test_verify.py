@@ -306,6 +306,28 @@ def test_module_entry_point_succeeds(files: dict[str, Path]) -> None:
     assert result.stdout.startswith("OK: 20 entries")
 
 
+def test_without_a_checkpoint_it_warns_that_truncation_cannot_be_detected(files: dict[str, Path]) -> None:
+    plain = run("-m", "faceledger.audit.verify", files["export"], "--key", files["key"])
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stderr.strip() == verify.NO_CHECKPOINT_WARNING
+    assert "cannot be detected" in plain.stderr
+    held = run(
+        "-m",
+        "faceledger.audit.verify",
+        files["export"],
+        "--key",
+        files["key"],
+        "--checkpoint",
+        files["checkpoints"],
+    )
+    assert held.returncode == 0, held.stderr
+    assert held.stderr == ""
+    assert (
+        held.stdout
+        == plain.stdout.replace("\n", "") + "; consistent with 3 earlier checkpoint(s) (size 8, 16, 20)\n"
+    )
+
+
 def test_module_entry_point_reports_tampering(files: dict[str, Path]) -> None:
     export = verify.load_export(files["export"])
     export["entries"][4]["entry"]["actor"] = "mallory"

@@ -121,7 +121,7 @@ def test_export_then_verify_passes_and_a_changed_row_fails_naming_it(
     assert failed == "FAILED: entry 3 was altered (or forged): its content does not match its signature\n"
 
 
-def test_verify_catches_truncation_only_with_the_shipped_checkpoints(
+def test_the_service_refuses_a_cut_log_and_verify_catches_it_with_the_shipped_checkpoints(
     unit: SignedInUnit, tmp_path: Path
 ) -> None:
     dd = unit.dd
@@ -134,6 +134,11 @@ def test_verify_catches_truncation_only_with_the_shipped_checkpoints(
         db.execute("DELETE FROM audit_entries WHERE seq > 2")
         db.execute("DELETE FROM audit_checkpoints")
         db.execute("UPDATE audit_log SET size = 2")
+    refused = unit.run(OTTO, "audit", "export", str(export), code=1)
+    assert "the stored log has 2 entries, but the newest checkpoint" in refused
+    assert f"covers {size}" in refused
+    assert not export.exists()
+    dd.checkpoint_path.unlink()  # the attacker with shell access deletes the service's file too
     unit.run(OTTO, "audit", "export", str(export))
     assert verify(str(export), "--key", key).startswith("OK: 3 entries")
     failed = verify(str(export), "--key", key, "--checkpoint", str(shipped), code=1)

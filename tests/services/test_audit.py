@@ -584,3 +584,42 @@ def test_deleting_audit_rows_directly_is_possible_but_not_silent(dd: DataDir, tm
         conn.execute(delete(audit_entries).where(audit_entries.c.seq == 2))
     with pytest.raises(verify.VerificationError, match="entry 2 was removed"):
         _verify(dd, tmp_path)
+
+
+def test_a_log_cut_below_its_newest_checkpoint_is_never_signed_again(
+    dd_every_5: DataDir, tmp_path: Path
+) -> None:
+    """The checkpoint file outside the database still remembers the longer log (test_redteam_audit_log)."""
+    dd = dd_every_5
+    append(dd, 6)  # a periodic checkpoint of 5
+    audit.checkpoint(dd, now=stamp(50))  # and one of 7
+    with dd.store.begin() as conn:
+        conn.execute(delete(audit_entries).where(audit_entries.c.seq > 4))
+        conn.execute(audit_log.update().values(size=4))
+        conn.execute(delete(audit_checkpoints))
+    with pytest.raises(audit.LogIntegrityError, match=r"stored log has 4 entries, but the newest checkpoint"):
+        audit.export_log(dd, tmp_path / "export.json", actor="auditor")
+    with pytest.raises(audit.LogIntegrityError, match=r"covers 7"):
+        audit.checkpoint(dd)
+    # An append that takes no checkpoint is not checked (that would cost a pass per action) ...
+    assert append(dd, 1, first=60) == [5]
+    # ... but the next one that would sign a checkpoint is refused, and its action with it.
+    with pytest.raises(audit.LogIntegrityError, match=r"stored log has 5 entries, .* covers 7"):
+        append(dd, 1, first=61)
+    assert audit.log_info(dd).size == 5
+    assert [cp.tree_size for cp in read_checkpoints(dd.checkpoint_path)] == [5, 7]
+    assert audit.stored_checkpoints(dd) == []
+    assert not (tmp_path / "export.json").exists()
+
+
+def test_signing_points_check_the_newest_checkpoint_and_pass_an_intact_log(
+    dd_every_5: DataDir, tmp_path: Path
+) -> None:
+    dd = dd_every_5
+    append(dd, 12)  # periodic checkpoints of 5 and 10, each checked against the one before
+    cp = audit.checkpoint(dd, now=stamp(50))
+    assert [c.tree_size for c in read_checkpoints(dd.checkpoint_path)] == [5, 10, 13]
+    assert cp.root_hash == root_from_leaf_hashes(_leaves(dd))
+    summary = _verify(dd, tmp_path)
+    assert summary.entries == 14
+    assert [c.size for c in summary.earlier] == [5, 10, 13, 14]

@@ -5,6 +5,12 @@ at 21 on demand, the checkpoint file copied away as an operator would ship it), 
 database with plain SQL the way someone with database access would, exports the log through
 the service and runs the standalone verifier on the export. The verifier must fail and name
 the first entry affected.
+
+Where the change cuts or rewrites entries that the newest checkpoint already covers, the
+service itself refuses to sign the export (``REFUSED: ...``, :class:`LogIntegrityError`),
+so no signed copy of the altered log ever leaves it; the verifier's reading of such logs is
+tested on the exports in ``tests/audit/test_verify.py``, and here on the attacker who also
+deletes the service's checkpoint file and its stored checkpoints.
 """
 
 from __future__ import annotations
@@ -59,7 +65,11 @@ def _sql(dd: DataDir, *statements: str) -> None:
 def _export_and_verify(log: Log, tmp_path: Path, *, with_shipped: bool) -> str:
     """The verifier's verdict: ``OK: ...`` or the reason it failed."""
     out = tmp_path / "export.json"
-    audit.export_log(log.dd, out, actor="auditor")
+    try:
+        audit.export_log(log.dd, out, actor="auditor")
+    except audit.LogIntegrityError as exc:
+        assert not out.exists()
+        return f"REFUSED: {exc}"
     earlier = [log.shipped] if with_shipped else []
     try:
         return verify.verify_files(out, log.dd.audit_public_key_path, earlier).line()
@@ -206,6 +216,10 @@ def rewrite_with_the_key(dd: DataDir) -> None:
 
 Tamper = Callable[[DataDir], None]
 
+#: The service's own answer when the stored entries no longer extend its newest checkpoint.
+CUT = r"^REFUSED: refusing to sign the audit log: the stored log has \d+ entries, but the newest checkpoint"
+REWRITTEN = r"^REFUSED: refusing to sign the audit log: its stored entries 1\.\.21 \(of \d+\) do not match"
+
 CASES: list[tuple[Tamper, bool, str]] = [
     (
         alter_actor,
@@ -216,36 +230,18 @@ CASES: list[tuple[Tamper, bool, str]] = [
     (alter_timestamp, False, r"^FAILED: entry 9 was altered \(or forged\)"),
     (float_in_details, False, r"^FAILED: the entry at position 3 is malformed \(non-integer number 0\.5\)"),
     (details_not_json, False, r"^FAILED: the entry at position 4 is malformed \(details must be an object\)"),
-    (delete_one, False, r"^FAILED: entry 5 was removed: entry 6 is at its place$"),
-    (
-        delete_three_and_close_the_gap,
-        False,
-        r"^FAILED: entries 5\.\.7 were removed: entry 8 is at their place"
-        r" \(the entries after it were renumbered\)$",
-    ),
-    (renumber_one, False, r"^FAILED: entries were reordered: entry 6 appears before entry 5$"),
-    (swap_two, False, r"^FAILED: entries were reordered: entry 11 appears before entry 10$"),
-    (
-        insert_forged,
-        False,
-        r"^FAILED: an entry was inserted at position 5: it is not signed by the log key,"
-        r" and entry 5 follows it \(the entries after it were renumbered\)$",
-    ),
+    (delete_one, False, REWRITTEN),
+    (delete_three_and_close_the_gap, False, CUT),
+    (renumber_one, False, REWRITTEN),
+    (swap_two, False, REWRITTEN),
+    (insert_forged, False, REWRITTEN),
     (
         duplicate_a_real_entry,
         False,
         rf"^FAILED: an entry was inserted at position {SIZE + 1}: a copy of entry 3$",
     ),
-    (
-        truncate_keeping_checkpoints,
-        False,
-        r"^FAILED: truncated: checkpoint 3 covers 21 entries, the export has 18$",
-    ),
-    (
-        truncate_with_its_checkpoints,
-        True,
-        r"^FAILED: truncated: the earlier checkpoint covers 21 entries, the export has 18$",
-    ),
+    (truncate_keeping_checkpoints, False, CUT),
+    (truncate_with_its_checkpoints, True, CUT),
     (
         forge_checkpoint_root,
         False,
@@ -256,12 +252,8 @@ CASES: list[tuple[Tamper, bool, str]] = [
         False,
         r"^FAILED: checkpoint 4 \(size 30, .*\) does not carry a valid signature",
     ),
-    (alter_stored_leaf_hash, False, r"^FAILED: checkpoint \d \(size 22, .*\) does not match entries 1\.\.22"),
-    (
-        rewrite_with_the_key,
-        True,
-        r"^FAILED: the export's entries 1\.\.8 differ from earlier checkpoint 1 \(size 8",
-    ),
+    (alter_stored_leaf_hash, False, REWRITTEN),
+    (rewrite_with_the_key, True, REWRITTEN),
 ]
 
 
@@ -280,12 +272,24 @@ def test_the_untouched_log_verifies_with_the_shipped_checkpoints(log: Log, tmp_p
     assert verdict.endswith("consistent with 3 earlier checkpoint(s) (size 8, 16, 21)")
 
 
+def _without_the_services_checkpoints(dd: DataDir) -> None:
+    """The stronger attacker: shell access to delete the checkpoint file as well as the database rows."""
+    dd.checkpoint_path.unlink()
+    _sql(dd, "DELETE FROM audit_checkpoints")
+
+
 def test_a_truncation_with_its_checkpoints_passes_without_the_shipped_file(log: Log, tmp_path: Path) -> None:
-    """Why the checkpoint file must leave the machine: the database alone can be cut consistently."""
+    """Why the checkpoint file must leave the machine: with it deleted too, a cut is consistent."""
     truncate_with_its_checkpoints(log.dd)
+    _without_the_services_checkpoints(log.dd)
     assert _export_and_verify(log, tmp_path, with_shipped=False).startswith("OK: 18 entries")
+    assert _export_and_verify(log, tmp_path, with_shipped=True).startswith("FAILED: truncated")
 
 
 def test_a_rewrite_with_the_key_passes_without_the_shipped_file(log: Log, tmp_path: Path) -> None:
     rewrite_with_the_key(log.dd)
+    _without_the_services_checkpoints(log.dd)
     assert _export_and_verify(log, tmp_path, with_shipped=False).startswith("OK: 22 entries")
+    assert _export_and_verify(log, tmp_path, with_shipped=True).startswith(
+        "FAILED: the export's entries 1..8 differ"
+    )

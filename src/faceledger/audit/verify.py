@@ -17,6 +17,8 @@ the first entry that was altered, removed, reordered or inserted); every checkpo
 by the auditor (which must be covered by the export and match it); and every checkpoint
 in the export (root recomputed from the entries). The export's last entry must be
 covered by a checkpoint. Exit status: 0 verified, 1 verification failed, 2 unusable input.
+Verified without any ``--checkpoint``, it warns (on stderr) that truncation cannot be
+detected: an export cut together with its checkpoints is consistent in itself.
 """
 
 from __future__ import annotations
@@ -52,6 +54,11 @@ EXPORT_KEYS = frozenset(
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 LOG_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 FINGERPRINT = re.compile(r"^sha256:[0-9a-f]{64}$")
+NO_CHECKPOINT_WARNING = (
+    "warning: no --checkpoint given, so a log cut at its end (with its later checkpoints) "
+    "cannot be detected; verify against a checkpoint held outside the database: the log's "
+    "checkpoint file, or a witness copy of it"
+)
 # How far from its position the verifier looks for the number an entry was signed under.
 RENUMBER_SEARCH = 256
 
@@ -511,6 +518,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(summary.line())
+    if not args.checkpoint:
+        print(NO_CHECKPOINT_WARNING, file=sys.stderr)
     return 0
 
 

@@ -121,6 +121,7 @@ def verify(
 
     Exit status 0: verified; 1: verification failed (the message names the first entry
     altered, removed, reordered or inserted, or the truncation); 2: an input is unreadable.
+    Without --checkpoint a cut log cannot be told from a short one: it says so in a warning.
     """
     argv = [str(export_file), "--key", str(key)]
     for path in checkpoint or []:

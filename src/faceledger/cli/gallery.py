@@ -52,7 +52,7 @@ def _allowed(dd: DataDir, action: Action, gallery: str) -> Principal:
     """
     gallery_service.validate_gallery_name(gallery)  # a malformed name is a typo, not an attempt
     principal = signed_in(dd)
-    authorize(dd, principal, [action], target=f"gallery:{gallery}", now=_now())
+    authorize(dd, principal, [action], target=f"gallery:{gallery}", now=_now(), gallery=gallery)
     return principal
 
 
@@ -65,6 +65,7 @@ def _gallery_dict(info: gallery_service.GalleryInfo) -> dict[str, object]:
         "retention_days": g.retention_days,
         "required_provenance": list(g.required_provenance),
         "created_at": g.created_at,
+        "owner_unit": g.owner_unit,
         "subjects": info.counts.subjects,
         "images": info.counts.images,
         "faces": info.counts.faces,
@@ -102,6 +103,7 @@ def create(
             retention_days=retention_days,
             required_provenance=tuple(require) if require else gallery_service.DEFAULT_REQUIRED,
             actor=principal.actor.username,
+            owner_unit=principal.actor.unit,
         )
         info = gallery_service.gallery_info(dd, name)
     if as_json:
@@ -149,11 +151,15 @@ def show(
     data_dir: DataDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show one gallery: legal basis, retention, provenance rules and counts (any signed-in person)."""
+    """Show one gallery: legal basis, retention, provenance rules and counts (any signed-in person).
+
+    ``--subjects`` lists the people in it too, for its gallery administrators and auditors
+    only (as ``GET /api/v1/galleries/{name}/subjects``; a refusal is recorded).
+    """
     with opened(data_dir) as dd:
-        signed_in(dd)
+        principal = signed_in(dd)
         info = gallery_service.gallery_info(dd, name)
-        people = gallery_service.list_subjects(dd, name) if subjects else []
+        people = gallery_service.subjects_for(dd, principal, name, now=_now()) if subjects else []
     data = _gallery_dict(info)
     if subjects:
         data["subject_list"] = [

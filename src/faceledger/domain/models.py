@@ -235,6 +235,9 @@ class Gallery:
     required_provenance: tuple[str, ...] = ("source", "collected_on")
     id: int | None = None
     created_at: str | None = None
+    #: The unit whose gallery administrators may change it (None: any unit's, for galleries
+    #: created before units owned galleries, or without an account).
+    owner_unit: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

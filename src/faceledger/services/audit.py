@@ -12,6 +12,11 @@ transaction and covers only the entries before it: while the head is locked thos
 committed and can never change, so the line appended to the checkpoint file outside the
 database stays true even if the caller's transaction then rolls back.
 
+Before any of those checkpoints is signed, the stored log is checked against the newest
+checkpoint the service knows, from the checkpoint file and the checkpoints table alike
+(:func:`_check_against_newest_checkpoint`): a log cut or rewritten in the database is refused
+with :class:`LogIntegrityError`, never re-signed.
+
 The pure parts (canonical form, Merkle tree, signatures, export format) are in
 :mod:`faceledger.audit`; this module owns storage, keys and transactions. See docs/audit.md.
 """
@@ -41,7 +46,13 @@ from faceledger.adapters.store.tables_accounts import users
 from faceledger.adapters.store.tables_audit import audit_checkpoints, audit_entries, audit_log
 from faceledger.audit import events as ev
 from faceledger.audit.canonical import canonical_json, format_timestamp
-from faceledger.audit.checkpoint import Checkpoint, append_checkpoint, sign_checkpoint
+from faceledger.audit.checkpoint import (
+    Checkpoint,
+    append_checkpoint,
+    checkpoint_is_valid,
+    read_checkpoints,
+    sign_checkpoint,
+)
 from faceledger.audit.events import AuditEvent, JsonValue
 from faceledger.audit.export import build_export, seal_entry, write_export
 from faceledger.audit.merkle import MerkleAccumulator
@@ -86,6 +97,7 @@ __all__ = [
     "LogEntry",
     "LogHome",
     "LogInfo",
+    "LogIntegrityError",
     "OversightReport",
     "checkpoint",
     "ensure_log",
@@ -101,6 +113,14 @@ __all__ = [
 _HEAD_ID = 1
 _TXN_MARK = "faceledger.audit.first_append"
 _SIGNERS: weakref.WeakKeyDictionary[LogHome, LogSigner] = weakref.WeakKeyDictionary()
+
+
+class LogIntegrityError(StoreError):
+    """The stored log does not extend the newest checkpoint signed of it: cut or rewritten.
+
+    A :class:`StoreError` (the CLI prints it as one line, the web API answers 503 with code
+    ``store_error``): the fix is on the server (restore the database), not in the request.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,6 +329,8 @@ def _periodic_checkpoint(
     last_size = conn.execute(newest).scalar() or 0
     if committed - int(last_size) < every:
         return
+    # A log cut or rewritten since its newest checkpoint is refused (LogIntegrityError), never re-signed.
+    _check_against_newest_checkpoint(dd, conn, key, head.log_id, committed)
     # A row damaged in the database must not stop every action: skip, and leave it to the verifier.
     cp = _try_sign_tree(conn, key, head.log_id, committed, moment)
     if cp is not None:
@@ -344,6 +366,85 @@ def _sign_tree(conn: Connection, key: LogSigner, log_id: str, size: int, moment:
     )
 
 
+def _check_against_newest_checkpoint(
+    dd: LogHome, conn: Connection, key: LogSigner, log_id: str, size: int
+) -> None:
+    """Refuse to sign over a stored log that does not extend the newest checkpoint known of it.
+
+    The newest checkpoint (largest tree size) signed by this log's key, from the checkpoint
+    file outside the database and from the checkpoints table together: the stored log must
+    have at least its ``tree_size`` entries (``size``, as the locked head says), and its first
+    ``tree_size`` stored leaf hashes must give its root. Checkpoints that do not carry a valid
+    signature of the key (forged into the table) are ignored; the verifier names them. Only the
+    newest is checked, in one pass over its entries: it commits to every older one.
+    """
+    newest = _newest_checkpoint(dd, conn, key, log_id)
+    if newest is None:
+        return
+    cp, source = newest
+    if size < cp.tree_size:
+        raise LogIntegrityError(
+            f"refusing to sign the audit log: the stored log has {size} entries, but the newest "
+            f"checkpoint ({source}, signed {cp.timestamp}) covers {cp.tree_size}; entries were cut "
+            "from the database. Nothing was signed; restore the database from a backup that holds "
+            f"all {cp.tree_size} entries, and verify an export against the checkpoint file"
+        )
+    root = _stored_root(conn, cp.tree_size)
+    if root != cp.root_hash:
+        raise LogIntegrityError(
+            f"refusing to sign the audit log: its stored entries 1..{cp.tree_size} (of {size}) do not "
+            f"match the newest checkpoint ({source}, size {cp.tree_size}, signed {cp.timestamp}); "
+            "entries were removed, reordered or rewritten in the database. Nothing was signed; "
+            "restore the database from a backup that matches it, and verify an export against "
+            "the checkpoint file"
+        )
+
+
+def _newest_checkpoint(
+    dd: LogHome, conn: Connection, key: LogSigner, log_id: str
+) -> tuple[Checkpoint, str] | None:
+    """The validly signed checkpoint of this log with the largest tree size, and where it is from."""
+    public = key.public_key
+    best: tuple[Checkpoint, str] | None = None
+    path = dd.checkpoint_path
+    if path.exists():
+        for cp in read_checkpoints(path):  # unreadable or malformed: its error stops the signing
+            newer = best is None or cp.tree_size > best[0].tree_size
+            if newer and cp.log_id == log_id and checkpoint_is_valid(cp, public):
+                best = (cp, f"checkpoint file {path}")
+    rows = conn.execute(  # only those newer than the file's; forged rows among them are skipped
+        select(audit_checkpoints)
+        .where(audit_checkpoints.c.log_id == log_id)
+        .where(audit_checkpoints.c.tree_size > (best[0].tree_size if best else -1))
+        .order_by(audit_checkpoints.c.tree_size.desc(), audit_checkpoints.c.id)
+    ).all()
+    for row in rows:
+        try:
+            cp = Checkpoint.from_json(_checkpoint_json(row), where=f"stored checkpoint {row.id}")
+        except ValidationError:
+            continue  # damaged in the database: not something to trust, the verifier names it
+        if checkpoint_is_valid(cp, public):
+            best = (cp, "stored checkpoints")
+            break
+    return best
+
+
+def _stored_root(conn: Connection, size: int) -> bytes:
+    """The Merkle root of the stored leaf hashes of entries 1..size (whatever rows hold those numbers)."""
+    tree = MerkleAccumulator()
+    rows = conn.execute(
+        select(audit_entries.c.seq, audit_entries.c.leaf_hash)
+        .where(audit_entries.c.seq >= 1, audit_entries.c.seq <= size)
+        .order_by(audit_entries.c.seq)
+    )
+    for _seq, leaf in rows:
+        try:
+            tree.append(bytes.fromhex(leaf))
+        except (ValueError, TypeError, ValidationError):
+            return b""  # a damaged leaf hash cannot match any root
+    return tree.root()
+
+
 def _store_checkpoint(conn: Connection, cp: Checkpoint) -> None:
     conn.execute(
         insert(audit_checkpoints).values(
@@ -363,6 +464,7 @@ def checkpoint(dd: LogHome, *, now: datetime | None = None) -> Checkpoint:
     key = signer(dd)
     with dd.store.begin() as conn:
         head = _locked_head(conn, key, dd)
+        _check_against_newest_checkpoint(dd, conn, key, head.log_id, head.size)
         cp = _sign_tree(conn, key, head.log_id, head.size, moment)
         _store_checkpoint(conn, cp)
     append_checkpoint(dd.checkpoint_path, cp)
@@ -387,6 +489,11 @@ def export_log(dd: LogHome, path: Path, *, actor: str, now: datetime | None = No
     covering every entry (including that one), and read everything out, so the export ends
     exactly at its checkpoint. The checkpoint file line and the export file are written once
     that has committed.
+
+    Tampered entries still go out for the verifier to name, but a log that no longer extends
+    the newest checkpoint signed of it (cut, reordered or rewritten; see
+    :func:`_check_against_newest_checkpoint`) is refused with :class:`LogIntegrityError` before
+    anything is signed or written: re-signing it would vouch for the cut.
     """
     moment = _moment(now)
     key = signer(dd)
@@ -398,6 +505,8 @@ def export_log(dd: LogHome, path: Path, *, actor: str, now: datetime | None = No
     destination = str(path)
     with dd.store.begin() as conn:
         head = _locked_head(conn, key, dd)
+        # Before the export's own entry is signed: a cut or rewritten log is refused, not re-signed.
+        _check_against_newest_checkpoint(dd, conn, key, head.log_id, head.size)
         event = ev.exported(
             actor, what=f"audit_log:{head.log_id}", destination=destination, count=head.size + 1
         )

@@ -11,6 +11,11 @@ answer. The answer comes from one place:
   account's standing, and casework is refused with rule ``policy.none``
   (:func:`faceledger.domain.access.decide_without_policy`).
 
+Scoping by unit is part of the same door: a gallery belongs to the unit that created it
+(``galleries.owner_unit``), and changing it (managing, enrolling, purging) is refused to
+every other unit's gallery administrators with rule ``scope.other_unit``; searches,
+cases and reviews are scoped in :mod:`faceledger.services.scoping`.
+
 A refusal is recorded (a decision row and a ``policy_denied`` audit entry, committed)
 before it is raised, whichever route the request came by. Searches and comparisons are
 decided by :mod:`faceledger.services.searches`, which also binds them to a case and a
@@ -22,11 +27,20 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from faceledger.domain.access import decide_without_policy
+from sqlalchemy import select
+
+from faceledger.adapters.store.tables import galleries
+from faceledger.domain.access import NO_POLICY_VERSION, decide_without_policy
 from faceledger.domain.policy import Decision, decide_action
 from faceledger.domain.roles import Action
 from faceledger.services.datadir import DataDir
 from faceledger.services.policies import Principal, active_stored_policy, refuse, utc
+
+#: Rule a refusal cites when a record belongs to another unit.
+OTHER_UNIT_RULE = "scope.other_unit"
+
+#: What changes a gallery, and so is for its owner unit's gallery administrators only.
+GALLERY_CHANGES: frozenset[Action] = frozenset({Action.MANAGE_GALLERIES, Action.ENROL, Action.PURGE})
 
 
 def decide(dd: DataDir, principal: Principal, actions: Iterable[Action], *, now: datetime) -> list[Decision]:
@@ -48,19 +62,24 @@ def authorize(
     now: datetime,
     case_number: str | None = None,
     search_id: int | None = None,
+    gallery: str | None = None,
 ) -> Decision:
     """The first allowed decision among ``actions``; else the first refusal, recorded and raised.
 
     ``actions`` are alternatives: a gallery's subject list, for instance, may be read by
-    whoever may manage galleries *or* read the audit log.
+    whoever may manage galleries *or* read the audit log. With ``gallery``, an allowed
+    action that changes it (:data:`GALLERY_CHANGES`) is still refused, with rule
+    ``scope.other_unit``, to a person outside the gallery's owner unit.
     """
     wanted = tuple(actions)
     if not wanted:
         raise ValueError("authorize needs at least one action")
     decisions = decide(dd, principal, wanted, now=now)
-    allowed = next((decision for decision in decisions if decision.allowed), None)
-    if allowed is not None:
-        return allowed
+    for action, decision in zip(wanted, decisions, strict=True):
+        if decision.allowed:
+            if gallery is not None and action in GALLERY_CHANGES:
+                _require_gallery_unit(dd, principal, gallery, action, decision, target=target, now=now)
+            return decision
     return refuse(
         dd,
         principal,
@@ -71,3 +90,34 @@ def authorize(
         case_number=case_number,
         search_id=search_id,
     )
+
+
+def gallery_owner_unit(dd: DataDir, name: str) -> str | None:
+    """The unit that owns gallery ``name`` (None: no such gallery, or one every unit may change)."""
+    with dd.store.read() as conn:
+        found = conn.execute(select(galleries.c.owner_unit).where(galleries.c.name == name)).first()
+    return None if found is None or found.owner_unit is None else str(found.owner_unit)
+
+
+def _require_gallery_unit(
+    dd: DataDir,
+    principal: Principal,
+    gallery: str,
+    action: Action,
+    allowed: Decision,
+    *,
+    target: str,
+    now: datetime,
+) -> None:
+    owner = gallery_owner_unit(dd, gallery)
+    if owner is None or owner == principal.actor.unit:
+        return
+    version = allowed.policy_version or NO_POLICY_VERSION
+    denial = Decision(
+        False,
+        OTHER_UNIT_RULE,
+        version,
+        f"gallery {gallery!r} belongs to unit {owner!r}; {principal.actor.username!r} is of unit "
+        f"{principal.actor.unit!r}",
+    )
+    refuse(dd, principal, denial, action=action.value, target=target, now=utc(now))

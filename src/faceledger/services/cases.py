@@ -24,8 +24,9 @@ from faceledger.adapters.store.tables_accounts import users
 from faceledger.adapters.store.tables_cases import candidate_views, cases, policy_decisions, searches
 from faceledger.domain.roles import Action, Actor
 from faceledger.errors import NotFoundError, ValidationError
+from faceledger.services.authorization import authorize
 from faceledger.services.datadir import DataDir
-from faceledger.services.policies import Principal, from_db, guard, utc
+from faceledger.services.policies import Principal, from_db, utc
 from faceledger.services.reviews import load_review, visible_steps
 from faceledger.services.scoping import may_see, require_unit, units_of
 from faceledger.services.search_records import (
@@ -86,7 +87,7 @@ def case_history(dd: DataDir, principal: Principal, case_number: str, *, now: da
     if not number:
         raise ValidationError("name the case: its case number is empty")
     moment = utc(now)
-    guard(dd, principal, Action.VIEW_CASE, target=f"case:{number}", now=moment, case_number=number)
+    authorize(dd, principal, [Action.VIEW_CASE], target=f"case:{number}", now=moment, case_number=number)
     with dd.store.read() as conn:
         history = _history(conn, number, principal.actor)
     if history is None:

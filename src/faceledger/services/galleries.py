@@ -30,13 +30,17 @@ from faceledger.adapters.store.tables import purged_images, purges
 from faceledger.audit import events as audit_events
 from faceledger.domain import text
 from faceledger.domain.models import Gallery, GalleryCounts, SubjectSummary
+from faceledger.domain.roles import Action
 from faceledger.errors import ConflictError, NotFoundError, ValidationError
 from faceledger.services import audit
+from faceledger.services.authorization import authorize
 from faceledger.services.datadir import INDEX_DIR, DataDir
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
     from sqlalchemy.sql import ColumnElement
+
+    from faceledger.services.policies import Principal
 
 NAME_MAX = 64
 SUBJECT_ID_MAX = 200
@@ -175,11 +179,14 @@ def create_gallery(
     retention_days: int | None = None,
     required_provenance: tuple[str, ...] = DEFAULT_REQUIRED,
     actor: str = audit_events.SYSTEM_ACTOR,
+    owner_unit: str | None = None,
 ) -> Gallery:
     """Create a gallery; ConflictError when the name is taken.
 
     ``actor`` (who set the gallery's terms) is recorded in the audit log in the same
-    transaction as the gallery, so neither exists without the other.
+    transaction as the gallery, so neither exists without the other. ``owner_unit`` (the
+    creating administrator's unit) is the only unit whose gallery administrators may then
+    enrol into it or purge it (:func:`faceledger.services.authorization.authorize`).
     """
     if retention_days is not None and (isinstance(retention_days, bool) or retention_days < 1):
         raise ValidationError(f"retention days must be a positive number of days, not {retention_days!r}")
@@ -189,6 +196,7 @@ def create_gallery(
         source_description=_validate_text("source description", source_description),
         retention_days=retention_days,
         required_provenance=_validate_required(tuple(required_provenance)),
+        owner_unit=owner_unit,
     )
     with dd.store.read() as conn:
         if repository.find_gallery(conn, gallery.name) is not None:
@@ -227,9 +235,30 @@ def gallery_info(dd: DataDir, name: str) -> GalleryInfo:
 
 
 def list_subjects(dd: DataDir, gallery_name: str) -> list[SubjectSummary]:
+    """Every subject of a gallery, unchecked: for offline data directories and for :func:`subjects_for`."""
     with dd.store.read() as conn:
         gallery = repository.get_gallery(conn, gallery_name)
         return repository.list_subjects(conn, gallery.id or 0)
+
+
+def subjects_for(
+    dd: DataDir, principal: Principal, gallery_name: str, *, now: datetime
+) -> list[SubjectSummary]:
+    """The people in a gallery (their external ids), as ``principal`` may read them.
+
+    Needs ``manage_galleries`` (for the gallery's owner unit) or ``read_audit``; a refusal
+    is recorded. The CLI's ``gallery show --subjects`` and ``GET /galleries/{name}/subjects``
+    both come here, so they give the same answer.
+    """
+    authorize(
+        dd,
+        principal,
+        [Action.MANAGE_GALLERIES, Action.READ_AUDIT],
+        target=f"gallery:{gallery_name}",
+        now=now,
+        gallery=gallery_name,
+    )
+    return list_subjects(dd, gallery_name)
 
 
 # --- purge -----------------------------------------------------------------------------

@@ -36,12 +36,12 @@ from faceledger.domain.policy import Decision, Policy
 from faceledger.domain.roles import Action
 from faceledger.errors import ConflictError, PermissionDeniedError
 from faceledger.services import audit
+from faceledger.services.authorization import authorize
 from faceledger.services.datadir import DataDir
 from faceledger.services.policies import (
     Principal,
     find_active,
     from_db,
-    guard,
     refuse,
     store_decision,
     stored_policy,
@@ -158,13 +158,14 @@ def show_review(dd: DataDir, principal: Principal, search_id: int, *, now: datet
         review = load_review(conn, search_id)
         notice = _lead_notice(conn, search_id)
     require_search_unit(dd, principal, search_id, action=Action.VIEW_CASE, now=moment, read_only=True)
-    guard(
+    authorize(
         dd,
         principal,
-        Action.VIEW_CASE,
+        [Action.VIEW_CASE],
         target=f"search:{search_id}",
         now=moment,
         case_number=review.case_number,
+        search_id=search_id,
     )
     viewer = principal.actor.username
     return ReviewView(
@@ -194,13 +195,14 @@ def peer_view(dd: DataDir, principal: Principal, search_id: int, *, now: datetim
     with dd.store.read() as conn:
         review = load_review(conn, search_id)
     require_search_unit(dd, principal, search_id, action=Action.PEER_REVIEW, now=moment, read_only=False)
-    decision = guard(
+    decision = authorize(
         dd,
         principal,
-        Action.PEER_REVIEW,
+        [Action.PEER_REVIEW],
         target=f"search:{search_id}",
         now=moment,
         case_number=review.case_number,
+        search_id=search_id,
     )
     try:
         view = rv.peer_view(review, principal.actor.username)
@@ -277,7 +279,15 @@ def _step(
         case_number = load_review(conn, search_id).case_number
     # Only the searching unit acts on its review: another unit's is answered as not there.
     require_search_unit(dd, principal, search_id, action=action, now=moment, read_only=False)
-    decision = guard(dd, principal, action, target=f"search:{search_id}", now=moment, case_number=case_number)
+    decision = authorize(
+        dd,
+        principal,
+        [action],
+        target=f"search:{search_id}",
+        now=moment,
+        case_number=case_number,
+        search_id=search_id,
+    )
     command = make(principal.actor.username, moment)
     refused: rv.SeparationOfDutiesError | None = None
     try:

@@ -24,11 +24,9 @@ from faceledger.domain.access import NO_POLICY_VERSION
 from faceledger.domain.policy import Decision
 from faceledger.domain.roles import Action, Actor
 from faceledger.errors import NotFoundError, PermissionDeniedError
+from faceledger.services.authorization import OTHER_UNIT_RULE as OTHER_UNIT_RULE
 from faceledger.services.datadir import DataDir
 from faceledger.services.policies import Principal, active_stored_policy, refuse
-
-#: Rule a refusal cites when a record belongs to another unit.
-OTHER_UNIT_RULE = "scope.other_unit"
 
 
 def sees_all_units(actor: Actor) -> bool:

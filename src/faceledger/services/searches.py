@@ -6,6 +6,14 @@ The order of work is the point of this module:
    justification, galleries, agreement, today's count) *before the probe is touched*: a
    refused request is recorded (``policy_denied``, committed) and raised as
    :class:`PermissionDeniedError`, and its photo is never decoded, stored or analysed.
+   Reading the policy and today's count, deciding, and keeping an allowed decision happen
+   in ONE write transaction (:meth:`Store.begin_write`, which serialises the searches of
+   one person), and that kept decision *reserves* one of the day's searches: parallel
+   searches cannot all read the same count and all pass the daily limit. The reservation
+   counts from then on, whatever happens to the probe: a search that passed the policy and
+   then fails on its image (no face, quality below the floor, an unreadable file, a crash)
+   has still spent one of the day's searches, and its allowed decision stays on record
+   with no search id (see :func:`searches_today`).
 2. The probe is decoded, the examiner's edits (crop, rotate, brightness) are applied, and
    the face is analysed; the probe's quality is then decided against the policy's floor.
 3. The galleries are searched (:func:`faceledger.services.identification.search`).
@@ -31,11 +39,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from faceledger.adapters.store import repository
-from faceledger.adapters.store.tables_cases import candidate_views, probe_edits, search_candidates, searches
+from faceledger.adapters.store.tables_cases import (
+    CASE_LEN,
+    candidate_views,
+    policy_decisions,
+    probe_edits,
+    search_candidates,
+    searches,
+)
 from faceledger.audit import events as ev
 from faceledger.audit.events import decimal_string
 from faceledger.domain import text
@@ -51,6 +66,7 @@ from faceledger.domain.models import (
 from faceledger.domain.policy import (
     Decision,
     Policy,
+    RuleId,
     SearchRequest,
     VerifyRequest,
     decide_probe_quality,
@@ -59,17 +75,17 @@ from faceledger.domain.policy import (
     search_day,
 )
 from faceledger.domain.roles import Action
-from faceledger.errors import NotFoundError
+from faceledger.errors import NotFoundError, StoreError
 from faceledger.pipeline.edit import AppliedEdit, Edit, EditResult, apply_edits
 from faceledger.pipeline.ingest import decode_image
 from faceledger.services import audit, identification
+from faceledger.services.authorization import authorize
 from faceledger.services.datadir import DataDir
 from faceledger.services.identification import Analyzer
 from faceledger.services.policies import (
     Principal,
     StoredPolicy,
     find_active,
-    guard,
     no_policy_decision,
     refuse,
     store_decision,
@@ -172,10 +188,20 @@ class _Prepared:
     timings: dict[str, float]
 
 
+#: The allowed search decisions that reserve one of the day's searches until their search is stored.
+RESERVING_RULES = (RuleId.SEARCH_ALLOWED_PENDING_QUALITY.value, RuleId.SEARCH_ALLOWED.value)
+
+
 def searches_today(conn: Connection, username: str, policy: Policy, now: datetime) -> int:
-    """Searches ``username`` made in the policy's current day (the daily limit counts these)."""
+    """Searches ``username`` made or reserved in the policy's current day (the daily limit counts these).
+
+    That is the stored searches, plus the allowed search decisions not (yet) attached to a
+    search: one whose search is still running, or whose probe failed after the policy had
+    allowed it. Read it inside :meth:`Store.begin_write` (keyed by :func:`_limit_key`) and
+    reserve in the same transaction, or the count can be stale by the time it is acted on.
+    """
     start, end = search_day(policy, now)
-    count = conn.execute(
+    made = conn.execute(
         select(func.count())
         .select_from(searches)
         .where(
@@ -185,7 +211,20 @@ def searches_today(conn: Connection, username: str, policy: Policy, now: datetim
             searches.c.created_at < utc(end),
         )
     ).scalar_one()
-    return int(count)
+    reserved = conn.execute(
+        select(func.count())
+        .select_from(policy_decisions)
+        .where(
+            policy_decisions.c.action == KIND_SEARCH,
+            policy_decisions.c.allowed.is_(True),
+            policy_decisions.c.search_id.is_(None),
+            policy_decisions.c.rule_id.in_(RESERVING_RULES),
+            policy_decisions.c.username == username,
+            policy_decisions.c.at >= utc(start),
+            policy_decisions.c.at < utc(end),
+        )
+    ).scalar_one()
+    return int(made) + int(reserved)
 
 
 def _search_request(principal: Principal, request: SearchInput, count: int) -> SearchRequest:
@@ -237,6 +276,8 @@ class _Search:
     result: SearchResult
     top_k: int
     now: datetime
+    reservation: int
+    """The id of the allowed decision (``decisions[0]``) kept when the policy was decided."""
 
     @property
     def rule_ids(self) -> list[str]:
@@ -256,16 +297,17 @@ def accountable_search(
     *,
     now: datetime,
 ) -> SearchRecord:
-    """Decide, then search, then record it all in one transaction (see the module docstring).
+    """Decide (reserving one of today's searches), then search, then record it all in one transaction.
 
-    Raises :class:`PermissionDeniedError` (with ``.decision``) when the policy refuses, after
-    recording the refusal; :class:`NoFaceError` / :class:`ImageError` for a probe without a
-    usable face (nothing is searched or stored then).
+    See the module docstring. Raises :class:`PermissionDeniedError` (with ``.decision``) when
+    the policy refuses, after recording the refusal; :class:`NoFaceError` / :class:`ImageError`
+    for a probe without a usable face (nothing is searched or stored then, but the search the
+    policy allowed has been spent: its reservation stays).
     """
     moment = utc(now)
     target = _target(request.galleries)
-    stored, decision = _decide_search(dd, principal, request, moment)
-    if stored is None or not decision.allowed:
+    stored, decision, reservation = _decide_search(dd, principal, request, moment)
+    if stored is None or reservation is None:
         refuse(
             dd,
             principal,
@@ -297,8 +339,9 @@ def accountable_search(
         top_k=top_k,
     )
     done = _Search(
-        principal, probe, request, stored, policy, (decision, quality), prepared, result, top_k, moment
-    )
+        principal, probe, request, stored, policy, (decision, quality), prepared, result, top_k, moment,
+        reservation,
+    )  # fmt: skip
     keep_probe_file(dd, probe)
     with dd.store.begin() as conn:
         search_id = _record_search(dd, conn, done)
@@ -310,14 +353,49 @@ def accountable_search(
 
 def _decide_search(
     dd: DataDir, principal: Principal, request: SearchInput, now: datetime
-) -> tuple[StoredPolicy | None, Decision]:
-    with dd.store.read() as conn:
+) -> tuple[StoredPolicy | None, Decision, int | None]:
+    """The policy in force, its decision, and (when allowed) the id of the decision reserving the search.
+
+    One write transaction, serialised per person, so the count the decision rests on is
+    still true when the reservation commits. A refusal is returned, not recorded: the
+    caller records it with :func:`refuse` once this lock is released.
+    """
+    username = principal.actor.username
+    with dd.store.begin_write(_limit_key(username)) as conn:
         stored = find_active(conn)
         if stored is None:
-            return None, no_policy_decision()
+            return None, no_policy_decision(), None
         policy = stored.policy()
-        count = searches_today(conn, principal.actor.username, policy, now)
-    return stored, decide_search(policy, _search_request(principal, request, count), now=now)
+        count = searches_today(conn, username, policy, now)
+        decision = decide_search(policy, _search_request(principal, request, count), now=now)
+        if not decision.allowed:
+            return stored, decision, None
+        return stored, decision, _reserve(conn, principal, decision, request.case_number, now)
+
+
+def _limit_key(username: str) -> str:
+    """The write lock searches by ``username`` take while counting and reserving (PostgreSQL)."""
+    return f"faceledger.search.daily_limit:{username}"
+
+
+def _reserve(
+    conn: Connection, principal: Principal, decision: Decision, case_number: str | None, now: datetime
+) -> int:
+    """Keep the allowed decision (no search id yet) and return its id; it counts as today's search."""
+    return insert_row(
+        conn,
+        policy_decisions,
+        at=now,
+        username=principal.actor.username,
+        user_id=principal.user_id,
+        action=KIND_SEARCH,
+        allowed=True,
+        rule_id=decision.rule_id,
+        policy_version=decision.policy_version,
+        reason=decision.reason,
+        case_number=None if case_number is None else case_number[:CASE_LEN],
+        search_id=None,
+    )
 
 
 def _target(galleries: Sequence[str]) -> str:
@@ -361,7 +439,14 @@ def _record_search(dd: DataDir, conn: Connection, done: _Search) -> int:
         review_state="awaiting_examination",
     )
     _insert_details(conn, search_id, prepared.edits.steps, done.candidates)
-    for decision in done.decisions:
+    claimed = conn.execute(
+        update(policy_decisions)
+        .where(policy_decisions.c.id == done.reservation, policy_decisions.c.search_id.is_(None))
+        .values(search_id=search_id)
+    )
+    if claimed.rowcount != 1:
+        raise StoreError(f"the policy decision {done.reservation} reserving this search is gone or used")
+    for decision in done.decisions[1:]:  # the first is the reservation, now this search's
         store_decision(
             conn, done.principal, decision, action=KIND_SEARCH, now=done.now,
             case_number=request.case_number, search_id=search_id,
@@ -434,7 +519,9 @@ def get_search(dd: DataDir, principal: Principal, search_id: int, *, now: dateti
     with dd.store.read() as conn:
         case_number = case_of(conn, search_id)
     require_search_unit(dd, principal, search_id, action=Action.VIEW_CASE, now=moment, read_only=True)
-    guard(dd, principal, Action.VIEW_CASE, target=f"search:{search_id}", now=moment, case_number=case_number)
+    authorize(
+        dd, principal, [Action.VIEW_CASE], target=f"search:{search_id}", now=moment, case_number=case_number
+    )
     with dd.store.begin() as conn:
         record = load_search(conn, search_id)
         shown = [candidate_json(c) for c in record.candidates]
@@ -455,7 +542,9 @@ def view_candidate(
     require_search_unit(dd, principal, search_id, action=Action.VIEW_CASE, now=moment, read_only=True)
     if candidate is None:
         raise NotFoundError(f"face {face_id} is not a candidate of search {search_id}")
-    guard(dd, principal, Action.VIEW_CASE, target=f"face:{face_id}", now=moment, case_number=case_number)
+    authorize(
+        dd, principal, [Action.VIEW_CASE], target=f"face:{face_id}", now=moment, case_number=case_number
+    )
     with dd.store.begin() as conn:
         face = repository.describe_faces(conn, [face_id]).get(face_id)
         conn.execute(

@@ -7,6 +7,7 @@ The store is the source of truth: the vector index is derived from its ``faces``
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +21,14 @@ from faceledger.adapters.store.engine import make_engine, migrate, sqlite_url
 from faceledger.errors import StoreError
 
 __all__ = ["Store", "repository"]
+
+#: The advisory lock :meth:`Store.begin_write` takes on PostgreSQL when given no key.
+WRITE_LOCK_KEY = "faceledger.write"
+
+
+def advisory_lock_id(key: str) -> int:
+    """A stable signed 64-bit id for ``key``, as ``pg_advisory_xact_lock(bigint)`` takes."""
+    return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big", signed=True)
 
 
 class Store:
@@ -53,6 +62,34 @@ class Store:
     def begin(self) -> Iterator[Connection]:
         """One transaction: committed when the block ends, rolled back if it raises."""
         with self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def begin_write(self, key: str = WRITE_LOCK_KEY) -> Iterator[Connection]:
+        """One transaction that holds a write lock *before* its first read, for check-then-write.
+
+        A read followed by a write that depends on it (count today's searches, then reserve
+        one) races in :meth:`begin`: two transactions can both read before either writes.
+        Here concurrent callers with the same ``key`` run one after another, each seeing
+        what the previous one committed:
+
+        * SQLite: ``BEGIN IMMEDIATE`` takes the database's write lock at once (waiting up
+          to the busy timeout for another writer), so ``key`` does not matter: every writer
+          is serialised, which is why the block should be short;
+        * PostgreSQL: ``pg_advisory_xact_lock`` on ``key`` (a hash of it), released at commit
+          or rollback; under READ COMMITTED each later statement sees the previous holder's
+          commit. Writers with other keys, and :meth:`begin`, are not held up.
+
+        Other databases get a plain transaction (no serialisation). Committed when the
+        block ends, rolled back if it raises, like :meth:`begin`.
+        """
+        with self.engine.connect() as conn, conn.begin():
+            if self.is_sqlite:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            elif self.engine.dialect.name == "postgresql":
+                conn.execute(
+                    text("SELECT pg_advisory_xact_lock(CAST(:id AS BIGINT))"), {"id": advisory_lock_id(key)}
+                )
             yield conn
 
     @contextmanager

@@ -145,6 +145,7 @@ def _gallery(row: Row[Any]) -> Gallery:
         required_provenance=tuple(row.required_provenance),
         id=int(row.id),
         created_at=_aware(row.created_at).isoformat(),
+        owner_unit=row.owner_unit,
     )
 
 
@@ -159,6 +160,7 @@ def insert_gallery(conn: Connection, gallery: Gallery) -> Gallery:
             retention_days=gallery.retention_days,
             required_provenance=list(gallery.required_provenance),
             created_at=utcnow(),
+            owner_unit=gallery.owner_unit,
         )
     )
     gallery_id = _new_id(result)

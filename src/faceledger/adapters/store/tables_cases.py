@@ -201,6 +201,8 @@ policy_decisions = Table(
     Column("search_id", Id, ForeignKey("searches.id"), nullable=True),
     Index("ix_policy_decisions_case_number", "case_number"),
     Index("ix_policy_decisions_search_id", "search_id"),
+    # The day's searches of one person, counted under the daily-limit lock (migration 0010).
+    Index("ix_policy_decisions_username_at", "username", "at"),
     sqlite_autoincrement=True,
 )
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from datetime import date
+from functools import partial
 from pathlib import Path as FilePath
 from typing import Annotated
 
@@ -104,6 +105,7 @@ async def create_gallery(
         retention_days=body.retention_days,
         required_provenance=tuple(body.required_provenance),
         actor=principal.actor.username,
+        owner_unit=principal.actor.unit,
     )
     return GalleryOut.of(await run_in_threadpool(gallery_service.gallery_info, dd, body.name))
 
@@ -118,8 +120,7 @@ def list_subjects(
     principal: PrincipalDep, dd: DataDirDep, now: NowDep, page: PageDep, name: GalleryName
 ) -> Page[SubjectOut]:
     """The people in a gallery, by their external ids (gallery administrators and auditors)."""
-    authorize(dd, principal, [Action.MANAGE_GALLERIES, Action.READ_AUDIT], target=f"gallery:{name}", now=now)
-    found = [SubjectOut.of(s) for s in gallery_service.list_subjects(dd, name)]
+    found = [SubjectOut.of(s) for s in gallery_service.subjects_for(dd, principal, name, now=now)]
     return slice_page(found, limit=page.limit, offset=page.offset)
 
 
@@ -174,7 +175,9 @@ async def enrol_image(
     re_enrol_purged: ReEnrolForm = None,
 ) -> EnrolledOut:
     """Enrol one photo of one subject with its provenance; you are recorded as the person responsible."""
-    await run_in_threadpool(authorize, dd, principal, [Action.ENROL], target=f"gallery:{name}", now=now)
+    await run_in_threadpool(
+        partial(authorize, gallery=name), dd, principal, [Action.ENROL], target=f"gallery:{name}", now=now
+    )
     data = await read_upload(image, "image", dd.settings.image)
     item = enrolment.EnrolItem(
         subject_id=subject_id,
@@ -207,7 +210,9 @@ async def purge_gallery(
     if confirm != name:
         raise ValidationError(f"confirm must repeat the gallery's name {name!r} to purge the whole gallery")
     why = gallery_service.purge_authority(reason, authority)
-    await run_in_threadpool(authorize, dd, principal, [Action.PURGE], target=f"gallery:{name}", now=now)
+    await run_in_threadpool(
+        partial(authorize, gallery=name), dd, principal, [Action.PURGE], target=f"gallery:{name}", now=now
+    )
     report = await engine.run(
         gallery_service.purge_gallery,
         dd,
@@ -232,7 +237,9 @@ async def purge_subject(
 ) -> PurgeOut:
     """Remove one subject from a gallery for good; ``reason`` and ``authority`` are recorded."""
     why = gallery_service.purge_authority(reason, authority)
-    await run_in_threadpool(authorize, dd, principal, [Action.PURGE], target=f"gallery:{name}", now=now)
+    await run_in_threadpool(
+        partial(authorize, gallery=name), dd, principal, [Action.PURGE], target=f"gallery:{name}", now=now
+    )
     report = await engine.run(
         gallery_service.purge_subject,
         dd,

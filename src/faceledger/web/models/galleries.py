@@ -22,6 +22,9 @@ class GalleryOut(BaseModel):
     retention_days: int | None
     required_provenance: list[str]
     created_at: str | None
+    owner_unit: str | None = Field(
+        description="The unit whose gallery administrators may enrol into or purge it (null: any unit's)."
+    )
     subjects: int
     images: int
     faces: int
@@ -36,6 +39,7 @@ class GalleryOut(BaseModel):
             retention_days=g.retention_days,
             required_provenance=list(g.required_provenance),
             created_at=g.created_at,
+            owner_unit=g.owner_unit,
             subjects=info.counts.subjects,
             images=info.counts.images,
             faces=info.counts.faces,
