@@ -263,6 +263,14 @@ BUILDERS = [
         details={"findings": [{"face_id": 7, "outcome": "possible_match", "notes": "ear"}]},
     ),
     ev.offline_use("search", target="gallery:arrests", details={"probe_sha256": "ab" * 32, "candidates": 3}),
+    ev.action_failed(
+        "bob",
+        attempted="search",
+        target="gallery:arrests",
+        code="no_face",
+        reason="no face found in the probe",
+        details={"case_ref": "C-1", "decision_id": 4},
+    ),
 ]
 
 

@@ -119,6 +119,35 @@ def test_every_role_may_list_and_show_galleries_but_only_some_see_who_is_in_them
     assert "faceledger login" in out
 
 
+def test_all_faces_searches_a_face_at_the_photo_edge_too(
+    unit: SignedInUnit, lfw_images: Path, tmp_path: Path
+) -> None:
+    """Two people side by side, the smaller cut off near the right edge: both are searched and shown."""
+    from PIL import Image
+
+    big = Image.open(lfw_images / "Tony_Blair" / "Tony_Blair_0003.jpg").convert("RGB")
+    # The smaller face (so the one searched second), cut off near the right edge of the photo.
+    small = Image.open(lfw_images / "Colin_Powell" / "Colin_Powell_0005.jpg").convert("RGB")
+    small = small.crop((0, 0, 185, 250)).resize((130, 176))
+    canvas = Image.new("RGB", (big.width + small.width, 250), "white")
+    canvas.paste(big, (0, 0))
+    canvas.paste(small, (big.width, 40))
+    probe = tmp_path / "two.png"
+    canvas.save(probe)
+    before = len(unit.entries(actor=EVE, action="search"))
+    lines = unit.stdout(
+        EVE, "search", str(probe), "-g", GALLERY, *BOUND, "--all-faces", "--jsonl"
+    ).splitlines()
+    faces = [json.loads(line) for line in lines]
+    assert len(faces) == 2, lines
+    crop = faces[1]["probe"]["edits"][0]
+    assert crop["kind"] == "crop"
+    assert crop["params"]["right"] <= canvas.width
+    assert crop["params"]["bottom"] <= canvas.height
+    assert len(unit.entries(actor=EVE, action="search")) == before + 2  # every recorded search was shown
+    assert crop["params"]["right"] == canvas.width  # the margin would have run past the edge
+
+
 def test_search_jsonl_ranks_the_right_person_first(unit: SignedInUnit, lfw_images: Path) -> None:
     probe = lfw_images / "Colin_Powell" / "Colin_Powell_0005.jpg"
     lines = unit.stdout(EVE, "search", str(probe), "-g", GALLERY, *BOUND, "--jsonl").splitlines()

@@ -188,3 +188,9 @@ def test_a_search_that_passed_the_policy_counts_even_when_its_probe_has_no_face(
             )
         ).scalars()
         assert list(spent) == ["search.allowed_pending_quality"]  # the reservation the wall used up
+    failed = audit_rows(limited, "action_failed")
+    assert len(failed) == 1  # the search the examiner never saw is in the log, with why it failed
+    assert (failed[0]["actor"], failed[0]["details"]["attempted"]) == (EXAMINER.actor.username, "search")
+    assert failed[0]["details"]["code"] == "no_face"
+    assert failed[0]["details"]["probe_sha256"] == wall.sha256
+    assert failed[0]["details"]["case_ref"] == REQUEST.case_number

@@ -15,7 +15,7 @@ from faceledger.adapters.policy_file import example_policy_text
 from faceledger.adapters.store.tables_cases import policy_decisions, policy_versions
 from faceledger.domain.roles import Action, Role
 from faceledger.errors import ConfigError, ConflictError, NotFoundError, PermissionDeniedError
-from faceledger.services import policies
+from faceledger.services import authorization, policies
 from faceledger.services.datadir import DataDir
 
 __all__ = ["backend_url", "dd"]  # fixtures
@@ -32,7 +32,7 @@ def _decision_rows(dd: DataDir) -> list[tuple[str, str, bool, str]]:
 def test_a_fresh_installation_has_no_policy_in_force(dd: DataDir) -> None:
     with pytest.raises(NotFoundError, match="faceledger policy load"):
         policies.active_policy(dd)
-    decision = policies.decide(dd, person("eve.examiner", Role.EXAMINER), Action.PROPOSE, now=T0)
+    [decision] = authorization.decide(dd, person("eve.examiner", Role.EXAMINER), [Action.PROPOSE], now=T0)
     assert (decision.allowed, decision.rule_id, decision.policy_version) == (False, "policy.none", "none")
     assert policies.policy_history(dd) == []
 
@@ -177,12 +177,14 @@ def test_the_database_itself_allows_one_active_policy(dd: DataDir) -> None:
     assert policies.active_policy(dd).version == "example-2025.1"
 
 
-def test_guard_records_and_raises_refusals_with_the_case(dd: DataDir) -> None:
+def test_the_door_records_and_raises_refusals_with_the_case(dd: DataDir) -> None:
     load(dd)
     auditor = person("ann.auditor", Role.AUDITOR, device=None)
     with pytest.raises(PermissionDeniedError):
-        policies.guard(dd, auditor, Action.PROPOSE, target="search:1", now=T0, case_number="2025/CID/000001")
-    allowed = policies.guard(dd, auditor, Action.VIEW_CASE, target="search:1", now=T0)
+        authorization.authorize(
+            dd, auditor, [Action.PROPOSE], target="search:1", now=T0, case_number="2025/CID/000001"
+        )
+    allowed = authorization.authorize(dd, auditor, [Action.VIEW_CASE], target="search:1", now=T0)
     assert allowed.rule_id == "action.allowed"
     with dd.store.read() as conn:
         row = conn.execute(select(policy_decisions).where(policy_decisions.c.username == "ann.auditor")).one()

@@ -149,6 +149,10 @@ def test_signing_out_ends_the_session(agency: Agency) -> None:
     assert after.status_code == 401
     assert "session was ended" in error_of(after)["message"]
     assert audit_rows(agency.dd, "account_changed")[-1]["details"]["change"] == "signed_out"
+    reused = audit_rows(agency.dd, "action_failed")[-1]  # trying the ended session again is recorded
+    assert (reused["actor"], reused["details"]["attempted"]) == (ADMIN, "use_session")
+    assert reused["object"].startswith("session:")
+    assert "session was ended" in reused["details"]["reason"]
 
 
 def test_requests_without_a_usable_token_are_unauthenticated(agency: Agency) -> None:

@@ -188,6 +188,10 @@ def test_only_the_blind_reviewer_gives_the_verdict_and_no_reviewer_approves(
     cannot = post(unit, unit.sue, f"/reviews/{sid}/approval", {})
     assert cannot.status_code == 409
     assert error_of(cannot)["code"] == "invalid_transition"
+    failed = audit_rows(unit.agency.dd, "action_failed")[-1]  # not a policy decision, still recorded
+    assert (failed["actor"], failed["object"]) == ("sue.supervisor", f"search:{sid}")
+    assert (failed["details"]["attempted"], failed["details"]["code"]) == ("approve", "invalid_transition")
+    assert failed["details"]["state"] == "disputed"
     rejected = post(unit, unit.sue, f"/reviews/{sid}/rejection", {"reason": "peer reviewer disagreed"})
     assert rejected.json()["state"] == "rejected"
 

@@ -53,6 +53,7 @@ class AuditAction(StrEnum):
     POLICY_CHANGED = "policy_changed"
     DEVICE_REGISTERED = "device_registered"
     OFFLINE_USE = "offline_use"
+    ACTION_FAILED = "action_failed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,6 +287,30 @@ def policy_denied(
     )
 
 
+def action_failed(
+    actor: str,
+    *,
+    attempted: str,
+    target: str,
+    code: str,
+    reason: str,
+    details: Mapping[str, JsonValue] | None = None,
+) -> AuditEvent:
+    """A request refused or failed for a reason that is not a policy decision.
+
+    A search the policy allowed whose probe then had no usable face, a review step the
+    review's state does not allow, a session that had ended: recorded because what people
+    tried matters as much as what the policy refused. ``code`` is the error's code (as the
+    API answers it), ``reason`` its message; ``details`` what identifies the attempt.
+    """
+    return AuditEvent(
+        actor,
+        AuditAction.ACTION_FAILED,
+        target,
+        {"attempted": attempted, "code": code, "reason": reason, **dict(details or {})},
+    )
+
+
 def gallery_created(
     actor: str,
     *,
@@ -294,23 +319,24 @@ def gallery_created(
     source_description: str,
     retention_days: int | None,
     required_provenance: Sequence[str],
+    owner_unit: str | None = None,
 ) -> AuditEvent:
     """A new gallery, with the legal basis and retention rule it was set up under.
 
     Recorded because what may be held, and for how long, is decided at this moment: an
     auditor reading later searches of the gallery needs to know who set those terms.
+    ``owner_unit`` (the only unit whose gallery administrators may change it) is recorded
+    when there is one.
     """
-    return AuditEvent(
-        actor,
-        AuditAction.GALLERY_CREATED,
-        f"gallery:{gallery}",
-        {
-            "legal_basis": legal_basis,
-            "source_description": source_description,
-            "retention_days": retention_days,
-            "required_provenance": list(required_provenance),
-        },
-    )
+    details: dict[str, JsonValue] = {
+        "legal_basis": legal_basis,
+        "source_description": source_description,
+        "retention_days": retention_days,
+        "required_provenance": list(required_provenance),
+    }
+    if owner_unit is not None:
+        details["owner_unit"] = owner_unit
+    return AuditEvent(actor, AuditAction.GALLERY_CREATED, f"gallery:{gallery}", details)
 
 
 def enrolled(

@@ -27,6 +27,7 @@ from faceledger.domain.models import AnalyzedFace, Box, DecodedImage, ImageAnaly
 from faceledger.errors import FaceLedgerError
 from faceledger.library import read_image
 from faceledger.pipeline.edit import Crop, parse_edit
+from faceledger.pipeline.ingest import decode_image
 from faceledger.services.datadir import open_data_dir
 from faceledger.services.probes import Probe
 from faceledger.services.search_records import SearchRecord
@@ -148,10 +149,16 @@ def _print_record(record: SearchRecord, source: str) -> None:
     console.print(f"    {record.lead_notice}")
 
 
-def _other_faces(record: SearchRecord) -> list[Crop]:
-    """Crops around every face but the one searched, each to be searched (and recorded) on its own."""
+def _other_faces(record: SearchRecord, probe: Probe, settings: Settings) -> list[Crop]:
+    """Crops around every face but the one searched, each to be searched (and recorded) on its own.
+
+    Each crop is the face's box with a margin, kept inside the (upright) probe image, so that a
+    face at the edge of the photo gives a valid crop rather than a refused edit.
+    """
     if record.result is None or record.faces_found < 2:
         return []
+    upright = decode_image(probe.data, source=probe.source, limits=settings.image)
+    width, height = upright.width, upright.height
     analysis = record.result.faces
     crops = []
     searched = analysis[0].probe.face.box if analysis else None
@@ -164,11 +171,22 @@ def _other_faces(record: SearchRecord) -> list[Crop]:
             Crop(
                 left=max(0, int(box.left - margin)),
                 top=max(0, int(box.top - margin)),
-                right=int(box.right + margin),
-                bottom=int(box.bottom + margin),
+                right=min(width, int(box.right + margin)),
+                bottom=min(height, int(box.bottom + margin)),
             )
         )
     return crops
+
+
+def _show(
+    record: SearchRecord, source: str, as_json: bool, as_jsonl: bool, documents: list[dict[str, Any]]
+) -> None:
+    if as_jsonl:
+        print_jsonl(_record_line(record, source))
+    elif as_json:
+        documents.append(record.to_dict())
+    else:
+        _print_record(record, source)
 
 
 #: Every accountable search or comparison names its case and purpose (the policy refuses one without).
@@ -225,20 +243,17 @@ def search(
                     case_number=case, purpose=purpose, galleries=tuple(gallery), justification=justification,
                     on_behalf_of=on_behalf_of, agreement_ref=agreement, top_k=top_k, edits=edits,
                 )  # fmt: skip
-                records = [accountable_search(dd, pipeline, principal, probe, request, now=datetime.now(UTC))]
+                first = accountable_search(dd, pipeline, principal, probe, request, now=datetime.now(UTC))
+                # Each recorded search is shown as soon as it is made: one that fails later must
+                # not hide the searches before it from the examiner who made them.
+                _show(first, probe.source, as_json, as_jsonl, documents)
                 if all_faces and not edits:
-                    for crop in _other_faces(records[0]):
+                    for crop in _other_faces(first, probe, dd.settings):
                         more = dataclasses.replace(request, edits=(crop,))
-                        records.append(
-                            accountable_search(dd, pipeline, principal, probe, more, now=datetime.now(UTC))
+                        record = accountable_search(
+                            dd, pipeline, principal, probe, more, now=datetime.now(UTC)
                         )
-                for record in records:
-                    if as_jsonl:
-                        print_jsonl(_record_line(record, probe.source))
-                    elif as_json:
-                        documents.append(record.to_dict())
-                    else:
-                        _print_record(record, probe.source)
+                        _show(record, probe.source, as_json, as_jsonl, documents)
     if as_json:
         print_json(documents if len(documents) != 1 else documents[0])
 

@@ -210,6 +210,7 @@ def create_gallery(
             source_description=created.source_description,
             retention_days=created.retention_days,
             required_provenance=created.required_provenance,
+            owner_unit=created.owner_unit,
         )
         audit.record(dd, conn, event)
         return created

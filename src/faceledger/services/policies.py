@@ -224,40 +224,6 @@ def refuse(
     )
 
 
-def decide(dd: DataDir, principal: Principal, action: Action, *, now: datetime) -> Decision:
-    """The policy in force's answer to ``principal`` doing ``action`` (not search or verify)."""
-    stored = active_stored_policy(dd)
-    if stored is None:
-        return no_policy_decision()
-    return decide_action(stored.policy(), principal.actor, action, now=now)
-
-
-def guard(
-    dd: DataDir,
-    principal: Principal,
-    action: Action,
-    *,
-    target: str,
-    now: datetime,
-    case_number: str | None = None,
-    search_id: int | None = None,
-) -> Decision:
-    """The allowed decision for ``action``, or the refusal recorded and raised."""
-    decision = decide(dd, principal, action, now=now)
-    if not decision.allowed:
-        refuse(
-            dd,
-            principal,
-            decision,
-            action=action.value,
-            target=target,
-            now=now,
-            case_number=case_number,
-            search_id=search_id,
-        )
-    return decision
-
-
 # --- loading a policy ------------------------------------------------------------------
 
 

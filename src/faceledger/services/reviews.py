@@ -290,6 +290,7 @@ def _step(
     )
     command = make(principal.actor.username, moment)
     refused: rv.SeparationOfDutiesError | None = None
+    failed: rv.ReviewError | None = None
     try:
         with dd.store.begin() as conn:
             review = load_review(conn, search_id)
@@ -297,6 +298,8 @@ def _step(
                 updated = rv.apply(review, command)
             except rv.SeparationOfDutiesError as exc:
                 refused = exc  # recorded below, once this transaction (which wrote nothing) is over
+            except rv.ReviewError as exc:
+                failed = exc  # a step the review's state does not allow: recorded below too
             else:
                 _store_step(dd, conn, principal, decision, updated, search_id, moment)
     except IntegrityError as exc:
@@ -306,6 +309,18 @@ def _step(
         ) from exc
     if refused is not None:
         _refuse_separation(dd, principal, decision, refused, review, action, moment)
+    if failed is not None:
+        event = ev.action_failed(
+            principal.actor.username,
+            attempted=command.event.value,
+            target=f"search:{search_id}",
+            code=failed.code,
+            reason=str(failed),
+            details={"case_ref": case_number, "state": review.state.value},
+        )
+        with dd.store.begin() as conn:
+            audit.record(dd, conn, event, now=moment)
+        raise failed
     return updated
 
 

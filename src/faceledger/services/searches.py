@@ -75,7 +75,7 @@ from faceledger.domain.policy import (
     search_day,
 )
 from faceledger.domain.roles import Action
-from faceledger.errors import NotFoundError, StoreError
+from faceledger.errors import FaceLedgerError, NotFoundError, StoreError
 from faceledger.pipeline.edit import AppliedEdit, Edit, EditResult, apply_edits
 from faceledger.pipeline.ingest import decode_image
 from faceledger.services import audit, identification
@@ -318,7 +318,11 @@ def accountable_search(
             case_number=request.case_number,
         )
     policy = stored.policy()
-    prepared = _prepare(dd, analyzer, probe, request.edits)
+    try:
+        prepared = _prepare(dd, analyzer, probe, request.edits)
+    except FaceLedgerError as exc:
+        _record_failure(dd, principal, probe, request, reservation, exc, target=target, now=moment)
+        raise
     quality = decide_probe_quality(policy, prepared.face.quality.score)
     if not quality.allowed:
         refuse(
@@ -349,6 +353,35 @@ def accountable_search(
     with dd.store.read() as conn:
         record = load_search(conn, search_id)
     return dataclasses.replace(record, result=result)
+
+
+def _record_failure(
+    dd: DataDir,
+    principal: Principal,
+    probe: Probe,
+    request: SearchInput,
+    reservation: int,
+    error: FaceLedgerError,
+    *,
+    target: str,
+    now: datetime,
+) -> None:
+    """Record a search the policy allowed that then failed on its probe (its reservation stays spent)."""
+    event = ev.action_failed(
+        principal.actor.username,
+        attempted=KIND_SEARCH,
+        target=target,
+        code=error.code,
+        reason=str(error),
+        details={
+            "case_ref": request.case_number,
+            "purpose": request.purpose,
+            "probe_sha256": probe.sha256,
+            "decision_id": reservation,
+        },
+    )
+    with dd.store.begin() as conn:
+        audit.record(dd, conn, event, now=now)
 
 
 def _decide_search(

@@ -58,6 +58,17 @@ def _refuse(
     return reason
 
 
+def _failed(
+    dd: DataDir, conn: Connection, username: str, attempted: str, target: str, reason: str, now: datetime
+) -> str:
+    """Record a credential that was real but is no longer valid (ended or expired), and say why."""
+    event = events.action_failed(
+        username, attempted=attempted, target=target, code=AuthenticationError.code, reason=reason
+    )
+    audit.record(dd, conn, event, now=now)
+    return reason
+
+
 def _user_refusal(dd: DataDir, conn: Connection, user: Row[Any], attempted: str, now: datetime) -> str | None:
     standing = account_standing(user, now)
     if standing is None:
@@ -73,12 +84,15 @@ def _from_session(
     ).first()
     if session is None:
         return f"unknown session; {SIGN_IN_AGAIN}"
+    user = rows.user_row_by_id(conn, session.user_id)
+    target = f"session:{session.id}"
     if session.revoked_at is not None:
-        return f"this session was ended (signed out, or the account was changed); {SIGN_IN_AGAIN}"
+        reason = f"this session was ended (signed out, or the account was changed); {SIGN_IN_AGAIN}"
+        return _failed(dd, conn, user.username, "use_session", target, reason, now)
     expires_at = from_db(session.expires_at) or session.expires_at
     if now >= expires_at:
-        return f"this session expired at {expires_at.isoformat(timespec='minutes')}; {SIGN_IN_AGAIN}"
-    user = rows.user_row_by_id(conn, session.user_id)
+        reason = f"this session expired at {expires_at.isoformat(timespec='minutes')}; {SIGN_IN_AGAIN}"
+        return _failed(dd, conn, user.username, "use_session", target, reason, now)
     refusal = _user_refusal(dd, conn, user, "use_session", now)
     if refusal is not None:
         return refusal
@@ -116,7 +130,8 @@ def _from_api_token(
         return _refuse(dd, conn, user.username, "use_token", f"token:{row.id}", reason, now)
     expires_at = from_db(row.expires_at) or row.expires_at
     if now >= expires_at:
-        return f"API token {row.id} ({row.name!r}) expired at {expires_at.isoformat(timespec='minutes')}"
+        reason = f"API token {row.id} ({row.name!r}) expired at {expires_at.isoformat(timespec='minutes')}"
+        return _failed(dd, conn, user.username, "use_token", f"token:{row.id}", reason, now)
     refusal = _user_refusal(dd, conn, user, "use_token", now)
     if refusal is not None:
         return refusal

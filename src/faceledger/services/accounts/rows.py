@@ -20,7 +20,7 @@ from faceledger.services.accounts.records import User, from_db
 #: look-alike character can be part of a username.
 USERNAME = re.compile(r"[a-z][a-z0-9._-]{1,63}", re.ASCII)
 #: Names the audit log already uses for itself, or that would read ambiguously in it.
-RESERVED_USERNAMES = frozenset({"system", "bootstrap", "admin", "root", "anonymous"})
+RESERVED_USERNAMES = frozenset({"system", "bootstrap", "admin", "root", "anonymous", "library"})
 
 
 def check_username(username: str) -> str:
