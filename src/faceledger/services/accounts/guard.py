@@ -1,8 +1,9 @@
 """Who may administer accounts, and the separations of duty no administrator can override.
 
-Administration is guarded by the fixed role table (:mod:`faceledger.domain.roles`) and the
-account's own state; the agency policy file is about searches and cannot widen it. Two
-separations are enforced here, whoever asks:
+Administration goes through the one door (:func:`faceledger.services.authorization.authorize`:
+the account's standing, second factor, the fixed role table of :mod:`faceledger.domain.roles`,
+and the policy in force, which can only narrow the table). Two separations are enforced
+here on top, whoever asks:
 
 * nobody changes their own account's standing (roles, suspension, expiry, lockout,
   password reset, second factor): a second administrator must do it, so one person can
@@ -28,10 +29,10 @@ from faceledger.domain.roles import (
     Role,
     incompatible_pair,
     requires_mfa,
-    roles_permitting,
 )
 from faceledger.errors import PermissionDeniedError, ValidationError
 from faceledger.services import audit
+from faceledger.services.authorization import authorize as one_door
 
 if TYPE_CHECKING:
     from faceledger.services.accounts.records import Principal
@@ -94,18 +95,13 @@ def account_problem(principal: Principal, now: datetime) -> str | None:
 def authorize(
     dd: DataDir, principal: Principal, actions: Iterable[Action], *, target: str, now: datetime
 ) -> None:
-    """Refuse (and record) unless ``principal`` may take one of ``actions``."""
-    wanted = tuple(actions)
-    problem = account_problem(principal, now)
-    if problem is None and not any(principal.actor.can(action) for action in wanted):
-        needed = sorted({role.value for action in wanted for role in roles_permitting(action)})
-        held = sorted(role.value for role in principal.scopes) or ["none"]
-        problem = (
-            f"{' or '.join(a.value for a in wanted)!r} needs one of the roles {', '.join(needed)}; "
-            f"{principal.username!r} acts with: {', '.join(held)}"
-        )
-    if problem is not None:
-        deny(dd, principal.username, attempted=wanted[0].value, target=target, reason=problem, now=now)
+    """Refuse (and record) unless ``principal`` may take one of ``actions``: the one door decides.
+
+    :func:`faceledger.services.authorization.authorize` applies the account's standing, its
+    second factor, the role table, the device and the policy in force, and records a refusal
+    with its rule id.
+    """
+    one_door(dd, principal, actions, target=target, now=now)
 
 
 def refuse_self(dd: DataDir, principal: Principal, username: str, *, change: str, now: datetime) -> None:
