@@ -11,6 +11,7 @@
     ├── ConfigError                 a setting is invalid
     ├── StoreError                  the data directory or database cannot be used
     │   ├── NotInitializedError     no data directory at that path (run `faceledger init`)
+    │   ├── DatabaseBusyError       the database stayed locked by other writers; retry
     │   └── NotFoundError           a gallery, subject or face does not exist
     ├── ProvenanceError             an image lacks the provenance its gallery requires
     ├── ConflictError               the thing already exists / the state forbids the change
@@ -61,6 +62,12 @@ class ConfigError(FaceLedgerError):
 
 class StoreError(FaceLedgerError):
     code = "store_error"
+
+
+class DatabaseBusyError(StoreError):
+    """The database stayed locked by other writers past the wait; nothing was changed: retry."""
+
+    code = "database_busy"
 
 
 class NotInitializedError(StoreError):

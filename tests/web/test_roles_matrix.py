@@ -474,6 +474,7 @@ def test_each_role_is_allowed_or_refused(
     else:
         assert answer.status_code == 403, answer.text
         assert error_of(answer)["code"] == "forbidden"
+        assert error_of(answer).get("rule_id"), "the refusal cites no rule"  # one door, one kind of answer
         assert _denials(world) > before, "the refusal was not recorded"
 
 

@@ -27,6 +27,7 @@ from rich.markup import escape as escape_markup
 
 from faceledger.domain.text import escape_control
 from faceledger.errors import FaceLedgerError
+from faceledger.services import database_errors
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -82,6 +83,9 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
             message = str(exc) or "interrupted"
             raise fail(message, EXIT_INTERRUPTED) from None
         except Exception as exc:
+            clear = database_errors.clear_error(exc)
+            if clear is not None:  # a conflict with another process, not a bug
+                raise fail(str(clear)) from None
             if os.environ.get("FACELEDGER_DEBUG"):
                 raise
             raise fail(

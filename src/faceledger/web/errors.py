@@ -32,6 +32,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from faceledger.errors import FaceLedgerError, PermissionDeniedError
+from faceledger.services import database_errors
 
 log = logging.getLogger("faceledger.web")
 
@@ -60,6 +61,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "index_error": 503,
     "config_error": 503,
     "busy": 503,
+    "database_busy": 503,
 }
 
 _HTTP_CODES = {
@@ -213,6 +215,9 @@ def http_error(_request: Request, exc: Exception) -> JSONResponse:
 
 
 def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    clear = database_errors.clear_error(exc)
+    if clear is not None:  # a conflict with another request, not a bug: 409 or 503
+        return faceledger_error(request, clear)
     reference = secrets.token_hex(6)
     log.error("unexpected error %s on %s %s", reference, request.method, request.url.path, exc_info=exc)
     return error_response(
