@@ -104,9 +104,23 @@ class AuditSettings:
 
     A checkpoint is also written on demand (``faceledger audit checkpoint``) and before
     every export; ``checkpoint_every`` = 0 turns the periodic ones off.
+    ``checkpoint_minutes``: while ``faceledger serve`` runs, a checkpoint is also signed
+    this often when entries were added since the last one (0 turns the timer off).
     """
 
     checkpoint_every: int = 1000
+    checkpoint_minutes: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.checkpoint_every < 0:
+            raise ConfigError(
+                f"setting 'audit.checkpoint_every': {self.checkpoint_every} must not be negative"
+            )
+        if not 0 <= self.checkpoint_minutes < 1e6:
+            raise ConfigError(
+                f"setting 'audit.checkpoint_minutes': {self.checkpoint_minutes} must be 0 (off) "
+                "or a positive number of minutes"
+            )
 
 
 @dataclass(frozen=True, slots=True)

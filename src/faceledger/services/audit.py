@@ -471,6 +471,20 @@ def checkpoint(dd: LogHome, *, now: datetime | None = None) -> Checkpoint:
     return cp
 
 
+def checkpoint_if_behind(dd: LogHome, *, now: datetime | None = None) -> Checkpoint | None:
+    """Sign a checkpoint when entries were added since the newest stored one (the serve timer's job).
+
+    Returns None when the newest checkpoint already covers the whole log. Raises what
+    :func:`checkpoint` raises, :class:`LogIntegrityError` included.
+    """
+    with dd.store.read() as conn:
+        head = _read_head(conn)
+        newest = conn.execute(select(func.max(audit_checkpoints.c.tree_size))).scalar_one_or_none()
+    if head is None or head.size <= (newest or 0):
+        return None
+    return checkpoint(dd, now=now)
+
+
 def _locked_head(conn: Connection, key: LogSigner, dd: LogHome) -> LogInfo:
     head = _advance_head(conn, 0)  # no growth: just the lock, so no append slips in meanwhile
     if head is None:

@@ -14,6 +14,8 @@ and docs/running.md how to run it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -23,12 +25,15 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from starlette.staticfiles import StaticFiles
 
 from faceledger import __version__
 from faceledger.config import Settings, load_settings
+from faceledger.errors import FaceLedgerError
+from faceledger.services import audit
 from faceledger.services.datadir import DataDir, open_data_dir
 from faceledger.services.identification import Analyzer
 from faceledger.web import errors
@@ -93,9 +98,14 @@ def create_app(
         swept = sweep_uploads(dd)
         if swept:
             log.info("removed %d upload folder(s) left by a stopped server", swept)
+        timer = _start_checkpoint_timer(dd)
         try:
             yield
         finally:
+            if timer is not None:
+                timer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await timer
             engine.close()
             if owned:
                 dd.close()
@@ -121,6 +131,26 @@ def create_app(
     _document_throttling(app)
     _serve_docs_page(app)
     return app
+
+
+def _start_checkpoint_timer(dd: DataDir) -> asyncio.Task[None] | None:
+    """Sign a checkpoint every ``[audit] checkpoint_minutes`` while entries are being added."""
+    minutes = dd.settings.audit.checkpoint_minutes
+    if minutes <= 0:
+        return None
+
+    async def tick() -> None:
+        while True:
+            await asyncio.sleep(minutes * 60)
+            try:
+                signed = await run_in_threadpool(audit.checkpoint_if_behind, dd)
+            except FaceLedgerError as exc:  # a cut log, a full disk: say so and keep the service up
+                log.error("the timed audit checkpoint was not signed: %s", exc)
+            else:
+                if signed is not None:
+                    log.info("audit checkpoint signed at size %d", signed.tree_size)
+
+    return asyncio.create_task(tick(), name="faceledger-audit-checkpoints")
 
 
 def _document_throttling(app: FastAPI) -> None:
