@@ -234,3 +234,26 @@ def test_export_to_a_folder_is_refused_before_anything_is_recorded(
     out = unit.run(OTTO, "audit", "export", str(tmp_path), code=1)
     assert "is a folder; give the export a file name" in out
     assert _size(unit.dd) == size
+
+
+def test_an_auditor_proves_an_entry_and_an_extension_and_verifies_both(
+    unit: SignedInUnit, tmp_path: Path
+) -> None:
+    dd = unit.dd
+    _fill(dd)
+    first = json.loads(unit.stdout(OTTO, "audit", "checkpoint", "--json"))["tree_size"]
+    _fill(dd)
+    key = str(dd.audit_public_key_path)
+    entry, extension = tmp_path / "entry.json", tmp_path / "extension.json"
+    assert "inclusion proof written" in unit.run(
+        OTTO, "audit", "prove", "2", "--tree-size", str(first), "-o", str(entry)
+    )
+    assert verify(str(entry), "--key", key, "--proof").startswith(
+        f"OK: entry 2 is in the log of {first} entries"
+    )
+    unit.run(OTTO, "audit", "checkpoint")
+    document = json.loads(unit.stdout(OTTO, "audit", "prove-extension", str(first)))
+    extension.write_text(json.dumps(document))
+    assert verify(str(extension), "--key", key, "--proof").startswith("OK: the log of ")
+    refused = unit.run(EVE, "audit", "prove", "2", code=1)
+    assert "'read_audit' needs one of the roles" in refused

@@ -315,6 +315,22 @@ CASES = [
     Case("take checkpoint", "POST /audit/checkpoints", frozenset({"auditor"}), _post("/audit/checkpoints")),
     Case("list checkpoints", "GET /audit/checkpoints", frozenset({"auditor"}), _get("/audit/checkpoints")),
     Case(
+        "prove an entry",
+        "GET /audit/proofs/entries/{seq}",
+        frozenset({"auditor"}),
+        _get("/audit/proofs/entries/1?tree_size=999999"),
+        ok=404,
+        ok_code="not_found",
+    ),
+    Case(
+        "prove consistency",
+        "GET /audit/proofs/consistency",
+        frozenset({"auditor"}),
+        _get("/audit/proofs/consistency?old_size=999999"),
+        ok=404,
+        ok_code="not_found",
+    ),
+    Case(
         "oversight report", "GET /audit/report", frozenset({"supervisor", "auditor"}), _get("/audit/report")
     ),
     # A stored search (real photos).

@@ -5,6 +5,7 @@ Usage::
 
     python verify.py EXPORT --key LOG_PUBLIC_KEY.pem [--checkpoint EARLIER.jsonl ...]
     python -m faceledger.audit.verify EXPORT --key LOG_PUBLIC_KEY.pem
+    python verify.py PROOF.json --key LOG_PUBLIC_KEY.pem --proof
 
 This file imports only the Python standard library and ``cryptography``, so an auditor can
 copy it out of the project, read it in one sitting and run it on their own machine. It
@@ -17,6 +18,9 @@ the first entry that was altered, removed, reordered or inserted); every checkpo
 by the auditor (which must be covered by the export and match it); and every checkpoint
 in the export (root recomputed from the entries). The export's last entry must be
 covered by a checkpoint. Exit status: 0 verified, 1 verification failed, 2 unusable input.
+With ``--proof`` the file is an inclusion or consistency proof (``faceledger audit prove``,
+``prove-extension``), checked against the signed checkpoints it carries.
+
 Verified without any ``--checkpoint``, it warns (on stderr) that truncation cannot be
 detected: an export cut together with its checkpoints is consistent in itself.
 """
@@ -480,6 +484,111 @@ def verify_export(export: Any, key: Ed25519PublicKey, earlier: Sequence[Any] = (
     return Summary(len(entries), len(checkpoints), latest, fingerprint, tuple(held))
 
 
+# --- proofs ---------------------------------------------------------------------------
+
+PROOF_FORMAT = "faceledger-audit-proof"
+PROOF_VERSION = 1
+
+
+def _largest_power_of_two_below(n: int) -> int:
+    k = 1
+    while k * 2 < n:
+        k *= 2
+    return k
+
+
+def root_from_path(leaf: bytes, index: int, size: int, path: Sequence[bytes]) -> bytes:
+    """The root a leaf and its audit path (leaf side first) give, following RFC 6962's PATH.
+
+    Raises VerificationError when the path has the wrong length for ``index`` in ``size``.
+    """
+    if size == 1:
+        if path:
+            raise VerificationError("the inclusion proof is longer than the tree is deep")
+        return leaf
+    if not path:
+        raise VerificationError("the inclusion proof is shorter than the tree is deep")
+    k = _largest_power_of_two_below(size)
+    if index < k:
+        return node_hash(root_from_path(leaf, index, k, path[:-1]), path[-1])
+    return node_hash(path[-1], root_from_path(leaf, index - k, size - k, path[:-1]))
+
+
+def roots_from_consistency(
+    old_size: int, new_size: int, proof: Sequence[bytes], old_root: bytes, *, whole: bool = True
+) -> tuple[bytes, bytes]:
+    """The (old, new) roots a consistency proof gives, following RFC 6962's SUBPROOF."""
+    if old_size == new_size:
+        if whole:
+            if proof:
+                raise VerificationError("the consistency proof has nodes it does not need")
+            return old_root, old_root
+        if len(proof) != 1:
+            raise VerificationError("the consistency proof has the wrong number of nodes")
+        return proof[0], proof[0]
+    if not proof:
+        raise VerificationError("the consistency proof is too short")
+    k = _largest_power_of_two_below(new_size)
+    if old_size <= k:
+        old, new = roots_from_consistency(old_size, k, proof[:-1], old_root, whole=whole)
+        return old, node_hash(new, proof[-1])
+    old, new = roots_from_consistency(old_size - k, new_size - k, proof[:-1], old_root, whole=False)
+    return node_hash(proof[-1], old), node_hash(proof[-1], new)
+
+
+def _nodes(value: Any) -> list[bytes]:
+    if not isinstance(value, list) or not all(
+        isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v) for v in value
+    ):
+        raise VerificationError("the proof's nodes must be a list of SHA-256 hashes in hex")
+    return [bytes.fromhex(v) for v in value]
+
+
+def verify_proof(document: Any, key: Ed25519PublicKey) -> str:
+    """Verify an inclusion or consistency proof against the signed checkpoint(s) it carries."""
+    if not isinstance(document, dict) or document.get("format") != PROOF_FORMAT:
+        raise InputError(f"not a faceledger audit proof (its 'format' is not {PROOF_FORMAT!r})")
+    if document.get("version") != PROOF_VERSION:
+        raise InputError(
+            f"proof format version {document.get('version')!r}; this verifier reads {PROOF_VERSION}"
+        )
+    log_id, fingerprint = document.get("log_id"), key_fingerprint(key)
+    if not isinstance(log_id, str) or not LOG_ID.match(log_id):
+        raise VerificationError("the proof's log id is malformed")
+    if document.get("kind") == "inclusion":
+        cp = parse_checkpoint(document.get("checkpoint"), "the proof's checkpoint")
+        _check_checkpoint(cp, log_id, key, fingerprint)
+        seq = document.get("seq")
+        if not isinstance(seq, int) or isinstance(seq, bool) or not 1 <= seq <= cp.size:
+            raise VerificationError(f"entry {seq!r} is not covered by {cp.describe()}")
+        entry = parse_entry(document.get("entry"), seq, log_id, key)
+        if not entry.authentic or entry.seq != seq:
+            raise VerificationError(
+                f"entry {seq} does not carry a valid signature of this key: altered or forged"
+            )
+        if root_from_path(entry.leaf, seq - 1, cp.size, _nodes(document.get("proof"))) != cp.root:
+            raise VerificationError(f"entry {seq} is not in the log that {cp.describe()} signed")
+        return f"OK: entry {seq} is in the log of {cp.size} entries signed {cp.timestamp}; key {fingerprint}"
+    if document.get("kind") == "consistency":
+        old = parse_checkpoint(document.get("old"), "the proof's older checkpoint")
+        new = parse_checkpoint(document.get("new"), "the proof's newer checkpoint")
+        for cp in (old, new):
+            _check_checkpoint(cp, log_id, key, fingerprint)
+        if not 0 < old.size <= new.size:
+            raise VerificationError(f"{old.describe()} is not older than {new.describe()}")
+        got = roots_from_consistency(old.size, new.size, _nodes(document.get("proof")), old.root)
+        if got != (old.root, new.root):
+            raise VerificationError(
+                f"the log of {new.size} entries does not extend the log of {old.size} entries: "
+                "the older history was rewritten"
+            )
+        return (
+            f"OK: the log of {new.size} entries (signed {new.timestamp}) extends the log of "
+            f"{old.size} entries (signed {old.timestamp}); key {fingerprint}"
+        )
+    raise InputError(f"unknown proof kind {document.get('kind')!r} (inclusion or consistency)")
+
+
 def load_export(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
@@ -508,7 +617,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=[],
         help="a checkpoint (or checkpoint file) obtained earlier; may be given more than once",
     )
+    parser.add_argument(
+        "--proof", action="store_true", help="the file is an inclusion or consistency proof, not an export"
+    )
     args = parser.parse_args(argv)
+    if args.proof:
+        try:
+            print(verify_proof(load_export(args.export), load_public_key(args.key)))
+        except VerificationError as exc:
+            print(f"FAILED: {exc}", file=sys.stderr)
+            return 1
+        except InputError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        return 0
     try:
         summary = verify_files(args.export, args.key, args.checkpoint)
     except VerificationError as exc:

@@ -23,6 +23,7 @@ from faceledger.cli.common import (
     JsonlOption,
     JsonOption,
     console,
+    dumps,
     fail,
     handle_errors,
     one_output_mode,
@@ -32,6 +33,7 @@ from faceledger.cli.common import (
 )
 from faceledger.domain.roles import Action
 from faceledger.services import audit as audit_service
+from faceledger.services import audit_proofs
 from faceledger.services.accounts import Principal
 from faceledger.services.authorization import authorize
 from faceledger.services.datadir import DataDir
@@ -116,6 +118,9 @@ def verify(
             "and rewritten history.",
         ),
     ] = None,
+    proof: Annotated[
+        bool, typer.Option("--proof", help="The file is a proof from `audit prove`, not an export.")
+    ] = False,
 ) -> None:
     """Verify an export with the standalone verifier (no account: reads only the files given).
 
@@ -123,7 +128,7 @@ def verify(
     altered, removed, reordered or inserted, or the truncation); 2: an input is unreadable.
     Without --checkpoint a cut log cannot be told from a short one: it says so in a warning.
     """
-    argv = [str(export_file), "--key", str(key)]
+    argv = [str(export_file), "--key", str(key), *(["--proof"] if proof else [])]
     for path in checkpoint or []:
         argv += ["--checkpoint", str(path)]
     raise typer.Exit(standalone_verify.main(argv))
@@ -147,6 +152,63 @@ def checkpoint(data_dir: DataDirOption = None, as_json: JsonOption = False) -> N
         f"checkpoint: {signed.tree_size} entries, root {signed.root_hash.hex()}, at {signed.timestamp}"
     )
     console.print(f"appended to {file}: ship this file somewhere the database's administrators cannot write")
+
+
+def _write_proof(found: audit_proofs.Proof, out: Path | None) -> None:
+    if out is None:
+        print_json(found.document)
+        return
+    out.expanduser().write_text(dumps(found.document, indent=2) + "\n", encoding="utf-8")
+    console.print(
+        f"{found.kind} proof written to {out}; check it with: faceledger audit verify {out} --key KEY --proof"
+    )
+
+
+ProofOut = Annotated[
+    Path | None, typer.Option("--out", "-o", help="Write the proof here instead of printing it.")
+]
+
+
+@app.command("prove")
+@handle_errors
+def prove(
+    seq: Annotated[int, typer.Argument(help="The entry's sequence number.")],
+    tree_size: Annotated[
+        int | None,
+        typer.Option("--tree-size", help="The stored checkpoint to prove it in (default: the newest)."),
+    ] = None,
+    out: ProofOut = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Prove that entry SEQ is in the log a signed checkpoint covers (read_audit).
+
+    Prints (or writes) a JSON proof: the entry with its signature, its audit path and the
+    checkpoint. Anyone holding the log's public key checks it with `audit verify --proof`.
+    """
+    with opened(data_dir) as dd:
+        _allowed(dd, Action.READ_AUDIT)
+        found = audit_proofs.prove_entry(dd, seq, tree_size=tree_size)
+    _write_proof(found, out)
+
+
+@app.command("prove-extension")
+@handle_errors
+def prove_extension(
+    old_size: Annotated[int, typer.Argument(help="The size of the older stored checkpoint.")],
+    new_size: Annotated[
+        int | None, typer.Option("--to-size", help="The newer stored checkpoint (default: the newest).")
+    ] = None,
+    out: ProofOut = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Prove that the log at a later checkpoint extends the log at an earlier one (read_audit).
+
+    A consistency proof: the history the older checkpoint signed was not rewritten since.
+    """
+    with opened(data_dir) as dd:
+        _allowed(dd, Action.READ_AUDIT)
+        found = audit_proofs.prove_extension(dd, old_size, new_size)
+    _write_proof(found, out)
 
 
 @app.command("public-key")

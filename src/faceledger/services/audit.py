@@ -420,7 +420,7 @@ def _newest_checkpoint(
     ).all()
     for row in rows:
         try:
-            cp = Checkpoint.from_json(_checkpoint_json(row), where=f"stored checkpoint {row.id}")
+            cp = Checkpoint.from_json(checkpoint_json(row), where=f"stored checkpoint {row.id}")
         except ValidationError:
             continue  # damaged in the database: not something to trust, the verifier names it
         if checkpoint_is_valid(cp, public):
@@ -529,10 +529,10 @@ def export_log(dd: LogHome, path: Path, *, actor: str, now: datetime | None = No
         if cp is not None:
             _store_checkpoint(conn, cp)
         entries = [
-            _entry_json(row) for row in conn.execute(select(audit_entries).order_by(audit_entries.c.seq))
+            entry_json(row) for row in conn.execute(select(audit_entries).order_by(audit_entries.c.seq))
         ]
         checkpoints = [
-            _checkpoint_json(row)
+            checkpoint_json(row)
             for row in conn.execute(select(audit_checkpoints).order_by(audit_checkpoints.c.id))
         ]
     if cp is not None:
@@ -562,7 +562,8 @@ def _try_sign_tree(
         return None
 
 
-def _entry_json(row: Any) -> dict[str, JsonValue]:
+def entry_json(row: Any) -> dict[str, JsonValue]:
+    """A stored entry row as exports carry it: the entry (details parsed) and its signature."""
     return {
         "entry": {
             "seq": row.seq,
@@ -583,7 +584,8 @@ def _stored_details(text: str) -> Any:
         return text  # not JSON any more: export the text; the verifier reports the entry as malformed
 
 
-def _checkpoint_json(row: Any) -> dict[str, JsonValue]:
+def checkpoint_json(row: Any) -> dict[str, JsonValue]:
+    """A stored checkpoint row as exports and proofs carry it."""
     return {
         "log_id": row.log_id,
         "tree_size": row.tree_size,
@@ -621,7 +623,7 @@ def stored_checkpoints(dd: LogHome) -> Sequence[dict[str, JsonValue]]:
     """The checkpoints in the database, as stored, oldest first."""
     with dd.store.read() as conn:
         return [
-            _checkpoint_json(row)
+            checkpoint_json(row)
             for row in conn.execute(select(audit_checkpoints).order_by(audit_checkpoints.c.id))
         ]
 

@@ -14,17 +14,18 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
 from faceledger.audit.canonical import format_timestamp
 from faceledger.domain.roles import Action
-from faceledger.services import audit
+from faceledger.services import audit, audit_proofs
 from faceledger.services.authorization import authorize
 from faceledger.services.datadir import DataDir
 from faceledger.web.deps import DataDirDep, NowDep, PageDep, PrincipalDep
 from faceledger.web.errors import COMMON_RESPONSES
-from faceledger.web.models.audit import CheckpointOut, EntryOut, PublicKeyOut, ReportOut
+from faceledger.web.models.audit import CheckpointOut, EntryOut, ProofOut, PublicKeyOut, ReportOut
 from faceledger.web.models.common import Page, UtcDatetime, page_of, slice_page
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"], responses=COMMON_RESPONSES)
@@ -101,6 +102,36 @@ def list_checkpoints(
     authorize(dd, principal, [Action.READ_AUDIT], target="audit_log", now=now)
     stored = [CheckpointOut.model_validate(c) for c in audit.stored_checkpoints(dd)]
     return slice_page(stored, limit=page.limit, offset=page.offset)
+
+
+@router.get("/proofs/entries/{seq}", response_model=ProofOut, response_model_exclude_none=True)
+def prove_entry(
+    principal: PrincipalDep,
+    dd: DataDirDep,
+    now: NowDep,
+    seq: Annotated[int, PathParam(ge=1, le=2**53 - 1, description="The entry's sequence number.")],
+    tree_size: Annotated[
+        int | None, Query(ge=1, le=2**53 - 1, description="The stored checkpoint (default: the newest).")
+    ] = None,
+) -> ProofOut:
+    """Proof that entry ``seq`` is in the log a signed checkpoint covers (``read_audit``)."""
+    authorize(dd, principal, [Action.READ_AUDIT], target="audit_log", now=now)
+    return ProofOut.model_validate(audit_proofs.prove_entry(dd, seq, tree_size=tree_size).document)
+
+
+@router.get("/proofs/consistency", response_model=ProofOut, response_model_exclude_none=True)
+def prove_consistency(
+    principal: PrincipalDep,
+    dd: DataDirDep,
+    now: NowDep,
+    old_size: Annotated[int, Query(ge=1, le=2**53 - 1, description="The older stored checkpoint's size.")],
+    new_size: Annotated[
+        int | None, Query(ge=1, le=2**53 - 1, description="The newer one's (default: the newest).")
+    ] = None,
+) -> ProofOut:
+    """Proof that the log at one checkpoint extends the log at an earlier one (``read_audit``)."""
+    authorize(dd, principal, [Action.READ_AUDIT], target="audit_log", now=now)
+    return ProofOut.model_validate(audit_proofs.prove_extension(dd, old_size, new_size).document)
 
 
 @router.get("/public-key", response_model=PublicKeyOut)

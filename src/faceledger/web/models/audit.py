@@ -48,6 +48,22 @@ class CheckpointOut(BaseModel):
         return cls.model_validate(checkpoint.to_json())
 
 
+class ProofOut(BaseModel):
+    """An inclusion or consistency proof over stored checkpoints (check it: ``audit verify --proof``)."""
+
+    format: str = Field(description="Always 'faceledger-audit-proof'.")
+    version: int
+    kind: str = Field(description="'inclusion' (one entry is in a checkpoint's log) or 'consistency'.")
+    log_id: str
+    seq: int | None = Field(default=None, description="inclusion: the entry's sequence number")
+    entry: dict[str, Any] | None = Field(default=None, description="inclusion: the entry as stored, signed")
+    leaf_hash: str | None = Field(default=None, description="inclusion: the entry's Merkle leaf hash (hex)")
+    checkpoint: CheckpointOut | None = Field(default=None, description="inclusion: the checkpoint")
+    old: CheckpointOut | None = Field(default=None, description="consistency: the older checkpoint")
+    new: CheckpointOut | None = Field(default=None, description="consistency: the newer checkpoint")
+    proof: list[str] = Field(description="The proof's nodes (SHA-256, hex), leaf or old tree side first.")
+
+
 class PublicKeyOut(BaseModel):
     log_id: str
     fingerprint: str
