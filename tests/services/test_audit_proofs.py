@@ -33,7 +33,7 @@ def _key(dd: DataDir) -> Any:
 
 
 def _sizes(dd: DataDir) -> list[int]:
-    return sorted({int(c["tree_size"]) for c in audit.stored_checkpoints(dd)})
+    return sorted({int(str(c["tree_size"])) for c in audit.stored_checkpoints(dd)})
 
 
 def test_every_entry_proves_into_every_checkpoint_that_covers_it(dd: DataDir) -> None:
