@@ -36,7 +36,7 @@ from faceledger.web.api import routers
 from faceledger.web.api.galleries import sweep_uploads
 from faceledger.web.engine import FaceEngine
 from faceledger.web.limits import (
-    LOGIN_PATH,
+    THROTTLED_PATHS,
     BodyLimitMiddleware,
     BodyLimits,
     SignInLimits,
@@ -124,19 +124,22 @@ def create_app(
 
 
 def _document_throttling(app: FastAPI) -> None:
-    """The sign-in route may answer 429 (the throttle is middleware, so FastAPI cannot know)."""
+    """Sign-in and activation may answer 429 (the throttle is middleware, so FastAPI cannot know)."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
         fresh = app.openapi_schema is None
         schema = build()  # cached by FastAPI after the first call
-        operation = schema.get("paths", {}).get(LOGIN_PATH, {}).get("post")
-        if fresh and operation is not None:
-            operation.setdefault("responses", {})["429"] = {
-                "description": "Too many failed sign-ins for this username or from this address; "
-                "retry after the Retry-After header's seconds",
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
-            }
+        for path in sorted(THROTTLED_PATHS):
+            operation = schema.get("paths", {}).get(path, {}).get("post")
+            if fresh and operation is not None:
+                operation.setdefault("responses", {})["429"] = {
+                    "description": "Too many failed sign-ins for this username or from this address; "
+                    "retry after the Retry-After header's seconds",
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}
+                    },
+                }
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
