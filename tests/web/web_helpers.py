@@ -172,9 +172,7 @@ class Agency:
         voucher = VOUCHER if unit == UNIT else f"{VOUCHER}.{re.sub(r'[^a-z0-9._-]', '-', unit.lower())}"[:64]
         if username != voucher and voucher not in self.seeds:
             self.add(voucher, Role.SUPERVISOR, unit=unit)
-        answer = self.client.post(f"{API}/users", json=body, headers=self.admin().headers)
-        assert answer.status_code == 201, answer.text
-        self.activate(username, answer.json()["activation_code"])
+        self.create_activated(body)
         if username == voucher:
             accounts.vouch_as_installer(self.dd, username, now=self.clock.now)
         else:
@@ -182,6 +180,12 @@ class Agency:
             assert vouched.status_code == 200, vouched.text
         user: dict[str, Any] = self.client.get(f"{API}/users/{username}", headers=self.admin().headers).json()
         return user
+
+    def create_activated(self, body: dict[str, Any]) -> None:
+        """Create the account (as the first administrator) and activate it as its owner: not vouched for."""
+        answer = self.client.post(f"{API}/users", json=body, headers=self.admin().headers)
+        assert answer.status_code == 201, answer.text
+        self.activate(body["username"], answer.json()["activation_code"])
 
     def activate(self, username: str, code: str, password: str = PASSWORD) -> None:
         """The owner activates their account over the API; their TOTP seed is remembered."""
