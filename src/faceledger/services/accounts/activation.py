@@ -245,7 +245,10 @@ def _record_vouch(dd: DataDir, actor: str, row: Row[Any], now: datetime) -> User
         claimed = conn.execute(
             update(ta.users)
             .where(
-                ta.users.c.id == row.id, ta.users.c.vouched_at.is_(None), ta.users.c.activated_at.is_not(None)
+                ta.users.c.id == row.id,
+                ta.users.c.vouched_at.is_(None),
+                # the activation the voucher was shown, not a later one after a reset
+                ta.users.c.activated_at == row.activated_at,
             )
             .values(vouched_by=actor, vouched_at=now, updated_at=now)
         ).rowcount
