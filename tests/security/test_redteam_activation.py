@@ -23,7 +23,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import signed_in_unit as cli
 from accounts_helpers import FAST, ORG, PASSWORD, T0, UNIT, VOUCHER, Org, code
+from signed_in_unit import build_unit
 from sqlalchemy import select
 from web_helpers import API, Agency, error_of, running, template
 
@@ -358,3 +360,30 @@ def test_every_step_of_an_activation_is_in_the_audit_log(tmp_path: Path, templat
             "installer",
             "vouched",
         ) in una  # the first supervisor of the unit, vouched for by the installer
+
+
+# --- the same over the command line ----------------------------------------------------------------
+
+
+def test_a_reset_over_the_cli_prints_a_code_and_the_owner_activates_again(tmp_path: Path) -> None:
+    unit = build_unit(tmp_path, [("eve.examiner", "examiner")], example_policy=False)
+    try:
+        reset = unit.run(cli.ADMIN, "user", "reset-password", "eve.examiner")  # no password is asked
+        assert "otpauth://" not in reset
+        fresh = cli.found(r"fla_[A-Za-z0-9_-]+", reset)
+        assert "session was ended" in unit.run("eve.examiner", "user", "show", "eve.examiner", code=1)
+        mine = "her very own passphrase"
+        activated = unit.run(
+            "eve.examiner", "user", "activate", "eve.examiner", input=f"{fresh}\n{mine}\n{mine}\n"
+        )
+        uri = cli.found(r"otpauth://\S+", activated)
+        waiting = unit.run(
+            "eve.examiner", "login", "eve.examiner", input=f"{mine}\n{cli.code_for(uri)}\n", code=1
+        )
+        assert "waits for a supervisor" in waiting
+        assert "vouched for by una.unitlead" in unit.run(cli.VOUCHER, "user", "vouch", "eve.examiner")
+        assert "signed in as eve.examiner" in unit.run(
+            "eve.examiner", "login", "eve.examiner", input=f"{mine}\n{cli.code_for(uri)}\n"
+        )
+    finally:
+        unit.close()
