@@ -83,8 +83,9 @@ class AccountSettings:
     """Sign-in: lockout, session and token lifetimes, password hashing cost.
 
     After ``lockout_failures`` wrong passwords or second-factor codes in a row an account is
-    locked for ``lockout_minutes``. The Argon2 costs default to argon2-cffi's (RFC 9106, low
-    memory); raising them re-hashes each password at its owner's next sign-in.
+    locked for ``lockout_minutes``. An activation code works for ``activation_hours``. The
+    Argon2 costs default to argon2-cffi's (RFC 9106, low memory); raising them re-hashes each
+    password at its owner's next sign-in.
     """
 
     lockout_failures: int = 5
@@ -92,6 +93,8 @@ class AccountSettings:
     session_hours: int = 12
     token_max_days: int = 90
     bootstrap_minutes: int = 60
+    #: How long an account's one-time activation code works (after creation or a reset).
+    activation_hours: int = 72
     password_min_length: int = 12
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536

@@ -16,7 +16,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import insert, inspect, select, text
+from sqlalchemy import create_engine, insert, inspect, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.schema import CreateTable
@@ -123,6 +123,36 @@ def test_migrations_create_exactly_the_schema_the_code_declares(store: Store) ->
     with store.read() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         assert compare_metadata(context, t.metadata) == []
+
+
+def test_existing_accounts_count_as_activated_and_vouched_after_0007(tmp_path: Path) -> None:
+    """Migration 0007: accounts from before activation keep signing in; downgrading drops the columns."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    command.upgrade(alembic_config(url), "0006")
+    store = Store.open_sqlite(tmp_path / "old.db")  # applies 0007 and later
+    store.close()
+    command.downgrade(alembic_config(url), "0006")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO users (username, display_name, organisation, unit, password_hash, "
+                "totp_confirmed, failed_attempts, suspended, trial, created_by, created_at, updated_at) "
+                "VALUES ('old.timer', 'Old', 'Org', 'Unit', 'x', 0, 0, 0, 0, 'bootstrap', "
+                "'2026-01-01 09:00:00', '2026-02-01 09:00:00')"
+            )
+        )
+    engine.dispose()
+    store = Store.open_sqlite(tmp_path / "old.db")
+    try:
+        with store.read() as conn:
+            row = conn.execute(text("SELECT * FROM users WHERE username = 'old.timer'")).mappings().one()
+        assert row["activation_hash"] is None
+        assert row["vouched_by"] == "(before activation)"
+        assert str(row["activated_at"]).startswith("2026-02-01 09:00:00")
+        assert str(row["vouched_at"]).startswith("2026-02-01 09:00:00")
+    finally:
+        store.close()
 
 
 def test_sqlite_runs_with_foreign_keys_wal_full_sync_and_secure_delete(store: Store) -> None:

@@ -35,6 +35,8 @@ from faceledger.services.datadir import DataDir, open_data_dir
 ORG = "Example Constabulary"  # the organisation of the shipped example policy
 UNIT = "facial-identification"  # the unit the example policy lets search its galleries
 ADMIN = "ada.admin"
+#: The unit's first supervisor (vouched for by the installer), who vouches for everyone else.
+VOUCHER = "una.unitlead"
 PASSWORD = "a long enough passphrase"
 CASE, PURPOSE, GALLERY = "2025/CID/004211", "criminal_investigation", "custody_arrest_photos"
 
@@ -119,21 +121,38 @@ class SignedInUnit:
         )
         return list(found_entries.entries)
 
-    def add_person(self, username: str, role: str) -> None:
-        """An account made by the administrator, a workstation registered for it, and a sign-in there."""
+    def create_and_activate(self, username: str, role: str) -> str:
+        """The administrator creates the account, its owner activates it; returns the TOTP URI."""
         created = self.run(
-            ADMIN, "user", "create", username, "--role", role, "--organisation", ORG, "--unit", UNIT,
-            input=f"{PASSWORD}\n{PASSWORD}\n",
+            ADMIN, "user", "create", username, "--role", role, "--organisation", ORG, "--unit", UNIT
         )  # fmt: skip
-        uri = re.search(r"otpauth://\S+", created)
+        activation_code = found(r"fla_[A-Za-z0-9_-]+", created)
+        self.folders[username] = self.root / "config" / username
+        activated = self.run(
+            username, "user", "activate", username, input=f"{activation_code}\n{PASSWORD}\n{PASSWORD}\n"
+        )
+        return found(r"otpauth://\S+", activated)
+
+    def add_voucher(self) -> None:
+        """The unit's first supervisor: activated, vouched for by the installer, signed in."""
+        uri = self.create_and_activate(VOUCHER, "supervisor")
+        self.run(None, "user", "vouch", VOUCHER, "--installer")
+        self.run(VOUCHER, "login", VOUCHER, input=f"{PASSWORD}\n{code_for(uri)}\n")
+
+    def add_person(self, username: str, role: str) -> None:
+        """An account made by the administrator, activated by its owner, vouched for by the unit's
+        supervisor; a workstation registered for it, and a sign-in there."""
+        if VOUCHER not in self.folders:
+            self.add_voucher()
+        uri = self.create_and_activate(username, role)
+        self.run(VOUCHER, "user", "vouch", username)
         device_id = f"ws-{username}"
         registered = self.run(
             ADMIN, "device", "register", device_id, "--name", f"workstation of {username}", "--unit", UNIT
         )
         credential = found(rf"{re.escape(device_id)}:\S+", registered)
-        self.folders[username] = self.root / "config" / username
         self.run(username, "device", "use", input=f"{credential}\n")
-        code = code_for(uri.group(0)) if uri else ""
+        code = code_for(uri)
         assert f"signed in as {username}" in self.run(
             username, "login", username, input=f"{PASSWORD}\n{code}\n"
         )

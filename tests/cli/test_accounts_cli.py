@@ -26,6 +26,7 @@ ORG = "Example Constabulary"
 ADMIN_PW = "admin passphrase 123"
 EVE_PW = "examiner passphrase 1"
 RITA_PW = "reviewer passphrase 1"
+SUE_PW = "supervisor passphrase 1"
 
 runner = CliRunner()
 app = typer.Typer()
@@ -105,6 +106,8 @@ def test_help_lists_the_account_commands() -> None:
             "reset-password",
             "enrol-totp",
             "unlock",
+            "activate",
+            "vouch",
             "bootstrap",
             "claim",
         ),
@@ -124,38 +127,34 @@ def test_an_installation_from_the_first_administrator_to_an_examiner_on_a_device
     assert "fls_" in stored
     assert ADMIN_PW not in stored
 
-    out = run(
-        "user",
-        "create",
-        "eve.examiner",
-        "--role",
-        "examiner",
-        "--organisation",
-        ORG,
-        "--unit",
-        "FIU",
-        "-d",
-        data_dir,
-        input=f"{EVE_PW}\n{EVE_PW}\n",
-    )
-    eve_uri = found(r"otpauth://\S+", out)
-    out = run(
-        "user",
-        "create",
-        "rita.reviewer",
-        "--role",
-        "reviewer",
-        "--organisation",
-        ORG,
-        "--unit",
-        "FIU",
-        "-d",
-        data_dir,
-        input=f"{RITA_PW}\n{RITA_PW}\n",
-    )
-    assert "otpauth://" in out  # every role needs a second factor, reviewers included
+    def create(username: str, role: str) -> str:
+        out = run(
+            "user", "create", username, "--role", role, "--organisation", ORG, "--unit", "FIU", "-d", data_dir
+        )
+        assert "otpauth://" not in out  # the administrator never sees anyone's second factor
+        return found(r"fla_[A-Za-z0-9_-]+", out)
+
+    def activate(username: str, code: str, password: str) -> str:
+        out = run("user", "activate", username, "-d", data_dir, input=f"{code}\n{password}\n{password}\n")
+        assert "account " + username + " activated" in out
+        return found(r"otpauth://\S+", out)
+
+    sue_code = create("sue.supervisor", "supervisor")
+    eve_code = create("eve.examiner", "examiner")
+    create("rita.reviewer", "reviewer")
     listed = json.loads(run("user", "list", "--json", "-d", data_dir))
-    assert [u["username"] for u in listed] == ["ada.admin", "eve.examiner", "rita.reviewer"]
+    assert [u["username"] for u in listed] == ["ada.admin", "eve.examiner", "rita.reviewer", "sue.supervisor"]
+    assert {u["state"] for u in listed[1:]} == {"needs_activation"}
+    # the people: their own passwords; the unit's first supervisor is vouched for by the installer
+    sue_uri = activate("sue.supervisor", sue_code, SUE_PW)
+    eve_uri = activate("eve.examiner", eve_code, EVE_PW)
+    assert "wrong, expired or already used" in run(
+        "user", "activate", "eve.examiner", "-d", data_dir, input=f"{eve_code}\n{EVE_PW}\n{EVE_PW}\n", code=1
+    )
+    assert "first supervisor of a unit" in run(
+        "user", "vouch", "eve.examiner", "--installer", "-d", data_dir, code=1
+    )
+    assert "vouched for by installer" in run("user", "vouch", "sue.supervisor", "--installer", "-d", data_dir)
 
     run("user", "suspend", "rita.reviewer", "--reason", "on leave", "-d", data_dir)
     assert json.loads(run("user", "show", "rita.reviewer", "--json", "-d", data_dir))["suspended"] is True
@@ -203,6 +202,14 @@ def test_an_installation_from_the_first_administrator_to_an_examiner_on_a_device
     assert "signed out" in run("logout", "-d", data_dir)
     assert "session" not in json.loads(session_file.read_text())
     run("user", "list", "-d", data_dir, code=1)
+
+    # the examiner cannot sign in until a supervisor of the unit vouches for her
+    assert "waits for a supervisor" in run(
+        "login", "eve.examiner", "-d", data_dir, input=f"{EVE_PW}\n{now_code(eve_uri)}\n", code=1
+    )
+    run("login", "sue.supervisor", "-d", data_dir, input=f"{SUE_PW}\n{now_code(sue_uri)}\n")
+    assert "vouched for by sue.supervisor" in run("user", "vouch", "eve.examiner", "-d", data_dir)
+    run("logout", "-d", data_dir)
 
     # the examiner's workstation: install the device credential, then sign in on it
     assert "presents device lab-ws-03" in run("device", "use", "-d", data_dir, input=f"{credential}\n")

@@ -16,16 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 import postgres_db
 from faceledger.adapters.store import Store
+from faceledger.adapters.store import tables_accounts as ta
 from faceledger.adapters.store.tables_audit import audit_entries
 from faceledger.config import AccountSettings, Settings
-from faceledger.domain.roles import requires_mfa
 from faceledger.services import accounts
 from faceledger.services.accounts import totp
-from faceledger.services.accounts.records import Principal
+from faceledger.services.accounts.records import Activation, Principal
 from faceledger.services.datadir import DataDir, init_data_dir
 from faceledger.services.devices import DeviceCredential
 
@@ -40,6 +40,9 @@ ORG = "Example Constabulary"
 PASSWORD = "a long enough passphrase"
 ADMIN = "ada.admin"
 UNIT = "facial-identification"  # the unit the example policy lets search
+#: The supervisor the helpers make first in each unit (vouched for by the installer), who
+#: vouches for every account the helpers add to that unit (accounts need a second person).
+VOUCHER = "una.unitlead"
 
 
 @contextmanager
@@ -91,6 +94,7 @@ class Org:
         self.seeds[ADMIN] = uri
         self.admin = self.sign_in(ADMIN, now=now)
         self._step = 0
+        self.vouchers: dict[str, Principal] = {}
 
     def sign_in(
         self,
@@ -119,8 +123,15 @@ class Org:
         expires_at: datetime | None = None,
         trial: bool = False,
     ) -> None:
-        """Create an account; enrol TOTP when its roles need it (or when ``totp`` says so)."""
-        user = accounts.create_user(
+        """Create an account as people do: the administrator creates it, its owner activates it
+        (their password, their TOTP seed), a supervisor of the unit vouches for it.
+
+        ``with_totp=False`` then removes the second factor from the row, as an account from
+        before activation existed may lack one (to test what sign-in says about it).
+        """
+        if username != VOUCHER and UNIT not in self.vouchers:
+            self._add_voucher(now)
+        activation = accounts.create_user(
             self.dd,
             self.admin,
             username=username,
@@ -128,13 +139,34 @@ class Org:
             organisation=ORG,
             unit=UNIT,
             roles=roles,
-            password=PASSWORD,
             expires_at=expires_at,
             trial=trial,
             now=now,
         )
-        if requires_mfa(user.roles) if with_totp is None else with_totp:
-            self.seeds[username] = accounts.enrol_totp(self.dd, self.admin, username, now=now)
+        self.activate(activation, now=now)
+        if with_totp is False:
+            with self.dd.store.begin() as conn:
+                conn.execute(
+                    update(ta.users)
+                    .where(ta.users.c.username == username)
+                    .values(totp_secret=None, totp_confirmed=False)
+                )
+            self.seeds.pop(username, None)
+
+    def activate(self, activation: Activation, *, now: datetime = T0, password: str = PASSWORD) -> None:
+        """The owner activates (remembering their seed), then the unit's helper supervisor vouches."""
+        username = activation.user.username
+        self.seeds[username] = accounts.activate(
+            self.dd, username=username, code=activation.code, password=password, now=now
+        )
+        if username == VOUCHER:
+            accounts.vouch_as_installer(self.dd, username, now=now)
+        else:
+            accounts.vouch(self.dd, self.vouchers[activation.user.unit], username, now=now)
+
+    def _add_voucher(self, now: datetime) -> None:
+        self.add(VOUCHER, "supervisor", now=now)
+        self.vouchers[UNIT] = self.sign_in(VOUCHER, now=now)
 
     def second_admin(self, now: datetime = T0) -> Principal:
         self.add("bob.admin", "system_admin", now=now)

@@ -18,6 +18,8 @@ from accounts_helpers import (  # noqa: F401 - fixtures
     ORG,
     PASSWORD,
     T0,
+    UNIT,
+    VOUCHER,
     Org,
     audit_rows,
     code,
@@ -187,31 +189,25 @@ def test_passwords_are_argon2_hashed_and_rehashed_when_the_cost_rises(org: Org) 
 
 
 def test_weak_passwords_and_bad_usernames_are_refused(org: Org) -> None:
-    with pytest.raises(ValidationError, match="too short"):
-        accounts.create_user(
+    for username, password, match in (
+        ("sam.short", "short", "too short"),
+        ("samuel.same.name", "Samuel.Same.Name", "not be blank or the username"),
+    ):
+        made = accounts.create_user(
             org.dd,
             org.admin,
-            username="sam.short",
+            username=username,
             display_name="S",
             organisation=ORG,
             unit="U",
             roles=["reviewer"],
-            password="short",
             now=T0,
         )
-    with pytest.raises(ValidationError, match="not be blank or the username"):
-        accounts.create_user(
-            org.dd,
-            org.admin,
-            username="samuel.same.name",
-            display_name="S",
-            organisation=ORG,
-            unit="U",
-            roles=["reviewer"],
-            password="Samuel.Same.Name",
-            now=T0,
-        )
-    for bad in ("Admin", "x", "system", "library", "has space"):
+        with pytest.raises(ValidationError, match=match):  # the owner's own password, at activation
+            accounts.activate(org.dd, username=username, code=made.code, password=password, now=T0)
+        # the refused password did not use up the code
+        accounts.activate(org.dd, username=username, code=made.code, password=PASSWORD, now=T0)
+    for bad in ("Admin", "x", "system", "installer", "library", "has space"):
         with pytest.raises(ValidationError):
             accounts.create_user(
                 org.dd,
@@ -221,7 +217,6 @@ def test_weak_passwords_and_bad_usernames_are_refused(org: Org) -> None:
                 organisation=ORG,
                 unit="U",
                 roles=["reviewer"],
-                password=PASSWORD,
                 now=T0,
             )
 
@@ -304,7 +299,8 @@ def test_mfa_is_required_for_roles_that_search_see_faces_or_administer(org: Org)
             assert not org.sign_in(username).actor.mfa_verified
     assert _failures(org.dd) == ["totp_not_enrolled"] * len(needs)
 
-    uri = accounts.enrol_totp(org.dd, org.admin, "only.examiner", now=T0)
+    org.activate(accounts.enrol_totp(org.dd, org.admin, "only.examiner", now=T0))
+    uri = org.seeds["only.examiner"]
     with pytest.raises(AuthenticationError, match="code from its authenticator"):
         accounts.authenticate(
             org.dd, username="only.examiner", password=PASSWORD, totp=None, device=None, now=T0
@@ -404,7 +400,7 @@ def test_nobody_changes_their_own_standing(org: Org) -> None:
     for change in (
         lambda: accounts.set_roles(org.dd, org.admin, ADMIN, ["system_admin", "supervisor"], now=T0),
         lambda: accounts.set_expiry(org.dd, org.admin, ADMIN, expires_at=None, now=T0),
-        lambda: accounts.reset_password(org.dd, org.admin, ADMIN, "another long passphrase", now=T0),
+        lambda: accounts.reset_password(org.dd, org.admin, ADMIN, now=T0),
         lambda: accounts.enrol_totp(org.dd, org.admin, ADMIN, now=T0),
     ):
         with pytest.raises(PermissionDeniedError, match="separation of duties"):
@@ -428,7 +424,6 @@ def test_only_system_administrators_manage_accounts(org: Org) -> None:
             organisation=ORG,
             unit="U",
             roles=["examiner"],
-            password=PASSWORD,
             now=T0,
         )
     with pytest.raises(PermissionDeniedError):
@@ -439,6 +434,7 @@ def test_only_system_administrators_manage_accounts(org: Org) -> None:
         ADMIN,
         "aud.auditor",
         "eve.examiner",
+        VOUCHER,
     ]
     with pytest.raises(PermissionDeniedError):
         accounts.suspend(org.dd, auditor, "eve.examiner", reason="curious", now=T0)
@@ -453,19 +449,24 @@ def test_only_system_administrators_manage_accounts(org: Org) -> None:
 def test_account_changes_are_recorded_with_who_made_them(org: Org) -> None:
     org.add("rita.reviewer", "reviewer")
     accounts.update_user(org.dd, org.admin, "rita.reviewer", unit="Review Team", now=T0)
-    accounts.reset_password(org.dd, org.admin, "rita.reviewer", "a brand new passphrase", now=T0)
+    reset = accounts.reset_password(org.dd, org.admin, "rita.reviewer", now=T0)
     with pytest.raises(AuthenticationError):
         org.sign_in("rita.reviewer")
-    assert org.sign_in("rita.reviewer", password="a brand new passphrase").actor.unit == "Review Team"
+    org.vouchers["Review Team"] = org.vouchers[UNIT]  # a supervisor of the new unit (for the helper)
+    with pytest.raises(PermissionDeniedError, match="only a supervisor of unit 'Review Team'"):
+        org.activate(reset, password="a brand new passphrase")
     changes = [(r.actor, r.object, details(r)["change"]) for r in audit_rows(org.dd, "account_changed")]
-    changes = [c for c in changes if "totp" not in c[2]]  # reviewers enrol a second factor too
-    assert changes[-3:] == [
+    changes = [c for c in changes if c[1] == "account:rita.reviewer" and "totp" not in c[2]]
+    assert changes == [
         (ADMIN, "account:rita.reviewer", "created"),
+        ("rita.reviewer", "account:rita.reviewer", "activated"),
+        (VOUCHER, "account:rita.reviewer", "vouched"),
         (ADMIN, "account:rita.reviewer", "update"),
         (ADMIN, "account:rita.reviewer", "reset_password"),
+        ("rita.reviewer", "account:rita.reviewer", "activated"),
     ]
     sign_ins = [r.actor for r in audit_rows(org.dd, "sign_in")]
-    assert sign_ins == [ADMIN, "rita.reviewer"]
+    assert sign_ins == [ADMIN, VOUCHER]
 
 
 # --- sessions and API tokens -------------------------------------------------------------------

@@ -18,6 +18,7 @@ from web_helpers import (
     DEVICE,
     ORG,
     PASSWORD,
+    VOUCHER,
     Agency,
     Clock,
     Session,
@@ -248,10 +249,12 @@ def test_lists_come_in_pages_with_a_maximum(agency: Agency) -> None:
         agency.add(name, "reviewer")
     admin = agency.admin()
     first = agency.client.get(f"{API}/users?limit=2", headers=admin.headers).json()
-    assert (first["total"], first["limit"], first["offset"], first["next_offset"]) == (4, 2, 0, 2)
+    assert (first["total"], first["limit"], first["offset"], first["next_offset"]) == (5, 2, 0, 2)
     rest = agency.client.get(f"{API}/users?limit=2&offset=2", headers=admin.headers).json()
-    assert rest["next_offset"] is None
-    names = [u["username"] for u in first["items"] + rest["items"]]
-    assert sorted(names) == sorted([ADMIN, "ann.one", "ben.two", "cat.three"])
+    assert rest["next_offset"] == 4
+    last = agency.client.get(f"{API}/users?limit=2&offset=4", headers=admin.headers).json()
+    assert last["next_offset"] is None
+    names = [u["username"] for u in first["items"] + rest["items"] + last["items"]]
+    assert sorted(names) == sorted([ADMIN, "ann.one", "ben.two", "cat.three", VOUCHER])
     too_many = agency.client.get(f"{API}/users?limit=501", headers=admin.headers)
     assert too_many.status_code == 422

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from audit_helpers import append
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from starlette.testclient import TestClient
 
 from faceledger.adapters.store.tables_audit import audit_checkpoints
@@ -55,3 +55,19 @@ def test_the_running_service_signs_checkpoints_on_its_timer(tmp_path: Path) -> N
 def test_a_timer_setting_out_of_range_is_refused(minutes: float) -> None:
     with pytest.raises(ConfigError, match="checkpoint_minutes"):
         AuditSettings(checkpoint_minutes=minutes)
+
+
+def test_the_service_refuses_to_start_on_a_log_cut_while_it_was_down(tmp_path: Path) -> None:
+    settings = Settings(audit=AuditSettings(checkpoint_every=0, checkpoint_minutes=0))
+    with init_data_dir(tmp_path / "data", settings=settings) as dd:
+        append(dd, 6)
+        audit.checkpoint(dd)
+        with dd.store.begin() as conn:  # someone with the database cuts the tail and hides it
+            conn.execute(text("DELETE FROM audit_entries WHERE seq > 3"))
+            conn.execute(text("DELETE FROM audit_checkpoints"))
+            conn.execute(text("UPDATE audit_log SET size = 3"))
+        with (
+            pytest.raises(audit.LogIntegrityError, match="the stored log has 3 entries"),
+            TestClient(create_app(dd)),
+        ):
+            pass

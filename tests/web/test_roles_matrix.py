@@ -27,7 +27,9 @@ from web_helpers import (
     API,
     CASE,
     CUSTODY,
+    ORG,
     PURPOSE,
+    UNIT,
     Agency,
     Session,
     audit_rows,
@@ -120,9 +122,16 @@ def _create_user(w: World, role: str) -> httpx2.Response:
         "organisation": "Example Constabulary",
         "unit": "facial-identification",
         "roles": ["reviewer"],
-        "password": "another long passphrase",
     }
     return w.client.post(f"{API}/users", json=body, headers=w.headers(role))
+
+
+def _vouch(w: World, role: str) -> httpx2.Response:
+    """Vouch for a freshly activated account of the unit (the supervisor is not its creator)."""
+    name = f"new.user{next(_serial)}"
+    body = {"username": name, "display_name": "New", "organisation": ORG, "unit": UNIT, "roles": ["reviewer"]}
+    w.agency.create_activated(body)
+    return w.client.post(f"{API}/users/{name}/vouch", headers=w.headers(role))
 
 
 def _on_fresh_user(action: str, json: object | None = None, *, suspended: bool = False) -> Call:
@@ -259,8 +268,9 @@ CASES = [
         "reset password",
         "POST /users/{username}/password",
         ADMIN_ROLE,
-        _on_fresh_user("password", {"password": "another passphrase"}),
+        _on_fresh_user("password"),
     ),
+    Case("vouch", "POST /users/{username}/vouch", frozenset({"supervisor"}), _vouch),
     Case("enrol totp", "POST /users/{username}/totp", ADMIN_ROLE, _on_fresh_user("totp")),
     Case("unlock", "POST /users/{username}/unlock", ADMIN_ROLE, _post(f"/users/{TARGET}/unlock")),
     Case("list devices", "GET /devices", frozenset({"system_admin", "auditor"}), _get("/devices")),
@@ -500,8 +510,9 @@ def test_every_endpoint_of_the_api_is_in_the_table(world: World) -> None:
     operations = {
         f"{method.upper()} {path.removeprefix(API)}" for path, ops in spec["paths"].items() for method in ops
     }
-    # Sign-in and creating the first administrator are for people who are not signed in yet (test_auth).
-    untabled = {"POST /auth/login", "POST /auth/bootstrap"}
+    # Sign-in, activation and creating the first administrator are for people who are not signed
+    # in yet (test_auth, security/test_redteam_activation).
+    untabled = {"POST /auth/login", "POST /auth/bootstrap", "POST /auth/activate"}
     assert {case.operation for case in CASES} == operations - untabled
 
 

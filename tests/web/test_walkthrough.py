@@ -34,6 +34,7 @@ UNIT = "facial-identification"
 GALLERY = "custody_arrest_photos"
 CASE = "2026/CID/000017"
 PEOPLE = ("Colin_Powell", "Tony_Blair", "Jean_Chretien", "George_W_Bush")
+VOUCHER = "una.unitlead"
 VERIFIER = Path(__file__).resolve().parents[2] / "src" / "faceledger" / "audit" / "verify.py"
 
 
@@ -42,8 +43,10 @@ class Agency:
     """A client of the running service: its base URL, the device credential, each person's TOTP seed."""
 
     base: str
+    data_dir: Path
     device: str = ""
     seeds: dict[str, str | None] = field(default_factory=dict)
+    voucher: str | None = None  # the session of the unit's first supervisor
 
     def call(self, method: str, path: str, token: str | None = None, device: bool = True, **kw: Any) -> Any:
         headers = {}
@@ -67,18 +70,41 @@ class Agency:
         return token
 
     def add(self, admin: str, username: str, *roles: str, **extra: Any) -> None:
+        """The administrator creates the account, its owner activates it, a supervisor vouches."""
+        if self.voucher is None:
+            self.voucher = "(first)"
+            self.add(admin, VOUCHER, "supervisor")
         body = {
             "username": username,
             "display_name": username.title(),
             "organisation": ORG,
             "unit": UNIT,
             "roles": list(roles),
-            "password": PASSWORD,
             **extra,
         }
         answer = self.call("POST", "/users", admin, device=False, json=body)
         assert answer.status_code == 201, answer.text
-        self.seeds[username] = answer.json()["totp_uri"]
+        assert "totp_uri" not in answer.text  # the administrator never sees the second factor
+        activation = {"username": username, "code": answer.json()["activation_code"], "password": PASSWORD}
+        activated = self.call("POST", "/auth/activate", device=False, json=activation)
+        assert activated.status_code == 200, activated.text
+        self.seeds[username] = activated.json()["totp_uri"]
+        if username == VOUCHER:
+            # The unit's first supervisor: vouched for by the installer, on the server's command line.
+            installer = [
+                *FACELEDGER,
+                "user",
+                "vouch",
+                VOUCHER,
+                "--installer",
+                "--data-dir",
+                str(self.data_dir),
+            ]
+            subprocess.run(installer, check=True, capture_output=True, text=True, timeout=120)
+            self.voucher = self.login(VOUCHER, device=False)
+            return
+        vouched = self.call("POST", f"/users/{username}/vouch", self.voucher, device=False)
+        assert vouched.status_code == 200, vouched.text
 
 
 def search(agency: Agency, token: str, probe: Path, *, device: bool = True, **form: str) -> Any:
@@ -117,7 +143,7 @@ def test_a_new_agency_from_first_start_to_an_audited_lead(tmp_path: Path, lfw_im
     with serving(FACELEDGER, data_dir, port) as server:
         secret, _ = read_until(server, r"flb_[A-Za-z0-9_-]+")
         read_until(server, r"Uvicorn running on")
-        agency = Agency(f"http://127.0.0.1:{port}/api/v1")
+        agency = Agency(f"http://127.0.0.1:{port}/api/v1", data_dir)
 
         # The system administrator: bootstrap, a device, the policy, the people.
         claim = {"secret": secret.group(0), "username": "ada.admin", "password": PASSWORD}

@@ -27,10 +27,10 @@ import typer
 
 from faceledger.cli.common import DataDirOption, JsonOption, console, fail, handle_errors, print_json, shown
 from faceledger.config import load_settings
-from faceledger.domain.roles import Role, requires_mfa
+from faceledger.domain.roles import Role
 from faceledger.errors import AuthenticationError, StoreError, ValidationError
 from faceledger.services import accounts, devices
-from faceledger.services.accounts import Principal, User
+from faceledger.services.accounts import Activation, Principal, User
 from faceledger.services.datadir import DataDir, open_data_dir
 from faceledger.services.devices import DeviceCredential
 
@@ -160,11 +160,26 @@ def _show_user(user: User, as_json: bool) -> None:
 
 
 def _state(user: User, now: datetime) -> str:
+    if user.state != "active":
+        return user.state.replace("_", " ")
     if user.suspended:
         return "suspended"
     if user.is_locked(now):
         return "locked"
     return "expired" if user.is_expired(now) else "active"
+
+
+def _print_activation(activation: Activation) -> None:
+    username = activation.user.username
+    console.print(
+        f"activation code for {username} (shown once; give it to them in person, valid until "
+        f"{activation.expires_at.isoformat(timespec='minutes')}):"
+    )
+    console.print(activation.code, soft_wrap=True, markup=False)
+    console.print(
+        f"next: {username} runs `faceledger user activate {username}` (their own password), then a "
+        f"supervisor of unit {shown(activation.user.unit)} runs `faceledger user vouch {username}`"
+    )
 
 
 def _print_totp(uri: str, username: str) -> None:
@@ -291,13 +306,16 @@ def create(
     data_dir: DataDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Create an account; prints its second-factor enrolment when its roles need one."""
+    """Create an account waiting for activation; prints its one-time activation code once.
+
+    You choose no password and see no second factor: the person activates the account with
+    the code and their own password, then a supervisor of their unit vouches for them.
+    """
     expiry = parse_moment(expires, "--expires") if expires else None
     roles = accounts.parse_roles(role)
-    password = _new_password(username)
     with opened(data_dir) as dd:
         by = signed_in(dd)
-        user = accounts.create_user(
+        activation = accounts.create_user(
             dd,
             by,
             username=username,
@@ -305,18 +323,68 @@ def create(
             organisation=organisation,
             unit=unit,
             roles=roles,
-            password=password,
             expires_at=expiry,
             trial=trial,
             now=_now(),
         )
-        uri = accounts.enrol_totp(dd, by, username, now=_now()) if requires_mfa(roles) else None
     if as_json:
-        print_json({**user.to_dict(), "totp_uri": uri})
+        print_json(_activation_json(activation))
         return
-    console.print(f"account {username} created")
-    if uri:
-        _print_totp(uri, username)
+    console.print(f"account {username} created; it needs activation")
+    _print_activation(activation)
+
+
+def _activation_json(activation: Activation) -> dict[str, Any]:
+    return {
+        **activation.user.to_dict(),
+        "activation_code": activation.code,
+        "activation_expires_at": activation.expires_at.isoformat(),
+    }
+
+
+@user_app.command("activate")
+@handle_errors
+def activate(
+    username: Annotated[str, typer.Argument(help="Your username.")],
+    data_dir: DataDirOption = None,
+) -> None:
+    """Activate your account: the one-time code from the administrator, then your own new password."""
+    code = str(typer.prompt("Activation code", hide_input=True))
+    password = _new_password(username)
+    with opened(data_dir) as dd:
+        uri = accounts.activate(dd, username=username, code=code, password=password, now=_now())
+    console.print(f"account {username} activated")
+    _print_totp(uri, username)
+    console.print(
+        f"you can sign in (faceledger login {username}) once a supervisor of your unit has vouched "
+        f"for you (faceledger user vouch {username})"
+    )
+
+
+@user_app.command("vouch")
+@handle_errors
+def vouch(
+    username: Annotated[str, typer.Argument(help="The activated account to vouch for.")],
+    installer: Annotated[
+        bool,
+        typer.Option(
+            "--installer",
+            help="Vouch as the installer, without signing in: only for the first supervisor of a unit.",
+        ),
+    ] = False,
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Vouch, as a supervisor of their unit, that an activated account is held by the person it names."""
+    with opened(data_dir) as dd:
+        if installer:
+            user = accounts.vouch_as_installer(dd, username, now=_now())
+        else:
+            user = accounts.vouch(dd, signed_in(dd), username, now=_now())
+    if as_json:
+        print_json(user.to_dict())
+        return
+    console.print(f"account {username} vouched for by {shown(user.vouched_by)}; it can sign in now")
 
 
 @user_app.command("list")
@@ -331,7 +399,7 @@ def list_users(data_dir: DataDirOption = None, as_json: JsonOption = False) -> N
     from rich.table import Table
 
     now = _now()
-    table = Table("username", "roles", "organisation", "unit", "state", "expires")
+    table = Table("username", "roles", "organisation", "unit", "state", "expires")  # state: see _state
     for u in users:
         state = _state(u, now)
         expiry = u.expires_at.isoformat(timespec="minutes") if u.expires_at else "-"
@@ -414,11 +482,15 @@ def set_expiry(
 def reset_password(
     username: Annotated[str, typer.Argument(help="Username.")], data_dir: DataDirOption = None
 ) -> None:
-    """Set a new password for someone else (their sessions end)."""
-    password = _new_password(username)
+    """Reset someone else's account: it needs activation (a new code) and a new vouch.
+
+    You choose no password: the person activates the account again with the printed code and
+    a password of their own. Their sessions and API tokens end.
+    """
     with opened(data_dir) as dd:
-        accounts.reset_password(dd, signed_in(dd), username, password, now=_now())
-    console.print(f"password of {username} reset; give it to them in person")
+        activation = accounts.reset_password(dd, signed_in(dd), username, now=_now())
+    console.print(f"account {username} reset; it needs activation again")
+    _print_activation(activation)
 
 
 @user_app.command("enrol-totp")
@@ -426,10 +498,14 @@ def reset_password(
 def enrol_totp(
     username: Annotated[str, typer.Argument(help="Username.")], data_dir: DataDirOption = None
 ) -> None:
-    """Give an account a new second factor (the old one stops working)."""
+    """A new second factor: the account needs activation again (the person receives the seed).
+
+    The old second factor and password stop working; sessions and API tokens end.
+    """
     with opened(data_dir) as dd:
-        uri = accounts.enrol_totp(dd, signed_in(dd), username, now=_now())
-    _print_totp(uri, username)
+        activation = accounts.enrol_totp(dd, signed_in(dd), username, now=_now())
+    console.print(f"account {username} reset for a new second factor; it needs activation again")
+    _print_activation(activation)
 
 
 @user_app.command("unlock")

@@ -26,6 +26,7 @@ NO_POLICY_VERSION = "none"
 SETUP_ACTIONS: frozenset[Action] = frozenset(
     {
         Action.MANAGE_ACCOUNTS,
+        Action.MANAGE_UNIT,  # a supervisor vouches for a new account of the unit (setting people up)
         Action.MANAGE_POLICY,
         Action.REGISTER_DEVICE,
         Action.MANAGE_GALLERIES,

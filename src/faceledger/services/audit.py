@@ -471,6 +471,24 @@ def checkpoint(dd: LogHome, *, now: datetime | None = None) -> Checkpoint:
     return cp
 
 
+def check_integrity(dd: LogHome) -> LogInfo:
+    """Raise :class:`LogIntegrityError` when the stored log does not extend its newest checkpoint.
+
+    The check every signing makes, on its own: ``faceledger serve`` makes it before it starts
+    answering, so a log cut while the service was down is reported at once, not at the next
+    checkpoint.
+    """
+    key = signer(dd)
+    with dd.store.read() as conn:
+        head = _read_head(conn)
+        if head is None:
+            raise StoreError(
+                f"the audit log of {dd.path} has not been created; run `faceledger init {dd.path}`"
+            )
+        _check_against_newest_checkpoint(dd, conn, key, head.log_id, head.size)
+    return head
+
+
 def checkpoint_if_behind(dd: LogHome, *, now: datetime | None = None) -> Checkpoint | None:
     """Sign a checkpoint when entries were added since the newest stored one (the serve timer's job).
 

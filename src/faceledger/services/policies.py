@@ -36,15 +36,17 @@ from faceledger.adapters.policy_file import MAX_POLICY_BYTES as MAX_POLICY_BYTES
 from faceledger.adapters.policy_file import example_policy_text, parse_policy, read_policy_file
 from faceledger.adapters.store.tables_cases import CASE_LEN, policy_decisions, policy_versions, searches
 from faceledger.audit import events as ev
+
+# The rule and version a decision cites before any policy is loaded live with the other
+# decisions made without a policy, in the domain; re-exported here for the services' callers.
+from faceledger.domain.access import NO_POLICY_RULE as NO_POLICY_RULE
+from faceledger.domain.access import NO_POLICY_VERSION as NO_POLICY_VERSION
+from faceledger.domain.access import no_policy_decision as no_policy_decision
 from faceledger.domain.policy import Decision, Policy, decide_action
 from faceledger.domain.roles import Action, Actor, require_aware
 from faceledger.errors import ConflictError, NotFoundError, PermissionDeniedError
 from faceledger.services import audit
 from faceledger.services.datadir import DataDir
-
-#: Rule and version a decision cites when no policy has been loaded.
-NO_POLICY_RULE = "policy.none"
-NO_POLICY_VERSION = "none"
 
 
 class Principal(Protocol):
@@ -144,16 +146,6 @@ def policy_history(dd: DataDir) -> list[StoredPolicy]:
     with dd.store.read() as conn:
         rows = conn.execute(select(policy_versions).order_by(policy_versions.c.id)).all()
     return [_stored(row) for row in rows]
-
-
-def no_policy_decision() -> Decision:
-    return Decision(
-        False,
-        NO_POLICY_RULE,
-        NO_POLICY_VERSION,
-        "no policy is in force in this data directory: a system administrator must load the "
-        "agency's policy first (`faceledger policy load FILE`; see docs/policy.md)",
-    )
 
 
 # --- decisions: recorded, and refusals raised --------------------------------------------

@@ -41,7 +41,7 @@ from faceledger.web.api import routers
 from faceledger.web.api.galleries import sweep_uploads
 from faceledger.web.engine import FaceEngine
 from faceledger.web.limits import (
-    LOGIN_PATH,
+    THROTTLED_PATHS,
     BodyLimitMiddleware,
     BodyLimits,
     SignInLimits,
@@ -95,11 +95,14 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        swept = sweep_uploads(dd)
-        if swept:
-            log.info("removed %d upload folder(s) left by a stopped server", swept)
-        timer = _start_checkpoint_timer(dd)
+        timer: asyncio.Task[None] | None = None
         try:
+            # A log cut or rewritten while the service was down: refuse to start, saying why.
+            await run_in_threadpool(audit.check_integrity, dd)
+            swept = sweep_uploads(dd)
+            if swept:
+                log.info("removed %d upload folder(s) left by a stopped server", swept)
+            timer = _start_checkpoint_timer(dd)
             yield
         finally:
             if timer is not None:
@@ -154,19 +157,22 @@ def _start_checkpoint_timer(dd: DataDir) -> asyncio.Task[None] | None:
 
 
 def _document_throttling(app: FastAPI) -> None:
-    """The sign-in route may answer 429 (the throttle is middleware, so FastAPI cannot know)."""
+    """Sign-in and activation may answer 429 (the throttle is middleware, so FastAPI cannot know)."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
         fresh = app.openapi_schema is None
         schema = build()  # cached by FastAPI after the first call
-        operation = schema.get("paths", {}).get(LOGIN_PATH, {}).get("post")
-        if fresh and operation is not None:
-            operation.setdefault("responses", {})["429"] = {
-                "description": "Too many failed sign-ins for this username or from this address; "
-                "retry after the Retry-After header's seconds",
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
-            }
+        for path in sorted(THROTTLED_PATHS):
+            operation = schema.get("paths", {}).get(path, {}).get("post")
+            if fresh and operation is not None:
+                operation.setdefault("responses", {})["429"] = {
+                    "description": "Too many failed sign-ins for this username or from this address; "
+                    "retry after the Retry-After header's seconds",
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}
+                    },
+                }
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]

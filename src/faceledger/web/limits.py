@@ -9,11 +9,12 @@ Uploads (``multipart/form-data``: probe photos, gallery images) may be as large 
 images at the configured image byte limit; every other body (JSON) gets a much smaller
 limit, since nothing the API takes as JSON is big.
 
-Sign-in is also throttled (:class:`SignInThrottleMiddleware`, with the ``limits`` library):
-failed sign-ins are counted per username and per client address in a moving window, and
-once either count is spent the sign-in route answers 429 with ``Retry-After`` without
-checking the password. Only failures count, so people who sign in correctly are never
-slowed; the counts are held in this process's memory and start afresh when it restarts.
+Sign-in (and account activation) is also throttled (:class:`SignInThrottleMiddleware`, with
+the ``limits`` library): failed sign-ins and activations are counted per username and per
+client address in a moving window, and once either count is spent the route answers 429
+with ``Retry-After`` without checking the password. Only failures count, so people who
+sign in correctly are never slowed; the counts are held in this process's memory and
+start afresh when it restarts.
 """
 
 from __future__ import annotations
@@ -120,8 +121,10 @@ async def _refuse(send: Send, limit: int) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-#: The route the throttle guards.
+#: The routes the throttle guards (activation codes are guessed like passwords, if anyone tries).
 LOGIN_PATH = "/api/v1/auth/login"
+ACTIVATE_PATH = "/api/v1/auth/activate"
+THROTTLED_PATHS = frozenset({LOGIN_PATH, ACTIVATE_PATH})
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +151,11 @@ class SignInThrottleMiddleware:
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("method") != "POST" or scope.get("path") != LOGIN_PATH:
+        if (
+            scope["type"] != "http"
+            or scope.get("method") != "POST"
+            or scope.get("path") not in THROTTLED_PATHS
+        ):
             await self.app(scope, receive, send)
             return
         body = await _read_body(receive)

@@ -58,6 +58,15 @@ users = Table(
     Column("created_by", String(USERNAME_LEN), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # Activation (migration 0007): SHA-256 of the one-time activation code while one is
+    # outstanding, when it stops working, and who issued it (the creator, or whoever reset
+    # the account); then when the person activated it, and who vouched for them.
+    Column("activation_hash", String(SHA256_LEN), nullable=True),
+    Column("activation_expires_at", DateTime(timezone=True), nullable=True),
+    Column("activation_issued_by", String(USERNAME_LEN), nullable=True),
+    Column("activated_at", DateTime(timezone=True), nullable=True),
+    Column("vouched_by", String(USERNAME_LEN), nullable=True),
+    Column("vouched_at", DateTime(timezone=True), nullable=True),
     sqlite_autoincrement=True,
 )
 

@@ -4,6 +4,8 @@ Everything a person does here, and every refusal, is written to the audit log in
 transaction as the change it records. See docs/accounts.md for the rules; the modules:
 
 * :mod:`.users` - administration (create, roles, suspend, expiry, password reset, TOTP, unlock)
+* :mod:`.activation` - :func:`activate` (the owner's code and password) and :func:`vouch`
+  (a supervisor of the unit): what makes a created or reset account usable
 * :mod:`.signin` - :func:`authenticate` (sign-in: password, lockout, TOTP, device) and :func:`logout`
 * :mod:`.principals` - :func:`principal_from_token`, run on every request
 * :mod:`.tokens` - API tokens
@@ -13,10 +15,11 @@ transaction as the change it records. See docs/accounts.md for the rules; the mo
 
 from __future__ import annotations
 
+from faceledger.services.accounts.activation import activate, vouch, vouch_as_installer
 from faceledger.services.accounts.bootstrap import bootstrap_admin, claim_bootstrap, needs_bootstrap
 from faceledger.services.accounts.guard import INCOMPATIBLE_ROLES, authorize, check_role_combination
 from faceledger.services.accounts.principals import principal_from_token
-from faceledger.services.accounts.records import ApiToken, Principal, User
+from faceledger.services.accounts.records import Activation, ApiToken, Principal, User
 from faceledger.services.accounts.signin import authenticate, logout
 from faceledger.services.accounts.tokens import create_token, list_tokens, revoke_token
 from faceledger.services.accounts.users import (
@@ -37,10 +40,12 @@ from faceledger.services.devices import DeviceCredential
 
 __all__ = [
     "INCOMPATIBLE_ROLES",
+    "Activation",
     "ApiToken",
     "DeviceCredential",
     "Principal",
     "User",
+    "activate",
     "authenticate",
     "authorize",
     "bootstrap_admin",
@@ -64,4 +69,6 @@ __all__ = [
     "unlock",
     "unsuspend",
     "update_user",
+    "vouch",
+    "vouch_as_installer",
 ]

@@ -100,6 +100,11 @@ def claim_bootstrap(
                 "password_hash": password_hash,
                 "expires_at": None,
                 "trial": False,
+                # The first administrator activates with the bootstrap secret and has
+                # nobody to vouch for them: the installer who printed the secret does.
+                "activated_at": now,
+                "vouched_by": BOOTSTRAP_ACTOR,
+                "vouched_at": now,
             }
             times = {"created_by": BOOTSTRAP_ACTOR, "created_at": now, "updated_at": now}
             user_id = rows.insert_user(conn, {**values, **labels, **times})

@@ -19,6 +19,7 @@ SESSION_PREFIX = "fls_"
 TOKEN_PREFIX = "flt_"  # noqa: S105 - a prefix, not a secret
 BOOTSTRAP_PREFIX = "flb_"
 DEVICE_PREFIX = "fld_"
+ACTIVATION_PREFIX = "fla_"
 
 
 def utc(moment: datetime, what: str = "time") -> datetime:
@@ -64,6 +65,18 @@ class User:
     created_by: str
     created_at: datetime
     updated_at: datetime
+    activation_expires_at: datetime | None = None
+    activation_issued_by: str | None = None
+    activated_at: datetime | None = None
+    vouched_by: str | None = None
+    vouched_at: datetime | None = None
+
+    @property
+    def state(self) -> str:
+        """``needs_activation``, ``needs_vouch`` or ``active`` (suspension and expiry aside)."""
+        if self.activated_at is None:
+            return "needs_activation"
+        return "needs_vouch" if self.vouched_at is None else "active"
 
     def is_locked(self, now: datetime) -> bool:
         return self.locked_until is not None and now < self.locked_until
@@ -90,7 +103,22 @@ class User:
             "created_by": self.created_by,
             "created_at": iso(self.created_at),
             "updated_at": iso(self.updated_at),
+            "state": self.state,
+            "activation_expires_at": iso(self.activation_expires_at),
+            "activation_issued_by": self.activation_issued_by,
+            "activated_at": iso(self.activated_at),
+            "vouched_by": self.vouched_by,
+            "vouched_at": iso(self.vouched_at),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Activation:
+    """An account waiting for its owner, and its one-time activation code (shown once, never stored)."""
+
+    user: User
+    code: str = field(repr=False)
+    expires_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

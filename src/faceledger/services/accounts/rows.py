@@ -20,7 +20,7 @@ from faceledger.services.accounts.records import User, from_db
 #: look-alike character can be part of a username.
 USERNAME = re.compile(r"[a-z][a-z0-9._-]{1,63}", re.ASCII)
 #: Names the audit log already uses for itself, or that would read ambiguously in it.
-RESERVED_USERNAMES = frozenset({"system", "bootstrap", "admin", "root", "anonymous", "library"})
+RESERVED_USERNAMES = frozenset({"system", "bootstrap", "installer", "admin", "root", "anonymous", "library"})
 
 
 def check_username(username: str) -> str:
@@ -92,6 +92,11 @@ def to_user(conn: Connection, row: Row[Any]) -> User:
         created_by=row.created_by,
         created_at=from_db(row.created_at) or row.created_at,
         updated_at=from_db(row.updated_at) or row.updated_at,
+        activation_expires_at=from_db(row.activation_expires_at),
+        activation_issued_by=row.activation_issued_by,
+        activated_at=from_db(row.activated_at),
+        vouched_by=row.vouched_by,
+        vouched_at=from_db(row.vouched_at),
     )
 
 
@@ -113,6 +118,12 @@ def insert_user(conn: Connection, values: dict[str, Any]) -> int:
         "locked_until": None,
         "suspended": False,
         "suspended_reason": None,
+        "activation_hash": None,
+        "activation_expires_at": None,
+        "activation_issued_by": None,
+        "activated_at": None,
+        "vouched_by": None,
+        "vouched_at": None,
     }
     result = conn.execute(insert(ta.users).values({**defaults, **values}))
     key = result.inserted_primary_key
@@ -137,5 +148,15 @@ def revoke_sessions(conn: Connection, user_id: int, now: datetime) -> int:
         update(ta.sessions)
         .where(ta.sessions.c.user_id == user_id, ta.sessions.c.revoked_at.is_(None))
         .values(revoked_at=now)
+    )
+    return result.rowcount
+
+
+def revoke_tokens(conn: Connection, user_id: int, now: datetime, *, by: str) -> int:
+    """Revoke every API token of a user that is not revoked yet (when the account is reset)."""
+    result = conn.execute(
+        update(ta.api_tokens)
+        .where(ta.api_tokens.c.user_id == user_id, ta.api_tokens.c.revoked_at.is_(None))
+        .values(revoked_at=now, revoked_by=by)
     )
     return result.rowcount

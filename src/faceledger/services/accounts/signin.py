@@ -105,6 +105,16 @@ def account_standing(row: Row[Any], now: datetime) -> tuple[str, str] | None:
     its owner from signing in for a while, but cannot end the owner's open sessions or stop
     its API tokens (docs/accounts.md).
     """
+    if row.activated_at is None:
+        return "not_activated", (
+            f"account {row.username!r} is not activated: activate it with the code from a system "
+            f"administrator (faceledger user activate {row.username})"
+        )
+    if row.vouched_at is None:
+        return "not_vouched", (
+            f"account {row.username!r} is activated but waits for a supervisor of its unit to vouch "
+            f"for it (faceledger user vouch {row.username})"
+        )
     expires_at = from_db(row.expires_at)
     if expires_at is not None and now >= expires_at:
         kind = "trial account" if row.trial else "account"
@@ -164,7 +174,8 @@ def _second_factor(
             return False
         message = (
             f"account {row.username!r} holds a role that needs a second factor, but none is enrolled; "
-            f"ask a system administrator to run: faceledger user enrol-totp {row.username}"
+            f"ask a system administrator to run: faceledger user enrol-totp {row.username} "
+            "(you then activate the account again)"
         )
         return _failed(dd, conn, row.username, "totp_not_enrolled", check, now, message)
     if not (code or "").strip():

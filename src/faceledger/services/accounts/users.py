@@ -19,14 +19,14 @@ from faceledger.audit.events import JsonValue
 from faceledger.domain.roles import Action, Role, parse_role
 from faceledger.errors import ConflictError, ValidationError
 from faceledger.services import audit
-from faceledger.services.accounts import hashing, rows, totp
+from faceledger.services.accounts import activation, rows
 from faceledger.services.accounts.guard import (
     authorize,
     check_role_combination,
     refuse_role_combination,
     refuse_self,
 )
-from faceledger.services.accounts.records import User, iso, role_names, utc
+from faceledger.services.accounts.records import Activation, User, iso, role_names, utc
 
 if TYPE_CHECKING:
     from faceledger.services.accounts.records import Principal
@@ -63,12 +63,16 @@ def create_user(
     organisation: str,
     unit: str,
     roles: Iterable[str | Role],
-    password: str,
     expires_at: datetime | None = None,
     trial: bool = False,
     now: datetime,
-) -> User:
-    """Create an account. Roles that need a second factor also need :func:`enrol_totp` next."""
+) -> Activation:
+    """Create an account waiting for activation; returns its one-time activation code (show once).
+
+    The administrator chooses no password and never sees the second factor: the person
+    activates the account with the code and their own password (:func:`.activation.activate`),
+    then a supervisor of the unit vouches for it (:func:`.activation.vouch`).
+    """
     now = utc(now)
     rows.check_username(username)
     held = _role_names(roles)
@@ -78,26 +82,27 @@ def create_user(
         "organisation": rows.check_label(organisation, "organisation"),
         "unit": rows.check_label(unit, "unit"),
     }
-    hashing.check_new_password(password, username=username, settings=dd.settings.accounts)
     authorize(dd, by, [Action.MANAGE_ACCOUNTS], target=f"account:{username}", now=now)
     refuse_role_combination(dd, by, held, account=username, attempted="create_account", now=now)
-    password_hash = hashing.hash_password(password, dd.settings.accounts)
     with dd.store.begin() as conn:
         if rows.user_row(conn, username) is not None:
             raise ConflictError(f"an account named {username!r} already exists")
-        values = {"username": username, "password_hash": password_hash, "expires_at": expiry, "trial": trial}
+        values = {"username": username, "password_hash": "!", "expires_at": expiry, "trial": trial}
         times = {"created_by": by.username, "created_at": now, "updated_at": now}
         user_id = rows.insert_user(conn, {**values, **labels, **times})
         rows.replace_roles(conn, user_id, held, by=by.username, now=now)
+        code, code_expires = activation.issue(dd, conn, user_id, by=by.username, now=now)
         details: dict[str, JsonValue] = {
             **labels,
             "roles": role_names(held),
             "expires_at": iso(expiry),
             "trial": trial,
+            "activation_expires_at": iso(code_expires),
         }
         event = events.account_changed(by.username, account=username, change="created", values=details)
         audit.record(dd, conn, event, now=now)
-        return rows.to_user(conn, rows.user_row_by_id(conn, user_id))
+        user = rows.to_user(conn, rows.user_row_by_id(conn, user_id))
+        return Activation(user=user, code=code, expires_at=code_expires)
 
 
 def get_user(dd: DataDir, by: Principal, username: str, *, now: datetime) -> User:
@@ -190,18 +195,26 @@ def set_expiry(
     return _admin_change(dd, by, username, "set_expiry", now, apply)
 
 
-def reset_password(dd: DataDir, by: Principal, username: str, new_password: str, *, now: datetime) -> User:
-    """Set a new password chosen by an administrator; the account's sessions end."""
-    hashing.check_new_password(new_password, username=username, settings=dd.settings.accounts)
-    password_hash = hashing.hash_password(new_password, dd.settings.accounts)
+def reset_password(dd: DataDir, by: Principal, username: str, *, now: datetime) -> Activation:
+    """Put the account back to "needs activation": a new one-time code, and a new vouch needed.
+
+    The administrator chooses no password: the owner activates the account again with the
+    code and a password of their own. Its password and second factor stop working at once,
+    and its sessions and API tokens end.
+    """
+    return _reactivate(dd, by, username, "reset_password", now)
+
+
+def _reactivate(dd: DataDir, by: Principal, username: str, change: str, now: datetime) -> Activation:
+    issued: list[tuple[str, datetime]] = []
 
     def apply(conn: Connection, row: Row[Any]) -> Mapping[str, JsonValue]:
-        rows.update_user(
-            conn, row.id, utc(now), password_hash=password_hash, failed_attempts=0, locked_until=None
-        )
-        return {"sessions_ended": rows.revoke_sessions(conn, row.id, utc(now))}
+        ended = activation.end_access(conn, row.id, by=by.username, now=utc(now))
+        issued.append(activation.issue(dd, conn, row.id, by=by.username, now=utc(now)))
+        return {**ended, "activation_expires_at": iso(issued[0][1])}
 
-    return _admin_change(dd, by, username, "reset_password", now, apply)
+    user = _admin_change(dd, by, username, change, now, apply)
+    return Activation(user=user, code=issued[0][0], expires_at=issued[0][1])
 
 
 def unlock(dd: DataDir, by: Principal, username: str, *, now: datetime) -> User:
@@ -214,26 +227,15 @@ def unlock(dd: DataDir, by: Principal, username: str, *, now: datetime) -> User:
     return _admin_change(dd, by, username, "unlock", now, apply)
 
 
-def enrol_totp(dd: DataDir, by: Principal, username: str, *, now: datetime) -> str:
-    """Give an account a new TOTP seed; returns the provisioning URI, to be shown once.
+def enrol_totp(dd: DataDir, by: Principal, username: str, *, now: datetime) -> Activation:
+    """A new second factor for someone who lost theirs: the account goes back to "needs activation".
 
-    The seed is confirmed by the account's next sign-in with a valid code; until then the
-    old seed (if any) no longer works, and the account's sessions are ended.
+    The administrator never receives the seed: the owner activates the account again with
+    the returned one-time code (and a password of their own), which gives *them* the new
+    TOTP enrolment URI; a supervisor of the unit vouches again. The old seed and password
+    stop working at once, and the account's sessions and API tokens end.
     """
-    uri: list[str] = []
-    vault = totp.TotpVault(dd.path)
-
-    def apply(conn: Connection, row: Row[Any]) -> Mapping[str, JsonValue]:
-        seed = totp.new_seed()
-        sealed = vault.seal(row.id, seed)
-        rows.update_user(
-            conn, row.id, utc(now), totp_secret=sealed, totp_confirmed=False, totp_last_step=None
-        )
-        uri.append(totp.provisioning_uri(seed, username=username, organisation=row.organisation))
-        return {"sessions_ended": rows.revoke_sessions(conn, row.id, utc(now))}
-
-    _admin_change(dd, by, username, "enrol_totp", now, apply)
-    return uri[0]
+    return _reactivate(dd, by, username, "enrol_totp", now)
 
 
 def update_user(

@@ -9,6 +9,8 @@ from faceledger.services import accounts
 from faceledger.web.deps import DataDirDep, DeviceDep, NowDep, PrincipalDep, TokenDep
 from faceledger.web.errors import COMMON_RESPONSES
 from faceledger.web.models.accounts import (
+    ActivatedOut,
+    ActivateIn,
     BootstrapClaim,
     BootstrapStatus,
     LoginRequest,
@@ -35,6 +37,19 @@ def login(body: LoginRequest, dd: DataDirDep, device: DeviceDep, now: NowDep) ->
     return LoginResponse(
         token=principal.session_token, expires_at=principal.expires_at, principal=PrincipalOut.of(principal)
     )
+
+
+@router.post("/activate", response_model=ActivatedOut)
+def activate(body: ActivateIn, dd: DataDirDep, now: NowDep) -> ActivatedOut:
+    """Activate your account with the one-time code from the administrator and your own password.
+
+    Returns your TOTP enrolment URI once (add it to your authenticator app; your first
+    sign-in with a code confirms it). You can sign in once a supervisor of your unit has
+    vouched for you. A wrong, expired or used code gets one answer (401), is recorded, and
+    counts like a failed sign-in towards the throttle.
+    """
+    uri = accounts.activate(dd, username=body.username, code=body.code, password=body.password, now=now)
+    return ActivatedOut(totp_uri=uri)
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)

@@ -10,20 +10,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, status
 
-from faceledger.domain.roles import requires_mfa
 from faceledger.services import accounts
 from faceledger.web.deps import DataDirDep, NowDep, PageDep, PrincipalDep
 from faceledger.web.errors import COMMON_RESPONSES
 from faceledger.web.models.accounts import (
+    ActivationOut,
     ExpiryIn,
-    PasswordIn,
     RolesIn,
     SuspendIn,
-    TotpOut,
     UserCreate,
     UserOut,
     UserUpdate,
-    UserWithTotp,
 )
 from faceledger.web.models.common import Page, slice_page
 
@@ -41,10 +38,15 @@ def list_users(principal: PrincipalDep, dd: DataDirDep, now: NowDep, page: PageD
     return slice_page(users, limit=page.limit, offset=page.offset)
 
 
-@router.post("", response_model=UserWithTotp, status_code=status.HTTP_201_CREATED)
-def create_user(body: UserCreate, principal: PrincipalDep, dd: DataDirDep, now: NowDep) -> UserWithTotp:
-    """Create an account; for roles that need a second factor, its TOTP enrolment URI (shown once)."""
-    user = accounts.create_user(
+@router.post("", response_model=ActivationOut, status_code=status.HTTP_201_CREATED)
+def create_user(body: UserCreate, principal: PrincipalDep, dd: DataDirDep, now: NowDep) -> ActivationOut:
+    """Create an account waiting for activation; returns its one-time activation code (shown once).
+
+    No password is chosen here and no second factor is returned: the owner activates the
+    account with the code and their own password (POST /api/v1/auth/activate), then a
+    supervisor of its unit vouches for it (POST /api/v1/users/{username}/vouch).
+    """
+    activation = accounts.create_user(
         dd,
         principal,
         username=body.username,
@@ -52,15 +54,11 @@ def create_user(body: UserCreate, principal: PrincipalDep, dd: DataDirDep, now: 
         organisation=body.organisation,
         unit=body.unit,
         roles=body.roles,
-        password=body.password,
         expires_at=body.expires_at,
         trial=body.trial,
         now=now,
     )
-    uri = accounts.enrol_totp(dd, principal, user.username, now=now) if requires_mfa(user.roles) else None
-    if uri is not None:
-        user = accounts.get_user(dd, principal, user.username, now=now)
-    return UserWithTotp(user=UserOut.of(user), totp_uri=uri)
+    return ActivationOut.of(activation)
 
 
 @router.get("/{username}", response_model=UserOut)
@@ -116,18 +114,34 @@ def set_expiry(
     return UserOut.of(user)
 
 
-@router.post("/{username}/password", response_model=UserOut)
+@router.post("/{username}/password", response_model=ActivationOut)
 def reset_password(
-    body: PasswordIn, principal: PrincipalDep, dd: DataDirDep, now: NowDep, username: UsernameArg
-) -> UserOut:
-    """Set a new password for someone else's account; its sessions end."""
-    return UserOut.of(accounts.reset_password(dd, principal, username, body.password, now=now))
+    principal: PrincipalDep, dd: DataDirDep, now: NowDep, username: UsernameArg
+) -> ActivationOut:
+    """Reset someone else's account: it needs activation again (a new code) and a new vouch.
+
+    The old password and second factor stop working, and its sessions and API tokens end.
+    """
+    return ActivationOut.of(accounts.reset_password(dd, principal, username, now=now))
 
 
-@router.post("/{username}/totp", response_model=TotpOut)
-def enrol_totp(principal: PrincipalDep, dd: DataDirDep, now: NowDep, username: UsernameArg) -> TotpOut:
-    """Give the account a new TOTP seed (shown once); the old one stops working, its sessions end."""
-    return TotpOut(totp_uri=accounts.enrol_totp(dd, principal, username, now=now))
+@router.post("/{username}/totp", response_model=ActivationOut)
+def enrol_totp(principal: PrincipalDep, dd: DataDirDep, now: NowDep, username: UsernameArg) -> ActivationOut:
+    """A new second factor: the account needs activation again (a new code) and a new vouch.
+
+    The seed goes to the owner when they activate, never to the administrator.
+    """
+    return ActivationOut.of(accounts.enrol_totp(dd, principal, username, now=now))
+
+
+@router.post("/{username}/vouch", response_model=UserOut)
+def vouch(principal: PrincipalDep, dd: DataDirDep, now: NowDep, username: UsernameArg) -> UserOut:
+    """Vouch, as a supervisor of the account's unit, that the activated account is held by its owner.
+
+    After the owner's activation; not by whoever created the account or issued its code.
+    The account can sign in once it is both activated and vouched for.
+    """
+    return UserOut.of(accounts.vouch(dd, principal, username, now=now))
 
 
 @router.post("/{username}/unlock", response_model=UserOut)

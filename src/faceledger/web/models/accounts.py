@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from faceledger.domain.roles import Role
-from faceledger.services.accounts import ApiToken, Principal, User
+from faceledger.services.accounts import Activation, ApiToken, Principal, User
 from faceledger.services.devices import DEVICE_HEADER, Device
 from faceledger.web.models.common import Label, UtcDatetime
 
@@ -103,6 +103,15 @@ class UserOut(BaseModel):
     created_by: str
     created_at: datetime
     updated_at: datetime
+    state: Literal["needs_activation", "needs_vouch", "active"] = Field(
+        description="needs_activation: its owner has not used the code yet; needs_vouch: a supervisor "
+        "of its unit has not vouched yet; active: it may sign in (unless suspended, expired or locked)."
+    )
+    activation_expires_at: datetime | None
+    activation_issued_by: str | None
+    activated_at: datetime | None
+    vouched_by: str | None
+    vouched_at: datetime | None
 
     @classmethod
     def of(cls, user: User) -> UserOut:
@@ -117,14 +126,49 @@ class UserWithTotp(BaseModel):
 
 
 class UserCreate(BaseModel):
+    """A new account: no password (its owner chooses one when activating it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
     username: Username
     display_name: Label
     organisation: Label
     unit: Label
     roles: RoleList
-    password: Password
     expires_at: UtcDatetime | None = None
     trial: bool = False
+
+
+class ActivationOut(BaseModel):
+    """An account waiting for its owner, and the one-time code to hand to them in person."""
+
+    user: UserOut
+    activation_code: str = Field(
+        description="The one-time activation code (fla_...), shown once: the server keeps only a digest. "
+        "The owner activates with it (POST /api/v1/auth/activate), then a supervisor of the unit vouches."
+    )
+    expires_at: datetime = Field(description="When the code stops working.")
+
+    @classmethod
+    def of(cls, activation: Activation) -> ActivationOut:
+        return cls(
+            user=UserOut.of(activation.user),
+            activation_code=activation.code,
+            expires_at=activation.expires_at,
+        )
+
+
+class ActivateIn(BaseModel):
+    username: Username
+    code: str = Field(min_length=1, max_length=200, description="The one-time activation code.")
+    password: Password = Field(description="Your own new password (the password rules apply).")
+
+
+class ActivatedOut(BaseModel):
+    totp_uri: str = Field(
+        description="otpauth:// URI for your authenticator app, shown once: your first sign-in with a "
+        "code confirms it. You can sign in once a supervisor of your unit has vouched for you."
+    )
 
 
 class UserUpdate(BaseModel):
@@ -144,14 +188,6 @@ class SuspendIn(BaseModel):
 class ExpiryIn(BaseModel):
     expires_at: UtcDatetime | None = Field(description="None: the account never expires.")
     trial: bool | None = Field(default=None, description="None keeps the trial flag as it is.")
-
-
-class PasswordIn(BaseModel):
-    password: Password
-
-
-class TotpOut(BaseModel):
-    totp_uri: str = Field(description="otpauth:// URI, shown once: the next sign-in with a code confirms it.")
 
 
 # --- devices -------------------------------------------------------------------------------
