@@ -434,6 +434,38 @@ def _check_checkpoint(cp: Checkpoint, log_id: str, key: Ed25519PublicKey, finger
         )
 
 
+def check_checkpoint_signature(cp: Checkpoint, key: Ed25519PublicKey) -> None:
+    """Raise VerificationError unless ``cp`` is signed by ``key`` (any log id)."""
+    _check_checkpoint(cp, cp.log_id, key, key_fingerprint(key))
+
+
+# --- a witness's countersignatures ------------------------------------------------------
+
+WITNESS_DOMAIN = b"faceledger.audit.witness/v1\n"
+
+
+def witnessed(lines: Sequence[Any], witness_key: Ed25519PublicKey) -> list[Any]:
+    """The checkpoints the witness countersigned, each countersignature checked with its key."""
+    found: list[Any] = []
+    for number, line in enumerate(lines, start=1):
+        name = f"countersigned checkpoint {number}"
+        if not isinstance(line, dict) or set(line) != {
+            "checkpoint",
+            "witness_fingerprint",
+            "countersignature",
+        }:
+            raise VerificationError(
+                f"{name} is malformed: expected checkpoint, witness_fingerprint, countersignature"
+            )
+        cp = parse_checkpoint(line["checkpoint"], name)
+        if line["witness_fingerprint"] != key_fingerprint(witness_key) or not signed(
+            witness_key, WITNESS_DOMAIN + cp.body(), _b64(line["countersignature"])
+        ):
+            raise VerificationError(f"{name} ({cp.describe()}) does not carry the witness's countersignature")
+        found.append(line["checkpoint"])
+    return found
+
+
 def _check_covered(cp: Checkpoint, count: int, roots: dict[int, bytes], *, earlier: bool) -> None:
     if cp.size > count:
         which = "the earlier checkpoint" if earlier else cp.name
@@ -620,12 +652,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--proof", action="store_true", help="the file is an inclusion or consistency proof, not an export"
     )
+    parser.add_argument("--witness-key", type=Path, help="a witness's public key (PEM), for --countersigned")
+    parser.add_argument(
+        "--countersigned",
+        type=Path,
+        action="append",
+        default=[],
+        help="a witness's countersigned checkpoints (JSON lines); each counts as an earlier checkpoint",
+    )
     args = parser.parse_args(argv)
     try:
         if args.proof:
             print(verify_proof(load_export(args.export), load_public_key(args.key)))
             return 0
-        summary = verify_files(args.export, args.key, args.checkpoint)
+        if args.countersigned and args.witness_key is None:
+            raise InputError("--countersigned needs the witness's public key: --witness-key")
+        witness = [
+            item
+            for path in args.countersigned
+            for item in witnessed(load_checkpoint_file(path), load_public_key(args.witness_key))
+        ]
+        held = [item for path in args.checkpoint for item in load_checkpoint_file(path)]
+        summary = verify_export(load_export(args.export), load_public_key(args.key), [*held, *witness])
     except VerificationError as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
         return 1
@@ -633,7 +681,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(summary.line())
-    if not args.checkpoint:
+    if not args.checkpoint and not args.countersigned:
         print(NO_CHECKPOINT_WARNING, file=sys.stderr)
     return 0
 

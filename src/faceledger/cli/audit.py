@@ -121,6 +121,13 @@ def verify(
     proof: Annotated[
         bool, typer.Option("--proof", help="The file is a proof from `audit prove`, not an export.")
     ] = False,
+    witness_key: Annotated[
+        Path | None, typer.Option("--witness-key", help="A witness's public key (PEM), for --countersigned.")
+    ] = None,
+    countersigned: Annotated[
+        list[Path] | None,
+        typer.Option("--countersigned", help="A witness's countersigned checkpoints (repeatable)."),
+    ] = None,
 ) -> None:
     """Verify an export with the standalone verifier (no account: reads only the files given).
 
@@ -131,6 +138,10 @@ def verify(
     argv = [str(export_file), "--key", str(key), *(["--proof"] if proof else [])]
     for path in checkpoint or []:
         argv += ["--checkpoint", str(path)]
+    if witness_key is not None:
+        argv += ["--witness-key", str(witness_key)]
+    for path in countersigned or []:
+        argv += ["--countersigned", str(path)]
     raise typer.Exit(standalone_verify.main(argv))
 
 

@@ -12,6 +12,7 @@ from faceledger.cli import accounts as accounts_cli
 from faceledger.cli import audit, evaluate, gallery, identify
 from faceledger.cli import cases as cases_cli
 from faceledger.cli import serve as serve_cli
+from faceledger.cli import witness as witness_cli
 from faceledger.cli.common import DataDirOption, JsonOption, console, handle_errors, print_json
 from faceledger.config import load_settings
 from faceledger.services import accounts
@@ -31,6 +32,7 @@ app = typer.Typer(
 app.add_typer(gallery.app, name="gallery")
 app.add_typer(evaluate.app, name="eval")
 app.add_typer(audit.app, name="audit")
+app.add_typer(witness_cli.app, name="witness")
 app.command("enroll")(gallery.enroll)
 app.command("search")(identify.search)
 app.command("verify")(identify.verify)
