@@ -40,7 +40,6 @@ from faceledger.services import audit, enrolment, identification
 from faceledger.services import galleries as gallery_service
 from faceledger.services.accounts import Principal, principal_from_token
 from faceledger.services.accounts.rows import count_users
-from faceledger.services.authorization import authorize
 from faceledger.services.datadir import DataDir, init_data_dir, open_data_dir
 from faceledger.services.devices import DeviceCredential
 from faceledger.services.probes import Probe
@@ -151,13 +150,12 @@ class Ledger:
             raise PermissionDeniedError(f"refused: {reason} (rule {SIGN_IN_REQUIRED_RULE})")
         return None
 
-    def _acting(self, action: Action, gallery: str) -> tuple[str, str | None]:
-        """Who to record for ``action`` on ``gallery`` and their unit, once the one door let it through."""
+    def _acting(self, action: Action, gallery: str) -> str:
+        """Who to record for ``action`` on ``gallery``, once the one door let them through."""
         principal = self.principal()
         if principal is None:
-            return events.LIBRARY_ACTOR, None
-        authorize(self._dd, principal, [action], target=f"gallery:{gallery}", now=_now(), gallery=gallery)
-        return principal.actor.username, principal.actor.unit
+            return events.LIBRARY_ACTOR
+        return gallery_service.may_change(self._dd, principal, action, gallery, now=_now())
 
     def _record_offline(self, operation: str, target: str, details: dict[str, events.JsonValue]) -> None:
         with self._dd.store.begin() as conn:
@@ -177,16 +175,26 @@ class Ledger:
         required_provenance: Sequence[str] = gallery_service.DEFAULT_REQUIRED,
     ) -> Gallery:
         """Create a gallery: the unit of lawful holding, with its legal basis and retention rule."""
-        actor, unit = self._acting(Action.MANAGE_GALLERIES, name)
-        return gallery_service.create_gallery(
+        principal = self.principal()
+        if principal is None:
+            return gallery_service.create_gallery(
+                self._dd,
+                name,
+                legal_basis=legal_basis,
+                source_description=source_description,
+                retention_days=retention_days,
+                required_provenance=tuple(required_provenance),
+                actor=events.LIBRARY_ACTOR,
+            )
+        return gallery_service.create_gallery_for(
             self._dd,
+            principal,
             name,
             legal_basis=legal_basis,
             source_description=source_description,
             retention_days=retention_days,
             required_provenance=tuple(required_provenance),
-            actor=actor,
-            owner_unit=unit,
+            now=_now(),
         )
 
     def galleries(self) -> list[gallery_service.GalleryInfo]:
@@ -201,18 +209,28 @@ class Ledger:
         self, gallery: str, subject_id: str, *, reason: str = "", authority: str = ""
     ) -> gallery_service.PurgeReport:
         """Remove a subject's images, faces and vectors for good (``reason`` and ``authority`` required)."""
-        actor, _ = self._acting(Action.PURGE, gallery)
-        return gallery_service.purge_subject(
-            self._dd, gallery, subject_id, reason=reason, authority=authority, actor=actor
-        )
+        return self._purge(gallery, subject_id, reason=reason, authority=authority)
 
     def purge_gallery(
         self, gallery: str, *, reason: str = "", authority: str = ""
     ) -> gallery_service.PurgeReport:
         """Remove a whole gallery for good (``reason`` and ``authority`` required)."""
-        actor, _ = self._acting(Action.PURGE, gallery)
-        return gallery_service.purge_gallery(
-            self._dd, gallery, reason=reason, authority=authority, actor=actor
+        return self._purge(gallery, None, reason=reason, authority=authority)
+
+    def _purge(
+        self, gallery: str, subject_id: str | None, *, reason: str, authority: str
+    ) -> gallery_service.PurgeReport:
+        principal = self.principal()
+        if principal is not None:
+            return gallery_service.purge_for(
+                self._dd, principal, gallery, subject_id, reason=reason, authority=authority, now=_now()
+            )
+        if subject_id is None:
+            return gallery_service.purge_gallery(
+                self._dd, gallery, reason=reason, authority=authority, actor=events.LIBRARY_ACTOR
+            )
+        return gallery_service.purge_subject(
+            self._dd, gallery, subject_id, reason=reason, authority=authority, actor=events.LIBRARY_ACTOR
         )
 
     # --- enrolment ---------------------------------------------------------------------
@@ -234,7 +252,7 @@ class Ledger:
         ``library`` offline). Resumable: run it again after an interruption and it
         continues where it stopped.
         """
-        actor, _ = self._acting(Action.ENROL, gallery)
+        actor = self._acting(Action.ENROL, gallery)
         options = enrolment.EnrolOptions(
             enrolled_by=enrolled_by or actor,
             collected_on=collected_on,

@@ -33,8 +33,6 @@ from faceledger.cli.common import (
 from faceledger.domain.roles import Action
 from faceledger.services import enrolment
 from faceledger.services import galleries as gallery_service
-from faceledger.services.accounts import Principal
-from faceledger.services.authorization import authorize
 from faceledger.services.datadir import DataDir
 from faceledger.services.enrolment import EnrolmentResult, EnrolOptions, Progress, ProgressCallback
 
@@ -43,17 +41,6 @@ app = typer.Typer(help="Create, list, show and purge galleries.", no_args_is_hel
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _allowed(dd: DataDir, action: Action, gallery: str) -> Principal:
-    """The signed-in person, if the policy lets them do ``action`` to ``gallery`` (else refused, recorded).
-
-    The target names the gallery only: a subject's external id must not outlive its purge in the log.
-    """
-    gallery_service.validate_gallery_name(gallery)  # a malformed name is a typo, not an attempt
-    principal = signed_in(dd)
-    authorize(dd, principal, [action], target=f"gallery:{gallery}", now=_now(), gallery=gallery)
-    return principal
 
 
 def _gallery_dict(info: gallery_service.GalleryInfo) -> dict[str, object]:
@@ -94,16 +81,15 @@ def create(
 ) -> None:
     """Create a gallery: the unit of lawful holding (gallery administrators; recorded)."""
     with opened(data_dir) as dd:
-        principal = _allowed(dd, Action.MANAGE_GALLERIES, name)
-        gallery_service.create_gallery(
+        gallery_service.create_gallery_for(
             dd,
+            signed_in(dd),
             name,
             legal_basis=legal_basis,
             source_description=source_description,
             retention_days=retention_days,
             required_provenance=tuple(require) if require else gallery_service.DEFAULT_REQUIRED,
-            actor=principal.actor.username,
-            owner_unit=principal.actor.unit,
+            now=_now(),
         )
         info = gallery_service.gallery_info(dd, name)
     if as_json:
@@ -208,15 +194,9 @@ def purge(
     if not yes and not typer.confirm(f"Permanently remove {what}?", default=False):
         raise fail("nothing removed")
     with opened(data_dir) as dd:
-        actor = _allowed(dd, Action.PURGE, name).actor.username
-        if subject:
-            report = gallery_service.purge_subject(
-                dd, name, subject, reason=why.reason, authority=why.authority, actor=actor
-            )
-        else:
-            report = gallery_service.purge_gallery(
-                dd, name, reason=why.reason, authority=why.authority, actor=actor
-            )
+        report = gallery_service.purge_for(
+            dd, signed_in(dd), name, subject or None, reason=why.reason, authority=why.authority, now=_now()
+        )
     counts = {
         "galleries": report.galleries,
         "subjects": report.subjects,
@@ -242,10 +222,7 @@ def purge_expired(data_dir: DataDirOption = None, as_json: JsonOption = False) -
     from faceledger.services.probes import purge_expired_probes
 
     with opened(data_dir) as dd:
-        principal = signed_in(dd)
-        authorize(dd, principal, [Action.PURGE], target="retention", now=_now())
-        actor = principal.actor.username
-        report = gallery_service.purge_expired(dd, actor=actor)
+        report = gallery_service.purge_expired_for(dd, signed_in(dd), now=_now())
         probes = purge_expired_probes(dd, now=datetime.now(UTC))
     counts = {
         "subjects": report.subjects,
@@ -316,9 +293,8 @@ def enroll(
         )
     day = parse_date(collected_on, "--collected-on")
     with opened(data_dir) as dd:
-        principal = _allowed(dd, Action.ENROL, gallery)
         options = EnrolOptions(
-            enrolled_by=principal.actor.username,
+            enrolled_by=gallery_service.may_change(dd, signed_in(dd), Action.ENROL, gallery, now=_now()),
             collected_on=day,
             quality_floor=quality_floor,
             workers=workers,

@@ -458,3 +458,66 @@ def purge_expired(
             _record_purge(dd, conn, galleries, rows, hashes, actor=actor, why=why, scope="expired")
         vectors = _remove_vectors(dd, galleries, rows)
         return _report(rows, vectors, _remove_files(dd, rows))
+
+
+# --- acting for a person ---------------------------------------------------------------
+#
+# What the web API, the CLI and the library call: the one door decides (with the gallery,
+# for its owner unit), then the function above does the work and records it as that person.
+# The functions above take the actor to record, for offline data directories and tests.
+
+
+def may_change(dd: DataDir, principal: Principal, action: Action, gallery: str, *, now: datetime) -> str:
+    """The username to record for ``action`` on ``gallery``, once the one door let ``principal`` through."""
+    validate_gallery_name(gallery)  # a malformed name is a typo, not an attempt
+    authorize(dd, principal, [action], target=f"gallery:{gallery}", now=now, gallery=gallery)
+    return principal.actor.username
+
+
+def create_gallery_for(
+    dd: DataDir,
+    principal: Principal,
+    name: str,
+    *,
+    legal_basis: str,
+    source_description: str,
+    retention_days: int | None = None,
+    required_provenance: tuple[str, ...] = DEFAULT_REQUIRED,
+    now: datetime,
+) -> Gallery:
+    """:func:`create_gallery` by ``principal`` (``manage_galleries``), owned by their unit."""
+    actor = may_change(dd, principal, Action.MANAGE_GALLERIES, name, now=now)
+    return create_gallery(
+        dd,
+        name,
+        legal_basis=legal_basis,
+        source_description=source_description,
+        retention_days=retention_days,
+        required_provenance=required_provenance,
+        actor=actor,
+        owner_unit=principal.actor.unit,
+    )
+
+
+def purge_for(
+    dd: DataDir,
+    principal: Principal,
+    gallery: str,
+    subject_id: str | None,
+    *,
+    reason: str | PurgeReason,
+    authority: str,
+    now: datetime,
+) -> PurgeReport:
+    """:func:`purge_subject` (without ``subject_id``: :func:`purge_gallery`) by ``principal`` (``purge``)."""
+    why = purge_authority(reason, authority)
+    actor = may_change(dd, principal, Action.PURGE, gallery, now=now)
+    if subject_id is None:
+        return purge_gallery(dd, gallery, reason=why.reason, authority=why.authority, actor=actor)
+    return purge_subject(dd, gallery, subject_id, reason=why.reason, authority=why.authority, actor=actor)
+
+
+def purge_expired_for(dd: DataDir, principal: Principal, *, now: datetime) -> PurgeReport:
+    """:func:`purge_expired` by ``principal`` (``purge``): retention applies to every gallery."""
+    authorize(dd, principal, [Action.PURGE], target="retention", now=now)
+    return purge_expired(dd, actor=principal.actor.username)

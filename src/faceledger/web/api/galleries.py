@@ -1,8 +1,9 @@
 """Galleries: create, list, show, enrol images with their provenance, purge.
 
 Creating a gallery needs ``manage_galleries``, enrolling ``enrol``, purging ``purge``
-(gallery administrators), checked by the one door
-(:func:`faceledger.services.authorization.authorize`); listing the subjects of a gallery
+(gallery administrators of the gallery's owner unit): the gallery services that take the
+person (``create_gallery_for``, ``may_change``, ``purge_for``, ``subjects_for``) ask the one
+door (:func:`faceledger.services.authorization.authorize`); listing the subjects of a gallery
 (the external ids of people) needs ``manage_galleries`` or ``read_audit``. Gallery names
 and counts are visible to anyone signed in: an examiner chooses galleries by them.
 Enrolment and purges are written to the audit log by their services, in the transaction
@@ -13,8 +14,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from datetime import date
-from functools import partial
+from datetime import date, datetime
 from pathlib import Path as FilePath
 from typing import Annotated
 
@@ -26,7 +26,6 @@ from faceledger.errors import ValidationError
 from faceledger.services import enrolment
 from faceledger.services import galleries as gallery_service
 from faceledger.services.accounts import Principal
-from faceledger.services.authorization import authorize
 from faceledger.services.datadir import DataDir
 from faceledger.web.deps import DataDirDep, EngineDep, NowDep, PageDep, PrincipalDep
 from faceledger.web.engine import FaceEngine
@@ -93,19 +92,16 @@ async def create_gallery(
     body: GalleryCreate, principal: PrincipalDep, dd: DataDirDep, engine: EngineDep, now: NowDep
 ) -> GalleryOut:
     """Create a gallery: the unit of lawful holding (gallery administrators)."""
-    await run_in_threadpool(
-        authorize, dd, principal, [Action.MANAGE_GALLERIES], target=f"gallery:{body.name}", now=now
-    )
     await engine.run(
-        gallery_service.create_gallery,
+        gallery_service.create_gallery_for,
         dd,
+        principal,
         body.name,
         legal_basis=body.legal_basis,
         source_description=body.source_description,
         retention_days=body.retention_days,
         required_provenance=tuple(body.required_provenance),
-        actor=principal.actor.username,
-        owner_unit=principal.actor.unit,
+        now=now,
     )
     return GalleryOut.of(await run_in_threadpool(gallery_service.gallery_info, dd, body.name))
 
@@ -175,9 +171,7 @@ async def enrol_image(
     re_enrol_purged: ReEnrolForm = None,
 ) -> EnrolledOut:
     """Enrol one photo of one subject with its provenance; you are recorded as the person responsible."""
-    await run_in_threadpool(
-        partial(authorize, gallery=name), dd, principal, [Action.ENROL], target=f"gallery:{name}", now=now
-    )
+    await run_in_threadpool(gallery_service.may_change, dd, principal, Action.ENROL, name, now=now)
     data = await read_upload(image, "image", dd.settings.image)
     item = enrolment.EnrolItem(
         subject_id=subject_id,
@@ -209,19 +203,7 @@ async def purge_gallery(
     """
     if confirm != name:
         raise ValidationError(f"confirm must repeat the gallery's name {name!r} to purge the whole gallery")
-    why = gallery_service.purge_authority(reason, authority)
-    await run_in_threadpool(
-        partial(authorize, gallery=name), dd, principal, [Action.PURGE], target=f"gallery:{name}", now=now
-    )
-    report = await engine.run(
-        gallery_service.purge_gallery,
-        dd,
-        name,
-        reason=why.reason,
-        authority=why.authority,
-        actor=principal.username,
-    )
-    return PurgeOut.of(f"gallery {name!r}", report, why)
+    return await _purge(dd, engine, principal, name, None, reason, authority, now)
 
 
 @router.delete("/{name}/subjects/{subject_id:path}", response_model=PurgeOut)
@@ -236,17 +218,29 @@ async def purge_subject(
     authority: AuthorityQuery,
 ) -> PurgeOut:
     """Remove one subject from a gallery for good; ``reason`` and ``authority`` are recorded."""
-    why = gallery_service.purge_authority(reason, authority)
-    await run_in_threadpool(
-        partial(authorize, gallery=name), dd, principal, [Action.PURGE], target=f"gallery:{name}", now=now
-    )
+    return await _purge(dd, engine, principal, name, subject_id, reason, authority, now)
+
+
+async def _purge(
+    dd: DataDir,
+    engine: FaceEngine,
+    principal: Principal,
+    name: str,
+    subject_id: str | None,
+    reason: gallery_service.PurgeReason,
+    authority: str,
+    now: datetime,
+) -> PurgeOut:
+    why = gallery_service.purge_authority(reason, authority)  # a bad reason is refused before the door
     report = await engine.run(
-        gallery_service.purge_subject,
+        gallery_service.purge_for,
         dd,
+        principal,
         name,
         subject_id,
         reason=why.reason,
         authority=why.authority,
-        actor=principal.username,
+        now=now,
     )
-    return PurgeOut.of(f"subject {subject_id!r} of gallery {name!r}", report, why)
+    what = f"gallery {name!r}" if subject_id is None else f"subject {subject_id!r} of gallery {name!r}"
+    return PurgeOut.of(what, report, why)
