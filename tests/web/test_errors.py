@@ -270,6 +270,11 @@ def test_unknown_routes_and_methods_get_json_errors(agency: Agency) -> None:
     wrong = agency.client.delete(f"{API}/health")
     assert wrong.status_code == 405
     assert error_of(wrong)["code"] == "method_not_allowed"
+    assert wrong.headers["allow"] == "GET, HEAD"
+    # A path served by two routes (show and purge a gallery): Allow names both.
+    both = agency.client.put(f"{API}/galleries/custody", headers=agency.admin().headers)
+    assert both.status_code == 405
+    assert both.headers["allow"] == "DELETE, GET, HEAD"
 
 
 def test_an_unexpected_failure_is_logged_and_never_shown(

@@ -19,6 +19,7 @@ path ``<path>`` (the full message is logged on the server for errors of the serv
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import secrets
@@ -200,7 +201,7 @@ def validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "invalid_request", f"the request is not valid: {summary}{more}", fields=fields)
 
 
-def http_error(_request: Request, exc: Exception) -> JSONResponse:
+def http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     message = str(exc.detail)
@@ -211,7 +212,37 @@ def http_error(_request: Request, exc: Exception) -> JSONResponse:
     response = error_response(exc.status_code, code, message)
     for name, value in (exc.headers or {}).items():
         response.headers[name] = value
+    if exc.status_code == 405:
+        response.headers["Allow"] = ", ".join(allowed_methods(request))
     return response
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method the API document gives this path (and ``HEAD`` where ``GET`` is).
+
+    Starlette's own ``Allow`` names only the first route whose path matched, so a path served
+    by several routes (``GET`` and ``DELETE /galleries/{name}``) would be under-reported.
+    """
+    path = request.url.path
+    methods: set[str] = set()
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        if _template_pattern(template).fullmatch(path):
+            methods |= {method.upper() for method in operations}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
+
+
+@functools.cache
+def _template_pattern(template: str) -> re.Pattern[str]:
+    """``/a/{x}/b/{y:path}`` as a regular expression over request paths."""
+    parts = re.split(r"(\{[^}]+\})", template)
+    return re.compile(
+        "".join(
+            (".+" if part.endswith(":path}") else "[^/]+") if part.startswith("{") else re.escape(part)
+            for part in parts
+        )
+    )
 
 
 def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
