@@ -148,6 +148,23 @@ def test_all_faces_searches_a_face_at_the_photo_edge_too(
     assert crop["params"]["right"] == canvas.width  # the margin would have run past the edge
 
 
+def test_a_json_search_that_fails_part_way_still_shows_what_it_recorded(
+    unit: SignedInUnit, lfw_images: Path, tmp_path: Path
+) -> None:
+    """Two probes, the second no image: the first search is recorded, so it is printed before the error."""
+    broken = tmp_path / "notes.jpg"
+    broken.write_text("not a photo")
+    probe = lfw_images / "Colin_Powell" / "Colin_Powell_0005.jpg"
+    before = len(unit.entries(actor=EVE, action="search"))
+    result = unit.invoke(EVE, "search", str(probe), str(broken), "-g", GALLERY, *BOUND, "--json")
+    assert result.exit_code == 1, result.output
+    shown = json.loads(result.stdout)
+    recorded = unit.entries(actor=EVE, action="search")[-1].object
+    assert [f"search:{doc['search_id']}" for doc in shown] == [recorded]
+    assert len(unit.entries(actor=EVE, action="search")) == before + 1
+    assert "not a supported image" in result.stderr
+
+
 def test_search_jsonl_ranks_the_right_person_first(unit: SignedInUnit, lfw_images: Path) -> None:
     probe = lfw_images / "Colin_Powell" / "Colin_Powell_0005.jpg"
     lines = unit.stdout(EVE, "search", str(probe), "-g", GALLERY, *BOUND, "--jsonl").splitlines()

@@ -34,7 +34,12 @@ from faceledger.services.search_records import SearchRecord
 from faceledger.services.searches import SearchInput, VerifyInput, accountable_search, accountable_verify
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from faceledger.pipeline.run import Pipeline
+    from faceledger.services.accounts import Principal
+    from faceledger.services.datadir import DataDir
+    from faceledger.services.identification import Analyzer
 
 ProbesArgument = Annotated[list[Path], typer.Argument(help="Image files (JPEG, PNG, WebP, HEIC, BMP, TIFF).")]
 
@@ -178,6 +183,33 @@ def _other_faces(record: SearchRecord, probe: Probe, settings: Settings) -> list
     return crops
 
 
+def _search_probes(
+    dd: DataDir,
+    pipeline: Analyzer,
+    principal: Principal,
+    probes: list[Path],
+    request: SearchInput,
+    *,
+    all_faces: bool,
+    show: Callable[[SearchRecord, str], None],
+) -> None:
+    """Search each probe (``all_faces``: and its other faces), showing each search as it is made.
+
+    One that fails later must not hide the searches before it from the examiner who made them.
+    """
+    for path in probes:
+        probe = Probe.from_path(path, dd.settings.image)
+        first = accountable_search(dd, pipeline, principal, probe, request, now=datetime.now(UTC))
+        show(first, probe.source)
+        if all_faces and not request.edits:
+            for crop in _other_faces(first, probe, dd.settings):
+                more = dataclasses.replace(request, edits=(crop,))
+                show(
+                    accountable_search(dd, pipeline, principal, probe, more, now=datetime.now(UTC)),
+                    probe.source,
+                )
+
+
 def _show(
     record: SearchRecord, source: str, as_json: bool, as_jsonl: bool, documents: list[dict[str, Any]]
 ) -> None:
@@ -233,27 +265,24 @@ def search(
     one_output_mode(as_json, as_jsonl)
     edits = tuple(parse_edit(spec) for spec in edit or [])
     settings = load_settings(data_dir)
+    request = SearchInput(
+        case_number=case, purpose=purpose, galleries=tuple(gallery), justification=justification,
+        on_behalf_of=on_behalf_of, agreement_ref=agreement, top_k=top_k, edits=edits,
+    )  # fmt: skip
     documents: list[dict[str, Any]] = []
-    with open_data_dir(settings.data_dir, settings=settings) as dd:
-        principal = signed_in(dd)
-        with _ModelsOnFirstUse(dd.settings) as pipeline:
-            for path in probes:
-                probe = Probe.from_path(path, dd.settings.image)
-                request = SearchInput(
-                    case_number=case, purpose=purpose, galleries=tuple(gallery), justification=justification,
-                    on_behalf_of=on_behalf_of, agreement_ref=agreement, top_k=top_k, edits=edits,
-                )  # fmt: skip
-                first = accountable_search(dd, pipeline, principal, probe, request, now=datetime.now(UTC))
-                # Each recorded search is shown as soon as it is made: one that fails later must
-                # not hide the searches before it from the examiner who made them.
-                _show(first, probe.source, as_json, as_jsonl, documents)
-                if all_faces and not edits:
-                    for crop in _other_faces(first, probe, dd.settings):
-                        more = dataclasses.replace(request, edits=(crop,))
-                        record = accountable_search(
-                            dd, pipeline, principal, probe, more, now=datetime.now(UTC)
-                        )
-                        _show(record, probe.source, as_json, as_jsonl, documents)
+
+    def show(record: SearchRecord, source: str) -> None:
+        _show(record, source, as_json, as_jsonl, documents)
+
+    try:
+        with open_data_dir(settings.data_dir, settings=settings) as dd:
+            principal = signed_in(dd)
+            with _ModelsOnFirstUse(dd.settings) as pipeline:
+                _search_probes(dd, pipeline, principal, probes, request, all_faces=all_faces, show=show)
+    except FaceLedgerError:
+        if as_json and documents:  # the searches recorded before the failure are still shown
+            print_json(documents)
+        raise
     if as_json:
         print_json(documents if len(documents) != 1 else documents[0])
 
