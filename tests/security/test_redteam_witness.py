@@ -15,15 +15,18 @@ from pathlib import Path
 
 import pytest
 from audit_helpers import append, data_dir
+from cases_helpers import T0, person
 from sqlalchemy import text
 from typer.testing import CliRunner
 
 from faceledger.cli.main import app
+from faceledger.domain.roles import Role
 from faceledger.errors import ValidationError
 from faceledger.services import audit, audit_proofs, witness
 from faceledger.services.datadir import DataDir
 
 runner = CliRunner()
+AUDITOR = person("ann.auditor", Role.AUDITOR)
 
 
 @pytest.fixture
@@ -52,7 +55,7 @@ def _witnessed_longer_log(dd: DataDir, folder: Path, tmp_path: Path) -> int:
     append(dd, 5, first=6)
     later = audit.checkpoint(dd)
     proof = tmp_path / "grew.json"
-    proof.write_text(json.dumps(audit_proofs.prove_extension(dd, first.tree_size).document))
+    proof.write_text(json.dumps(audit_proofs.prove_extension(dd, AUDITOR, first.tree_size, now=T0).document))
     assert f"at {later.tree_size} entries" in _cli("witness", "countersign", str(folder), str(proof))
     return later.tree_size
 
@@ -93,7 +96,7 @@ def test_the_witness_will_not_countersign_the_cut_log(dd: DataDir, tmp_path: Pat
         witness.countersign(folder, fresh.to_json())
     append(dd, 3, first=5)
     audit.checkpoint(dd)
-    from_the_cut = audit_proofs.prove_extension(dd, fresh.tree_size).document
+    from_the_cut = audit_proofs.prove_extension(dd, AUDITOR, fresh.tree_size, now=T0).document
     with pytest.raises(ValidationError, match="starts from the log of"):
         witness.countersign(folder, from_the_cut)
     lines = (folder / witness.COUNTERSIGNED).read_text().splitlines()
@@ -105,7 +108,7 @@ def test_a_proof_altered_on_its_way_is_not_countersigned(dd: DataDir, tmp_path: 
     size = _witnessed_longer_log(dd, folder, tmp_path)
     append(dd, 2, first=11)
     audit.checkpoint(dd)
-    document = audit_proofs.prove_extension(dd, size).document
+    document = audit_proofs.prove_extension(dd, AUDITOR, size, now=T0).document
     bent = json.loads(json.dumps(document))
     bent["proof"][0] = "ab" * 32
     with pytest.raises(ValidationError, match=r"not countersigned: the log of .* does not extend"):

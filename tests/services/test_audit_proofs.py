@@ -10,12 +10,16 @@ from typing import Any
 
 import pytest
 from audit_helpers import append, data_dir
+from cases_helpers import T0, person
 
 from faceledger.audit import merkle
 from faceledger.audit import verify as standalone
-from faceledger.errors import NotFoundError, ValidationError
+from faceledger.domain.roles import Role
+from faceledger.errors import NotFoundError, PermissionDeniedError, ValidationError
 from faceledger.services import audit, audit_proofs
 from faceledger.services.datadir import DataDir
+
+AUDITOR = person("ann.auditor", Role.AUDITOR)
 
 
 @pytest.fixture
@@ -40,7 +44,9 @@ def test_every_entry_proves_into_every_checkpoint_that_covers_it(dd: DataDir) ->
     key = _key(dd)
     for size in _sizes(dd):
         for seq in range(1, size + 1):
-            document = json.loads(json.dumps(audit_proofs.prove_entry(dd, seq, tree_size=size).document))
+            document = json.loads(
+                json.dumps(audit_proofs.prove_entry(dd, AUDITOR, seq, tree_size=size, now=T0).document)
+            )
             assert standalone.verify_proof(document, key).startswith(
                 f"OK: entry {seq} is in the log of {size}"
             )
@@ -48,7 +54,7 @@ def test_every_entry_proves_into_every_checkpoint_that_covers_it(dd: DataDir) ->
 
 def test_a_proof_changed_in_any_part_fails(dd: DataDir) -> None:
     key = _key(dd)
-    good = json.loads(json.dumps(audit_proofs.prove_entry(dd, 5).document))
+    good = json.loads(json.dumps(audit_proofs.prove_entry(dd, AUDITOR, 5, now=T0).document))
     node = copy.deepcopy(good)
     node["proof"][0] = "00" * 32
     entry = copy.deepcopy(good)
@@ -70,7 +76,7 @@ def test_a_proof_changed_in_any_part_fails(dd: DataDir) -> None:
 def test_the_later_checkpoint_extends_the_earlier_one(dd: DataDir) -> None:
     key = _key(dd)
     old, new = _sizes(dd)[0], _sizes(dd)[-1]
-    document = json.loads(json.dumps(audit_proofs.prove_extension(dd, old).document))
+    document = json.loads(json.dumps(audit_proofs.prove_extension(dd, AUDITOR, old, now=T0).document))
     assert standalone.verify_proof(document, key).startswith(f"OK: the log of {new} entries")
     bent = copy.deepcopy(document)
     bent["proof"][-1] = "11" * 32
@@ -94,8 +100,16 @@ def test_the_verifiers_recursive_checks_agree_with_the_service_tree(size: int) -
 
 def test_proofs_name_what_is_missing(dd: DataDir) -> None:
     with pytest.raises(NotFoundError, match="checkpoint sizes: 7, 13"):
-        audit_proofs.prove_entry(dd, 2, tree_size=9)
+        audit_proofs.prove_entry(dd, AUDITOR, 2, tree_size=9, now=T0)
     with pytest.raises(ValidationError, match="does not cover entry 10"):
-        audit_proofs.prove_entry(dd, 10, tree_size=7)
+        audit_proofs.prove_entry(dd, AUDITOR, 10, tree_size=7, now=T0)
     with pytest.raises(ValidationError, match="not in the log"):
-        audit_proofs.prove_entry(dd, 999)
+        audit_proofs.prove_entry(dd, AUDITOR, 999, now=T0)
+
+
+def test_only_those_who_may_read_the_log_get_proofs(dd: DataDir) -> None:
+    examiner = person("eve.examiner", Role.EXAMINER)
+    with pytest.raises(PermissionDeniedError, match="read_audit"):
+        audit_proofs.prove_entry(dd, examiner, 2, now=T0)
+    with pytest.raises(PermissionDeniedError, match="read_audit"):
+        audit_proofs.prove_extension(dd, examiner, 7, now=T0)

@@ -6,12 +6,14 @@ only if those checkpoints are the ones the auditor (or a witness) already holds.
 a JSON document (``format: faceledger-audit-proof``); the standalone verifier
 (:mod:`faceledger.audit.verify`, ``--proof``) checks it with its own code.
 
-Reading proofs needs ``read_audit``; the caller (web API, CLI) asks the one door first.
+Reading proofs needs ``read_audit``: both functions ask the one door
+(:func:`faceledger.services.authorization.authorize`) before they read anything.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -20,8 +22,12 @@ from sqlalchemy.engine import Connection
 from faceledger.adapters.store.tables_audit import audit_checkpoints, audit_entries
 from faceledger.audit.events import JsonValue
 from faceledger.audit.merkle import consistency_proof, inclusion_proof
+from faceledger.domain.roles import Action
 from faceledger.errors import NotFoundError, StoreError, ValidationError
-from faceledger.services.audit import LogHome, checkpoint_json, entry_json, log_info
+from faceledger.services.audit import checkpoint_json, entry_json, log_info
+from faceledger.services.authorization import authorize
+from faceledger.services.datadir import DataDir
+from faceledger.services.policies import Principal
 
 PROOF_FORMAT = "faceledger-audit-proof"
 PROOF_VERSION = 1
@@ -74,11 +80,14 @@ def _header(kind: str, log_id: str) -> dict[str, JsonValue]:
     return {"format": PROOF_FORMAT, "version": PROOF_VERSION, "kind": kind, "log_id": log_id}
 
 
-def prove_entry(dd: LogHome, seq: int, *, tree_size: int | None = None) -> Proof:
+def prove_entry(
+    dd: DataDir, principal: Principal, seq: int, *, tree_size: int | None = None, now: datetime
+) -> Proof:
     """Entry ``seq`` (as stored, with its signature) is leaf ``seq - 1`` of a signed checkpoint.
 
     ``tree_size`` names the checkpoint (default: the newest stored one); it must cover ``seq``.
     """
+    authorize(dd, principal, [Action.READ_AUDIT], target="audit_log", now=now)
     head = log_info(dd)
     if seq < 1 or seq > head.size:
         raise ValidationError(f"entry {seq} is not in the log, which has entries 1..{head.size}")
@@ -103,8 +112,11 @@ def prove_entry(dd: LogHome, seq: int, *, tree_size: int | None = None) -> Proof
     return Proof("inclusion", document)
 
 
-def prove_extension(dd: LogHome, old_size: int, new_size: int | None = None) -> Proof:
+def prove_extension(
+    dd: DataDir, principal: Principal, old_size: int, new_size: int | None = None, *, now: datetime
+) -> Proof:
     """The log at checkpoint ``new_size`` (default: the newest) extends the one at ``old_size``."""
+    authorize(dd, principal, [Action.READ_AUDIT], target="audit_log", now=now)
     head = log_info(dd)
     with dd.store.read() as conn:
         old = _checkpoint_row(conn, head.log_id, old_size)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import NoReturn
 
 from sqlalchemy import select
 
@@ -112,12 +113,41 @@ def _require_gallery_unit(
     owner = gallery_owner_unit(dd, gallery)
     if owner is None or owner == principal.actor.unit:
         return
-    version = allowed.policy_version or NO_POLICY_VERSION
-    denial = Decision(
-        False,
-        OTHER_UNIT_RULE,
-        version,
+    reason = (
         f"gallery {gallery!r} belongs to unit {owner!r}; {principal.actor.username!r} is of unit "
-        f"{principal.actor.unit!r}",
+        f"{principal.actor.unit!r}"
     )
-    refuse(dd, principal, denial, action=action.value, target=target, now=utc(now))
+    refuse_other_unit(
+        dd, principal, reason, action=action, target=target, now=now, version=allowed.policy_version
+    )
+
+
+def refuse_other_unit(
+    dd: DataDir,
+    principal: Principal,
+    reason: str,
+    *,
+    action: Action,
+    target: str,
+    now: datetime,
+    version: str | None = None,
+    case_number: str | None = None,
+    search_id: int | None = None,
+) -> NoReturn:
+    """Record and raise a refusal with rule ``scope.other_unit``, citing the policy in force.
+
+    ``version`` is the policy version to cite (default: the one in force, or ``none``).
+    """
+    if version is None:
+        stored = active_stored_policy(dd)
+        version = NO_POLICY_VERSION if stored is None else stored.version
+    refuse(
+        dd,
+        principal,
+        Decision(False, OTHER_UNIT_RULE, version, reason),
+        action=action.value,
+        target=target,
+        now=utc(now),
+        case_number=case_number,
+        search_id=search_id,
+    )

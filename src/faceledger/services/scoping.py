@@ -20,13 +20,12 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from faceledger.adapters.store.tables_cases import searches
-from faceledger.domain.access import NO_POLICY_VERSION
-from faceledger.domain.policy import Decision
 from faceledger.domain.roles import Action, Actor
 from faceledger.errors import NotFoundError, PermissionDeniedError
 from faceledger.services.authorization import OTHER_UNIT_RULE as OTHER_UNIT_RULE
+from faceledger.services.authorization import refuse_other_unit
 from faceledger.services.datadir import DataDir
-from faceledger.services.policies import Principal, active_stored_policy, refuse
+from faceledger.services.policies import Principal
 
 
 def sees_all_units(actor: Actor) -> bool:
@@ -79,20 +78,12 @@ def require_unit(
     """
     if may_see(principal.actor, unit, read_only=read_only):
         return
-    stored = active_stored_policy(dd)
-    version = NO_POLICY_VERSION if stored is None else stored.version
-    denial = Decision(
-        False,
-        OTHER_UNIT_RULE,
-        version,
-        f"{target} belongs to another unit than {principal.actor.unit!r}",
-    )
     try:
-        refuse(
+        refuse_other_unit(
             dd,
             principal,
-            denial,
-            action=action.value,
+            f"{target} belongs to another unit than {principal.actor.unit!r}",
+            action=action,
             target=target,
             now=now,
             case_number=case_number,
