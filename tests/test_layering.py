@@ -167,6 +167,18 @@ def test_web_and_cli_reach_the_store_only_through_the_services() -> None:
     assert _violations("web", ("adapters.store",)) + _violations("cli", ("adapters.store",)) == []
 
 
+def test_only_the_services_ask_the_door() -> None:
+    # The web, the CLI and the library call services that take the person; the services decide
+    # (faceledger.services.authorization). A front end asking the door itself would decide beside it.
+    bad = [
+        str(imp)
+        for imp in IMPORTS
+        if _in(imp.target, "faceledger.services.authorization") and not _in(imp.source, "faceledger.services")
+    ]
+    assert bad == []
+    assert any(_in(imp.target, "faceledger.services.authorization") for imp in IMPORTS)
+
+
 def test_sqlalchemy_is_used_only_by_the_store_adapter_and_the_services() -> None:
     # What faceledger/ports.py says: the store owns engine, tables and migrations; the services
     # build SQLAlchemy Core statements on the store's connection; nothing else touches it.

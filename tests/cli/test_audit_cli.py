@@ -95,6 +95,14 @@ def test_public_key_prints_writes_and_names_its_fingerprint(unit: SignedInUnit, 
     assert document["fingerprint"] == audit.log_info(dd).key_fingerprint
 
 
+def test_the_public_key_needs_no_account_as_over_the_api(unit: SignedInUnit) -> None:
+    """The key is public (GET /audit/public-key needs no sign-in): no one is refused, nothing recorded."""
+    size = _size(unit.dd)
+    for who in (None, ADMIN, EVE):
+        assert unit.stdout(who, "audit", "public-key") == unit.dd.audit_public_key_path.read_text()
+    assert _size(unit.dd) == size
+
+
 def test_export_then_verify_passes_and_a_changed_row_fails_naming_it(
     unit: SignedInUnit, tmp_path: Path
 ) -> None:
@@ -204,7 +212,6 @@ def test_the_log_is_the_auditors_and_every_refusal_is_recorded_in_it(unit: Signe
     assert "faceledger login" in out
     refusals = [
         (EVE, ("log",), "read_audit"),
-        (ADMIN, ("public-key",), "read_audit"),
         (SUE, ("checkpoint",), "export_audit"),
         (SUE, ("export", str(unit.root / "out.json")), "export_audit"),
         (EVE, ("report",), "reports"),

@@ -3,9 +3,10 @@
 ``verify`` runs the standalone verifier (``faceledger/audit/verify.py``), the same file an
 auditor copies out of the project, so what the command says is what they will see; it reads
 only the files it is given and needs no account, since the auditor running it may be outside
-the agency. Every other command acts as the person signed in with ``faceledger login`` and is
-decided by the policy in force (``read_audit``, ``export_audit`` or ``reports``); a refusal is
-recorded in the log it was trying to read.
+the agency; ``public-key`` needs none either, since the key is public (as over the API). Every
+other command acts as the person signed in with ``faceledger login`` and calls
+:mod:`faceledger.services.audit_access`, which asks the one door (``read_audit``,
+``export_audit`` or ``reports``); a refusal is recorded in the log it was trying to read.
 """
 
 from __future__ import annotations
@@ -31,12 +32,8 @@ from faceledger.cli.common import (
     print_jsonl,
     shown,
 )
-from faceledger.domain.roles import Action
 from faceledger.services import audit as audit_service
-from faceledger.services import audit_proofs
-from faceledger.services.accounts import Principal
-from faceledger.services.authorization import authorize
-from faceledger.services.datadir import DataDir
+from faceledger.services import audit_access, audit_proofs
 
 app = typer.Typer(
     help="The tamper-evident audit log: export it, verify an export, take checkpoints, read it.",
@@ -51,13 +48,6 @@ UntilOption = Annotated[
     str | None,
     typer.Option("--until", help="Up to this UTC date (YYYY-MM-DD, the whole day) or ISO time, exclusive."),
 ]
-
-
-def _allowed(dd: DataDir, action: Action) -> Principal:
-    """The signed-in person, if the policy lets them do ``action`` (else refused and recorded)."""
-    principal = signed_in(dd)
-    authorize(dd, principal, [action], target="audit_log", now=datetime.now(UTC))
-    return principal
 
 
 def _moment(value: str | None, option: str, *, end_of_day: bool) -> datetime | None:
@@ -87,8 +77,7 @@ def export(
     Auditors (export_audit); the export itself is recorded in the log, naming the file.
     """
     with opened(data_dir) as dd:
-        actor = _allowed(dd, Action.EXPORT_AUDIT).actor.username
-        result = audit_service.export_log(dd, out, actor=actor)
+        result = audit_access.export(dd, signed_in(dd), out, now=datetime.now(UTC))
         public_key = dd.audit_public_key_path
     summary = {
         "path": str(result.path),
@@ -153,8 +142,7 @@ def checkpoint(data_dir: DataDirOption = None, as_json: JsonOption = False) -> N
     Auditors (export_audit): a checkpoint is made to be shipped out of the administrators' reach.
     """
     with opened(data_dir) as dd:
-        _allowed(dd, Action.EXPORT_AUDIT)
-        signed = audit_service.checkpoint(dd)
+        signed = audit_access.checkpoint(dd, signed_in(dd), now=datetime.now(UTC))
         file = dd.checkpoint_path
     if as_json:
         print_json({**signed.to_json(), "file": str(file)})
@@ -229,20 +217,17 @@ def public_key(
     data_dir: DataDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Print (or write) the log's public key, which auditors verify exports with (read_audit)."""
+    """Print (or write) the log's public key, which auditors verify exports with (no account: public)."""
     with opened(data_dir) as dd:
-        _allowed(dd, Action.READ_AUDIT)
-        info = audit_service.log_info(dd)
-        key = audit_service.signer(dd).public_key
-    if out is not None:
-        key.write(out)
-    pem = key.pem().decode("ascii")
+        found = audit_access.public_key(dd)
+        if out is not None:
+            audit_service.signer(dd).public_key.write(out)
     if as_json:
-        print_json({"log_id": info.log_id, "fingerprint": key.fingerprint, "pem": pem})
+        print_json({"log_id": found.log_id, "fingerprint": found.fingerprint, "pem": found.pem})
     elif out is not None:
-        console.print(f"wrote the public key of log {info.log_id} ({key.fingerprint}) to {out}")
+        console.print(f"wrote the public key of log {found.log_id} ({found.fingerprint}) to {out}")
     else:
-        typer.echo(pem, nl=False)
+        typer.echo(found.pem, nl=False)
 
 
 def _entry_dict(entry: audit_service.LogEntry) -> dict[str, Any]:
@@ -288,8 +273,9 @@ def log(
         until=_moment(until, "--until", end_of_day=True),
     )
     with opened(data_dir) as dd:
-        _allowed(dd, Action.READ_AUDIT)
-        result = audit_service.list_entries(dd, filters, offset=(page - 1) * per_page, limit=per_page)
+        result = audit_access.entries(
+            dd, signed_in(dd), filters, offset=(page - 1) * per_page, limit=per_page, now=datetime.now(UTC)
+        )
     rows = [_entry_dict(e) for e in result.entries]
     if as_json:
         print_json({"total": result.total, "page": page, "per_page": per_page, "entries": rows})
@@ -331,12 +317,10 @@ def report(
     as_json: JsonOption = False,
 ) -> None:
     """Oversight report: searches per user, unit, purpose and outcome; denials by policy rule (reports)."""
+    window = (_moment(since, "--since", end_of_day=False), _moment(until, "--until", end_of_day=True))
     with opened(data_dir) as dd:
-        _allowed(dd, Action.REPORTS)
-        result = audit_service.oversight_report(
-            dd,
-            since=_moment(since, "--since", end_of_day=False),
-            until=_moment(until, "--until", end_of_day=True),
+        result = audit_access.report(
+            dd, signed_in(dd), since=window[0], until=window[1], now=datetime.now(UTC)
         )
     if as_json:
         print_json(_report_dict(result))

@@ -596,6 +596,29 @@ def view_candidate(
     return CandidateView(search_id, candidate, face)
 
 
+def candidate_image(
+    dd: DataDir, principal: Principal, search_id: int, face_id: int, *, now: datetime
+) -> bytes:
+    """The candidate's enrolled gallery photo, as stored, to compare with the probe.
+
+    Needs ``view_face_image`` (second factor and a registered device, whatever the policy's
+    ``[devices]`` table says), asked before anything about the search is looked up, and then
+    what :func:`view_candidate` needs; recorded as ``candidate_viewed``.
+    """
+    authorize(
+        dd,
+        principal,
+        [Action.VIEW_FACE_IMAGE],
+        target=f"search:{search_id}/face:{face_id}",
+        now=utc(now),
+        search_id=search_id,
+    )
+    view = view_candidate(dd, principal, search_id, face_id, now=now)
+    if view.face is None:
+        raise NotFoundError(f"face {face_id} was purged from its gallery after search {search_id}")
+    return dd.images.read(view.face.image_sha256)
+
+
 def accountable_verify(
     dd: DataDir,
     analyzer: Analyzer,

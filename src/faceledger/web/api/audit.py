@@ -1,10 +1,9 @@
 """The audit log over HTTP: read it a page at a time, export it, checkpoint it, get its public key.
 
-The audit service checks no roles; they are checked here, by the one door
-(:func:`faceledger.services.authorization.authorize`):
-reading needs ``read_audit``, exporting and checkpointing ``export_audit`` (auditors), the
-oversight report ``reports`` (supervisors and auditors). The public key is public: it is
-what an auditor verifies an export with, and gives nothing away.
+Each route calls :mod:`faceledger.services.audit_access` (or :mod:`~faceledger.services.audit_proofs`),
+which asks the one door: reading needs ``read_audit``, exporting and checkpointing
+``export_audit`` (auditors), the oversight report ``reports`` (supervisors and auditors). The
+public key is public: it is what an auditor verifies an export with, and gives nothing away.
 """
 
 from __future__ import annotations
@@ -19,10 +18,9 @@ from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
 from faceledger.audit.canonical import format_timestamp
-from faceledger.domain.roles import Action
-from faceledger.services import audit, audit_proofs
-from faceledger.services.authorization import authorize
+from faceledger.services import audit, audit_access, audit_proofs
 from faceledger.services.datadir import DataDir
+from faceledger.services.policies import Principal
 from faceledger.web.deps import DataDirDep, NowDep, PageDep, PrincipalDep
 from faceledger.web.errors import COMMON_RESPONSES
 from faceledger.web.models.audit import CheckpointOut, EntryOut, ProofOut, PublicKeyOut, ReportOut
@@ -53,22 +51,21 @@ def list_entries(
     until: Until = None,
 ) -> Page[EntryOut]:
     """Stored entries, oldest first (``read_audit``)."""
-    authorize(dd, principal, [Action.READ_AUDIT], target="audit_log", now=now)
     filters = audit.EntryFilter(
         actor=actor, action=action, object_prefix=object_prefix, since=since, until=until
     )
-    found = audit.list_entries(dd, filters, offset=page.offset, limit=page.limit)
+    found = audit_access.entries(dd, principal, filters, offset=page.offset, limit=page.limit, now=now)
     return page_of(
         [EntryOut.of(e) for e in found.entries], total=found.total, limit=page.limit, offset=page.offset
     )
 
 
-def _export(dd: DataDir, username: str, now: datetime) -> Path:
+def _export(dd: DataDir, principal: Principal, now: datetime) -> Path:
     folder = dd.path / EXPORTS_DIR
     folder.mkdir(mode=0o700, exist_ok=True)
     stamp = format_timestamp(now).replace(":", "").replace("-", "")
-    result = audit.export_log(dd, folder / f"audit-{stamp}-{username}.json", actor=username, now=now)
-    return result.path
+    target = folder / f"audit-{stamp}-{principal.actor.username}.json"
+    return audit_access.export(dd, principal, target, now=now).path
 
 
 @router.post(
@@ -82,16 +79,14 @@ async def export(principal: PrincipalDep, dd: DataDirDep, now: NowDep) -> FileRe
     The export is recorded in the log it exports, and a copy stays in the data directory's
     ``exports`` folder.
     """
-    await run_in_threadpool(authorize, dd, principal, [Action.EXPORT_AUDIT], target="audit_log", now=now)
-    path = await run_in_threadpool(_export, dd, principal.username, now)
+    path = await run_in_threadpool(_export, dd, principal, now)
     return FileResponse(path, media_type="application/json", filename=path.name)
 
 
 @router.post("/checkpoints", response_model=CheckpointOut)
 def take_checkpoint(principal: PrincipalDep, dd: DataDirDep, now: NowDep) -> CheckpointOut:
     """Sign the log as it stands now (``export_audit``); also appended to the checkpoint file."""
-    authorize(dd, principal, [Action.EXPORT_AUDIT], target="audit_log", now=now)
-    return CheckpointOut.of(audit.checkpoint(dd, now=now))
+    return CheckpointOut.of(audit_access.checkpoint(dd, principal, now=now))
 
 
 @router.get("/checkpoints", response_model=Page[CheckpointOut])
@@ -99,8 +94,7 @@ def list_checkpoints(
     principal: PrincipalDep, dd: DataDirDep, now: NowDep, page: PageDep
 ) -> Page[CheckpointOut]:
     """Stored checkpoints, oldest first (``read_audit``)."""
-    authorize(dd, principal, [Action.READ_AUDIT], target="audit_log", now=now)
-    stored = [CheckpointOut.model_validate(c) for c in audit.stored_checkpoints(dd)]
+    stored = [CheckpointOut.model_validate(c) for c in audit_access.checkpoints(dd, principal, now=now)]
     return slice_page(stored, limit=page.limit, offset=page.offset)
 
 
@@ -137,9 +131,8 @@ def prove_consistency(
 @router.get("/public-key", response_model=PublicKeyOut)
 def public_key(dd: DataDirDep) -> PublicKeyOut:
     """The log's public key (no sign-in needed): what exports and checkpoints are verified with."""
-    info = audit.log_info(dd)
-    key = audit.signer(dd).public_key
-    return PublicKeyOut(log_id=info.log_id, fingerprint=key.fingerprint, pem=key.pem().decode("ascii"))
+    found = audit_access.public_key(dd)
+    return PublicKeyOut(log_id=found.log_id, fingerprint=found.fingerprint, pem=found.pem)
 
 
 @router.get("/report", response_model=ReportOut)
@@ -147,5 +140,4 @@ def report(
     principal: PrincipalDep, dd: DataDirDep, now: NowDep, since: Since = None, until: Until = None
 ) -> ReportOut:
     """Searches per user, unit, purpose and outcome; denials by rule; failed sign-ins (``reports``)."""
-    authorize(dd, principal, [Action.REPORTS], target="audit_log", now=now)
-    return ReportOut.of(audit.oversight_report(dd, since=since, until=until))
+    return ReportOut.of(audit_access.report(dd, principal, since=since, until=until, now=now))

@@ -9,10 +9,7 @@ from fastapi import APIRouter, Path
 from fastapi.responses import Response
 from PIL import Image, UnidentifiedImageError
 
-from faceledger.domain.roles import Action
-from faceledger.errors import NotFoundError
 from faceledger.services import searches
-from faceledger.services.authorization import authorize
 from faceledger.web.api.searches import SearchId
 from faceledger.web.deps import DataDirDep, NowDep, PrincipalDep
 from faceledger.web.errors import COMMON_RESPONSES
@@ -53,16 +50,5 @@ def candidate_image(
     Needs ``view_face_image`` (second factor and a registered device, whatever the policy's
     ``[devices]`` table says) as well as ``view_case``; a refusal cites its rule id.
     """
-    authorize(
-        dd,
-        principal,
-        [Action.VIEW_FACE_IMAGE],
-        target=f"search:{search_id}/face:{face_id}",
-        now=now,
-        search_id=search_id,
-    )
-    view = searches.view_candidate(dd, principal, search_id, face_id, now=now)
-    if view.face is None:
-        raise NotFoundError(f"face {face_id} was purged from its gallery after search {search_id}")
-    data = dd.images.read(view.face.image_sha256)
+    data = searches.candidate_image(dd, principal, search_id, face_id, now=now)
     return Response(content=data, media_type=_media_type(data), headers={"Cache-Control": "no-store"})
