@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from faceledger.domain.policy import (
     ALLOW_RULES,
     DENY_RULES,
+    NON_SEARCH_RULES,
     PROBE_RETENTION_KINDS,
     SEARCH_CHECK_ORDER,
     Agreement,
@@ -170,6 +171,7 @@ DENIALS: list[tuple[RuleId, Callable[[SearchRequest], SearchRequest], str]] = [
     (RuleId.ROLE_NOT_PERMITTED, _actor_change(roles=frozenset({Role.SYSTEM_ADMIN})), "holds: system_admin"),
     (RuleId.ROLE_NOT_PERMITTED, _actor_change(roles=frozenset()), "holds: none"),
     (RuleId.DEVICE_UNREGISTERED, _actor_change(device_id=None), "unregistered device"),
+    (RuleId.DEVICE_OTHER_UNIT, _actor_change(device_unit="Traffic"), "another unit's device"),
     (RuleId.CASE_MISSING, _request_change(case_number=None), "case number"),
     (RuleId.CASE_MISSING, _request_change(case_number="   "), "case number"),
     (RuleId.CASE_MALFORMED, _request_change(case_number="CASE-1"), "for example '2024/FIU/000001'"),
@@ -277,7 +279,8 @@ def test_every_deny_rule_has_a_denial_case() -> None:
 
 def test_check_order_lists_every_deny_rule_once() -> None:
     assert len(SEARCH_CHECK_ORDER) == len(set(SEARCH_CHECK_ORDER))
-    assert set(SEARCH_CHECK_ORDER) == DENY_RULES
+    assert set(SEARCH_CHECK_ORDER) == DENY_RULES - NON_SEARCH_RULES
+    assert NON_SEARCH_RULES <= DENY_RULES
     assert not ALLOW_RULES & DENY_RULES
 
 
@@ -387,7 +390,10 @@ BREAKERS: dict[str, list[_Breaker]] = {
     "organisation": [(RuleId.ACCOUNT_WRONG_ORGANISATION, _on_request(_actor_change(organisation="X")))],
     "mfa": [(RuleId.MFA_REQUIRED, _on_request(_actor_change(mfa_verified=False)))],
     "roles": [(RuleId.ROLE_NOT_PERMITTED, _on_request(_actor_change(roles=frozenset({Role.SUPERVISOR}))))],
-    "device": [(RuleId.DEVICE_UNREGISTERED, _on_request(_actor_change(device_id=None)))],
+    "device": [
+        (RuleId.DEVICE_UNREGISTERED, _on_request(_actor_change(device_id=None))),
+        (RuleId.DEVICE_OTHER_UNIT, _on_request(_actor_change(device_unit="traffic"))),
+    ],
     "case": [
         (RuleId.CASE_MISSING, _on_request(_request_change(case_number=None))),
         (RuleId.CASE_MALFORMED, _on_request(_request_change(case_number="nope"))),

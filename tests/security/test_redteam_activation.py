@@ -212,10 +212,12 @@ def test_a_vouch_comes_after_the_activation_so_it_cannot_be_given_in_advance(org
 def test_a_reset_returns_the_account_to_activation_and_ends_its_access(org: Org, reset: object) -> None:
     org.add("eve.examiner", "examiner")
     old_uri = org.seeds["eve.examiner"]
-    session = org.sign_in("eve.examiner")
+    workstation = org.workstation()
+    session = org.sign_in("eve.examiner", device=workstation)
     _, token = accounts.create_token(
         org.dd, session, name="batch", scopes=["examiner"], expires_at=T0 + timedelta(days=1), now=T0
     )
+    assert accounts.principal_from_token(org.dd, token, workstation, now=T0).actor.username == "eve.examiner"
     assert callable(reset)
     again = reset(org.dd, org.admin, "eve.examiner", now=T0)
     assert isinstance(again, Activation)
@@ -226,7 +228,7 @@ def test_a_reset_returns_the_account_to_activation_and_ends_its_access(org: Org,
     )
     for presented in (session.session_token or "", token):
         with pytest.raises(AuthenticationError):
-            accounts.principal_from_token(org.dd, presented, None, now=T0 + timedelta(seconds=1))
+            accounts.principal_from_token(org.dd, presented, workstation, now=T0 + timedelta(seconds=1))
     with pytest.raises(AuthenticationError, match="wrong username or password"):  # the old password is gone
         _sign_in(org, "eve.examiner", PASSWORD, old_uri, timedelta(seconds=31))
     new_uri = accounts.activate(

@@ -104,13 +104,14 @@ def test_with_a_token_the_library_acts_as_that_person_through_the_one_door(tmp_p
     try:
         org = Org(dd, now=now)
         org.add("eve.examiner", "examiner", now=now)
-        session = org.sign_in("eve.examiner", now=now)
+        workstation = org.workstation()
+        session = org.sign_in("eve.examiner", now=now, device=workstation)
         _, token = accounts.create_token(
             dd, session, name="notebook", scopes=["examiner"], expires_at=now + timedelta(days=1), now=now
         )
     finally:
         dd.close()
-    with faceledger.open(folder, token=token) as ledger:
+    with faceledger.open(folder, token=token, device=workstation) as ledger:
         principal = ledger.principal()
         assert principal is not None
         assert principal.actor.username == "eve.examiner"

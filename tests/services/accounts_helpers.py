@@ -23,7 +23,7 @@ from faceledger.adapters.store import Store
 from faceledger.adapters.store import tables_accounts as ta
 from faceledger.adapters.store.tables_audit import audit_entries
 from faceledger.config import AccountSettings, Settings
-from faceledger.services import accounts
+from faceledger.services import accounts, devices
 from faceledger.services.accounts import totp
 from faceledger.services.accounts.records import Activation, Principal
 from faceledger.services.datadir import DataDir, init_data_dir
@@ -95,6 +95,15 @@ class Org:
         self.admin = self.sign_in(ADMIN, now=now)
         self._step = 0
         self.vouchers: dict[str, Principal] = {}
+        self._workstation: DeviceCredential | None = None
+
+    def workstation(self) -> DeviceCredential:
+        """The unit's registered workstation (registered on first use): API tokens are made on one."""
+        if self._workstation is None:
+            _, self._workstation = devices.register_device(
+                self.dd, self.admin, device_id="ws-unit", name="Unit workstation", unit=UNIT, now=T0
+            )
+        return self._workstation
 
     def sign_in(
         self,

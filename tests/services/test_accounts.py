@@ -229,7 +229,8 @@ def test_an_expired_trial_account_refuses_everything(org: Org) -> None:
         org.add("tom.trial", "reviewer", trial=True)
     end = T0 + timedelta(days=1)
     org.add("tom.trial", "reviewer", trial=True, expires_at=end)
-    session = org.sign_in("tom.trial", now=T0)
+    ws = org.workstation()
+    session = org.sign_in("tom.trial", now=T0, device=ws)
     assert session.actor.trial
     assert session.actor.expires_at == end
     assert session.expires_at <= end  # a session never outlives its account
@@ -243,7 +244,7 @@ def test_an_expired_trial_account_refuses_everything(org: Org) -> None:
     with pytest.raises(AuthenticationError, match=r"trial account 'tom\.trial' expired"):
         org.sign_in("tom.trial", now=later)
     with pytest.raises(AuthenticationError, match="expired"):
-        accounts.principal_from_token(org.dd, token, None, now=later)
+        accounts.principal_from_token(org.dd, token, ws, now=later)
     with pytest.raises(PermissionDeniedError, match="expired"):
         accounts.create_token(
             org.dd, session, name="again", scopes=["reviewer"], expires_at=later + STEP, now=later
@@ -494,7 +495,8 @@ def test_sessions_expire_and_end_at_sign_out(org: Org) -> None:
 
 def test_api_tokens_are_scoped_expiring_and_revocable(org: Org) -> None:
     org.add("sue.super", "supervisor", "reviewer")
-    session = org.sign_in("sue.super")
+    ws = org.workstation()
+    session = org.sign_in("sue.super", device=ws)
     week = T0 + timedelta(days=7)
     with pytest.raises(ValidationError, match="does not hold: examiner"):
         accounts.create_token(
@@ -510,7 +512,7 @@ def test_api_tokens_are_scoped_expiring_and_revocable(org: Org) -> None:
     assert secret.startswith("flt_")
     assert info.scopes == frozenset({Role.REVIEWER})
 
-    principal = accounts.principal_from_token(org.dd, secret, None, now=T0 + STEP)
+    principal = accounts.principal_from_token(org.dd, secret, ws, now=T0 + STEP)
     assert principal.actor.roles == frozenset({Role.REVIEWER})
     assert principal.token_id == info.id
     with pytest.raises(PermissionDeniedError, match="signed-in session"):
@@ -519,16 +521,16 @@ def test_api_tokens_are_scoped_expiring_and_revocable(org: Org) -> None:
     assert [(t.name, t.last_used_at) for t in listed] == [("review bot", T0 + STEP)]
 
     with pytest.raises(AuthenticationError, match="expired"):
-        accounts.principal_from_token(org.dd, secret, None, now=week)
+        accounts.principal_from_token(org.dd, secret, ws, now=week)
     accounts.set_roles(org.dd, org.admin, "sue.super", ["supervisor"], now=T0)
     with pytest.raises(AuthenticationError, match="no scope left"):
-        accounts.principal_from_token(org.dd, secret, None, now=T0 + STEP)
+        accounts.principal_from_token(org.dd, secret, ws, now=T0 + STEP)
     accounts.set_roles(org.dd, org.admin, "sue.super", ["supervisor", "reviewer"], now=T0)
     revoked = accounts.revoke_token(org.dd, session, info.id, now=T0 + STEP)
     assert revoked.revoked_by == "sue.super"
     assert not revoked.is_active(T0 + STEP)
     with pytest.raises(AuthenticationError, match="revoked"):
-        accounts.principal_from_token(org.dd, secret, None, now=T0 + 2 * STEP)
+        accounts.principal_from_token(org.dd, secret, ws, now=T0 + 2 * STEP)
     with pytest.raises(ConflictError, match="already revoked"):
         accounts.revoke_token(org.dd, session, info.id, now=T0)
     changes = [details(r)["change"] for r in audit_rows(org.dd, "account_changed")]
@@ -540,7 +542,7 @@ def test_api_tokens_are_scoped_expiring_and_revocable(org: Org) -> None:
 def test_other_peoples_tokens_are_for_administrators_only(org: Org) -> None:
     org.add("rita.reviewer", "reviewer")
     org.add("aud.auditor", "auditor")
-    rita = org.sign_in("rita.reviewer")
+    rita = org.sign_in("rita.reviewer", device=org.workstation())
     info, _ = accounts.create_token(
         org.dd, rita, name="mine", scopes=["reviewer"], expires_at=T0 + STEP * 10, now=T0
     )

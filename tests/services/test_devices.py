@@ -14,6 +14,7 @@ import pytest
 from accounts_helpers import (  # noqa: F401 - fixtures
     ADMIN,
     T0,
+    UNIT,
     Org,
     audit_rows,
     dd_fixture,
@@ -44,7 +45,7 @@ def org(dd: DataDir) -> Org:
 
 def _register(org: Org, device_id: str = "lab-ws-03") -> DeviceCredential:
     _, credential = devices.register_device(
-        org.dd, org.admin, device_id=device_id, name=f"Workstation {device_id}", unit="FIU", now=T0
+        org.dd, org.admin, device_id=device_id, name=f"Workstation {device_id}", unit=UNIT, now=T0
     )
     return credential
 
@@ -161,9 +162,20 @@ def test_api_tokens_are_checked_against_the_device_of_each_request(org: Org) -> 
         org.dd, session, name="batch", scopes=["examiner"], expires_at=T0.replace(hour=18), now=T0
     )
     assert accounts.principal_from_token(org.dd, token, credential, now=LATER).actor.device_id == "lab-ws-03"
-    bad = DeviceCredential("lab-ws-03", "fld_stolen")
-    assert accounts.principal_from_token(org.dd, token, bad, now=LATER).actor.device_id is None
-    assert len(_device_refusals(org.dd)) == 1
+    # The token is bound to lab-ws-03: a wrong secret for it, another device or none is refused.
+    other = _register(org, "lab-ws-04")
+    for presented, shown in (
+        (DeviceCredential("lab-ws-03", "fld_stolen"), "device 'lab-ws-03' (the credential presented"),
+        (other, "device 'lab-ws-04'"),
+        (None, "no device credential"),
+    ):
+        with pytest.raises(AuthenticationError, match="bound to device 'lab-ws-03'") as refused:
+            accounts.principal_from_token(org.dd, token, presented, now=LATER)
+        assert f"this request presented {shown}" in str(refused.value)
+    refusals = [details(r) for r in audit_rows(org.dd, "policy_denied")]
+    denied = [d for d in refusals if d["attempted"] == "use_token"]
+    assert len(denied) == 3
+    assert all("bound to device 'lab-ws-03'" in d["reason"] for d in denied)
 
 
 def test_the_policy_refuses_a_search_from_no_registered_device(org: Org) -> None:

@@ -177,10 +177,15 @@ def test_api_tokens_are_scoped_revocable_and_made_only_from_sessions(agency: Age
     assert made.json()["token"]["expires_at"].startswith(
         (agency.clock.now + timedelta(days=7)).date().isoformat()
     )
-    script = Session("rita.reviewer", secret, None)
+    assert (made.json()["token"]["device_id"], made.json()["token"]["server"]) == ("ws-01", False)
+    script = Session("rita.reviewer", secret, rita.device)
     me = agency.client.get(f"{API}/auth/me", headers=script.headers)
     assert me.json()["via"] == "api_token"
     assert me.json()["roles"] == ["reviewer"]
+    # Bound to ws-01: the token alone (copied to a personal machine) is refused, and recorded.
+    alone = agency.client.get(f"{API}/auth/me", headers=Session("rita.reviewer", secret, None).headers)
+    assert alone.status_code == 401
+    assert "bound to device 'ws-01'" in error_of(alone)["message"]
 
     from_token = agency.client.post(
         f"{API}/tokens", json={"name": "another", "scopes": ["reviewer"]}, headers=script.headers

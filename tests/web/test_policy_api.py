@@ -169,6 +169,21 @@ def test_a_search_from_an_unregistered_device_is_refused(unit: Unit) -> None:
     assert_refused(unit.agency, answer, RuleId.DEVICE_UNREGISTERED)
 
 
+def test_a_search_from_another_units_device_is_refused_unless_the_policy_allows_it(fresh: Agency) -> None:
+    """far.examiner (traffic) on the facial identification unit's workstation: device.other_unit."""
+    unit = _govern(fresh)
+    borrowed = fresh.login("far.examiner", device=fresh.device)
+    assert_refused(fresh, search(fresh, borrowed), RuleId.DEVICE_OTHER_UNIT)
+    assert "belongs to unit 'facial-identification'" in error_of(search(fresh, borrowed))["message"]
+    # On their own unit's device the device check passes, and the gallery's unit rule decides.
+    assert_refused(fresh, search(fresh, unit.examiner("far")), RuleId.GALLERY_UNIT_NOT_ALLOWED)
+    shared = policy_text(other_units="true", version='"web-test-shared"')
+    loaded = fresh.client.put(f"{API}/policy", json={"text": shared}, headers=fresh.admin().headers)
+    assert loaded.status_code == 200, loaded.text
+    borrowed = fresh.login("far.examiner", device=fresh.device)
+    assert_refused(fresh, search(fresh, borrowed), RuleId.GALLERY_UNIT_NOT_ALLOWED, "web-test-shared")
+
+
 def test_every_role_needs_its_second_factor_to_sign_in(unit: Unit) -> None:
     """Reviewers and auditors included: a password alone opens no session, and the refusal is recorded."""
     agency = unit.agency
@@ -265,6 +280,7 @@ def test_every_search_rule_is_tested_here() -> None:
         RuleId.ACCOUNT_SUSPENDED,
         RuleId.MFA_REQUIRED,
         RuleId.DEVICE_UNREGISTERED,
+        RuleId.DEVICE_OTHER_UNIT,
         RuleId.INTERAGENCY_NOT_ALLOWED,
         RuleId.INTERAGENCY_AGREEMENT_NOT_IN_FORCE,
         RuleId.LIMIT_DAILY,

@@ -105,6 +105,9 @@ class Agency:
     clock: Clock
     seeds: dict[str, str | None] = field(default_factory=dict)
     device: str = ""
+    #: Each unit's registered workstation (the policy refuses another unit's device): unit -> credential.
+    unit_devices: dict[str, str] = field(default_factory=dict)
+    units: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def start(cls, client: TestClient, dd: DataDir, clock: Clock) -> Agency:
@@ -128,7 +131,19 @@ class Agency:
         )
         assert registered.status_code == 201, registered.text
         agency.device = registered.json()["credential"]
+        agency.unit_devices[UNIT] = agency.device
         return agency
+
+    def device_of(self, unit: str) -> str:
+        """The credential of ``unit``'s workstation, registered on first use (``ws-01`` for FIU)."""
+        if unit not in self.unit_devices:
+            slug = re.sub(r"[^a-z0-9-]", "-", unit.lower())
+            body = {"device_id": f"ws-{slug}"[:64], "name": f"{unit} workstation", "unit": unit}
+            first = self.login(ADMIN, device=None)
+            registered = self.client.post(f"{API}/devices", json=body, headers=first.headers)
+            assert registered.status_code == 201, registered.text
+            self.unit_devices[unit] = registered.json()["credential"]
+        return self.unit_devices[unit]
 
     @property
     def app(self) -> FastAPI:
@@ -141,9 +156,14 @@ class Agency:
         return None if uri is None else totp.current_code(totp.seed_from_uri(uri), self.clock.now)
 
     def login(self, username: str, *, device: bool | str | None = True, password: str = PASSWORD) -> Session:
-        """Sign in over the API (the clock moves on a TOTP step first, so no code is reused)."""
+        """Sign in over the API (the clock moves on a TOTP step first, so no code is reused).
+
+        ``device=True``: from the workstation of the person's unit.
+        """
+        if device is True:
+            device = self.device_of(self.units.get(username, UNIT))
         self.clock.advance(seconds=31)
-        credential = self.device if device is True else (device or None)
+        credential = device or None
         headers = {DEVICE_HEADER: credential} if credential else {}
         answer = self.client.post(
             f"{API}/auth/login",
@@ -169,6 +189,7 @@ class Agency:
             **extra,
         }
         unit = str(body["unit"])
+        self.units[username] = unit
         voucher = VOUCHER if unit == UNIT else f"{VOUCHER}.{re.sub(r'[^a-z0-9._-]', '-', unit.lower())}"[:64]
         if username != voucher and voucher not in self.seeds:
             self.add(voucher, Role.SUPERVISOR, unit=unit)

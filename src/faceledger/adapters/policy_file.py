@@ -33,7 +33,7 @@ from faceledger.domain.policy import (
     Purpose,
     format_path,
 )
-from faceledger.domain.roles import Action, parse_action
+from faceledger.domain.roles import parse_action
 from faceledger.errors import ConfigError, ValidationError
 
 EXAMPLE_POLICY = "example-policy.toml"
@@ -228,7 +228,7 @@ def _build(root: _Table, digest: str) -> Policy:
     values["inter_agency_allowed"] = inter.flag("allowed", False)
     values["agreements"] = tuple(_agreement(t, zone) for t in inter.tables("agreements", required=False))
     inter.finish()
-    values["device_required_for"] = _devices(root.table("devices", required=False))
+    values.update(_devices(root.table("devices", required=False)))
     values["probe_retention_days"] = _retention(root.table("retention", required=False))
     return Policy(**values, timezone=zone, source_sha256=digest)
 
@@ -292,9 +292,11 @@ def _prohibited(table: _Table) -> ProhibitedPurpose:
 
 def _gallery(table: _Table) -> GalleryRule:
     units = table.texts("units") if table.has("units") else None
+    admins = table.texts("admin_units") if table.has("admin_units") else None
     rule = GalleryRule(
         name=table.text("name"),
         units=None if units is None else frozenset(units),
+        admin_units=None if admins is None else frozenset(admins),
         retention_days=table.integer("retention_days") if table.has("retention_days") else None,
     )
     table.finish()
@@ -325,13 +327,15 @@ def _agreement(table: _Table, zone: dt.tzinfo) -> Agreement:
     return agreement
 
 
-def _devices(table: _Table) -> frozenset[Action]:
-    if not table.has("required_for"):
-        table.finish()
-        return frozenset({Action.SEARCH, Action.VERIFY})
-    actions: list[Action] = _parsed(table, "required_for", parse_action)
+def _devices(table: _Table) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "devices_other_units": table.flag("other_units", False),
+        "server_tokens": table.flag("server_tokens", False),
+    }
+    if table.has("required_for"):
+        values["device_required_for"] = frozenset(_parsed(table, "required_for", parse_action))
     table.finish()
-    return frozenset(actions)
+    return values
 
 
 def _retention(table: _Table) -> dict[str, int]:

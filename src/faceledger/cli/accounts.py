@@ -594,14 +594,32 @@ def create_token(
     name: Annotated[str, typer.Argument(help="What the token is for.")],
     scope: Annotated[list[str], typer.Option("--scope", help="A role of yours the token may use (repeat).")],
     days: Annotated[int, typer.Option(help="Days until it expires.")] = 30,
+    server: Annotated[
+        bool,
+        typer.Option(
+            "--server",
+            help="A server-to-server token bound to no device (only where the policy allows them).",
+        ),
+    ] = False,
     data_dir: DataDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Create an API token for your own account; prints it once."""
+    """Create an API token for your own account; prints it once.
+
+    It is bound to this machine's registered device (`faceledger device use`) and accepted
+    only with that device's credential; --server makes one bound to none, where the policy
+    allows it.
+    """
     now = _now()
     with opened(data_dir) as dd:
         info, secret = accounts.create_token(
-            dd, signed_in(dd), name=name, scopes=scope, expires_at=now + timedelta(days=days), now=now
+            dd,
+            signed_in(dd),
+            name=name,
+            scopes=scope,
+            expires_at=now + timedelta(days=days),
+            now=now,
+            server=server,
         )
     if as_json:
         print_json({**info.to_dict(), "token": secret})

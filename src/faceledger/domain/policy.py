@@ -62,6 +62,7 @@ class RuleId(StrEnum):
     MFA_REQUIRED = "mfa.required"
     ROLE_NOT_PERMITTED = "role.not_permitted"
     DEVICE_UNREGISTERED = "device.unregistered"
+    DEVICE_OTHER_UNIT = "device.other_unit"
     CASE_MISSING = "case.missing"
     CASE_MALFORMED = "case.malformed"
     PURPOSE_MISSING = "purpose.missing"
@@ -73,6 +74,7 @@ class RuleId(StrEnum):
     GALLERY_UNKNOWN = "gallery.unknown"
     GALLERY_NOT_FOR_PURPOSE = "gallery.not_for_purpose"
     GALLERY_UNIT_NOT_ALLOWED = "gallery.unit_not_allowed"
+    GALLERY_ADMIN_UNIT_NOT_ALLOWED = "gallery.admin_unit_not_allowed"
     INTERAGENCY_NOT_ALLOWED = "interagency.not_allowed"
     INTERAGENCY_AGREEMENT_MISSING = "interagency.agreement_missing"
     INTERAGENCY_AGREEMENT_UNKNOWN = "interagency.agreement_unknown"
@@ -81,6 +83,8 @@ class RuleId(StrEnum):
     INTERAGENCY_PURPOSE_NOT_COVERED = "interagency.purpose_not_covered"
     INTERAGENCY_GALLERY_NOT_COVERED = "interagency.gallery_not_covered"
     LIMIT_DAILY = "limit.daily"
+    TOKEN_DEVICE_REQUIRED = "token.device_required"  # noqa: S105 - a rule id, not a secret
+    TOKEN_SERVER_NOT_ALLOWED = "token.server_not_allowed"  # noqa: S105 - a rule id
     PROBE_QUALITY_BELOW_FLOOR = "probe.quality_below_floor"
     # Rules that allow.
     ACTION_ALLOWED = "action.allowed"
@@ -100,6 +104,11 @@ ALLOW_RULES: frozenset[RuleId] = frozenset(
     }
 )
 DENY_RULES: frozenset[RuleId] = frozenset(RuleId) - ALLOW_RULES
+#: Refusals decided outside a search's checks: administering a gallery of another unit, and
+#: API tokens that would work away from a registered device.
+NON_SEARCH_RULES: frozenset[RuleId] = frozenset(
+    {RuleId.GALLERY_ADMIN_UNIT_NOT_ALLOWED, RuleId.TOKEN_DEVICE_REQUIRED, RuleId.TOKEN_SERVER_NOT_ALLOWED}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,16 +180,19 @@ class ProhibitedPurpose:
 
 @dataclass(frozen=True, slots=True)
 class GalleryRule:
-    """Which units may search a gallery, and how long its enrolled images are kept.
+    """Which units may search a gallery, which may administer it, and how long its images are kept.
 
-    ``units`` None means every unit of the organisation. Which *roles* may search is not a
-    per-gallery choice: only roles that permit :attr:`Action.SEARCH` ever can (see
-    :mod:`faceledger.domain.roles`).
+    ``units`` None means every unit of the organisation. ``admin_units`` are the units whose
+    gallery administrators may create it, enrol into it and purge it; None leaves that to the
+    gallery's owner unit (the creator's, as stored). Which *roles* may search or administer
+    is not a per-gallery choice: only roles that permit :attr:`Action.SEARCH` (or
+    :attr:`Action.ENROL`, ...) ever can (see :mod:`faceledger.domain.roles`).
     """
 
     name: str
     units: frozenset[str] | None = None
     retention_days: int | None = None
+    admin_units: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +236,8 @@ class Policy:
     inter_agency_allowed: bool = False
     agreements: tuple[Agreement, ...] = ()
     device_required_for: frozenset[Action] = frozenset({Action.SEARCH, Action.VERIFY})
+    devices_other_units: bool = False
+    server_tokens: bool = False
     justification_max_chars: int = 2000
     probe_retention_days: Mapping[str, int] = field(default_factory=lambda: _frozen_mapping({"default": 30}))
     lead_notice: str = ""
@@ -334,6 +348,11 @@ def _validate_galleries(policy: Policy) -> None:
         if rule.units is not None and not rule.units:
             raise _problem(
                 ("galleries", i, "units"), "an empty unit list would let nobody search; omit it for all"
+            )
+        if rule.admin_units is not None and not rule.admin_units:
+            raise _problem(
+                ("galleries", i, "admin_units"),
+                "an empty unit list would let nobody administer it; omit it for the owner unit",
             )
         if rule.retention_days is not None and rule.retention_days < 1:
             raise _problem(("galleries", i, "retention_days"), "must be at least 1 day")
@@ -496,6 +515,15 @@ def _check_device(policy: Policy, actor: Actor, action: Action, now: datetime) -
             RuleId.DEVICE_UNREGISTERED,
             f"{action.value!r} is only accepted from a device registered to {policy.organisation!r}; "
             "this request came from an unregistered device",
+        )
+    needs_device = action in DEVICE_ALWAYS_REQUIRED or action in policy.device_required_for
+    other_unit = actor.device_unit is not None and actor.device_unit != actor.unit
+    if needs_device and other_unit and not policy.devices_other_units:
+        return (
+            RuleId.DEVICE_OTHER_UNIT,
+            f"device {actor.device_id!r} belongs to unit {actor.device_unit!r} and {actor.username!r} "
+            f"to unit {actor.unit!r}; the policy does not let a person use another unit's device "
+            "([devices] other_units = false)",
         )
     return None
 
@@ -674,6 +702,7 @@ SEARCH_CHECK_ORDER: tuple[RuleId, ...] = (
     RuleId.MFA_REQUIRED,
     RuleId.ROLE_NOT_PERMITTED,
     RuleId.DEVICE_UNREGISTERED,
+    RuleId.DEVICE_OTHER_UNIT,
     RuleId.CASE_MISSING,
     RuleId.CASE_MALFORMED,
     RuleId.PURPOSE_MISSING,

@@ -202,7 +202,8 @@ class Actor:
 
     ``device_id`` is the id of the registered agency device the request came from, or
     None when the device is not one an administrator registered (a personal phone, an
-    unknown browser). ``mfa_verified`` says whether this session passed the second factor.
+    unknown browser); ``device_unit`` is the unit that device was registered to.
+    ``mfa_verified`` says whether this session passed the second factor.
     A trial account must carry an expiry: trials that never end are how pilots become
     unaccountable production systems.
     """
@@ -216,6 +217,7 @@ class Actor:
     mfa_verified: bool = False
     device_id: str | None = None
     trial: bool = False
+    device_unit: str | None = None
 
     def __post_init__(self) -> None:
         if not self.username.strip():

@@ -11,10 +11,12 @@ answer. The answer comes from one place:
   account's standing, and casework is refused with rule ``policy.none``
   (:func:`faceledger.domain.access.decide_without_policy`).
 
-Scoping by unit is part of the same door: a gallery belongs to the unit that created it
-(``galleries.owner_unit``), and changing it (managing, enrolling, purging) is refused to
-every other unit's gallery administrators with rule ``scope.other_unit``; searches,
-cases and reviews are scoped in :mod:`faceledger.services.scoping`.
+Scoping by unit is part of the same door. Changing a gallery (managing, enrolling,
+purging) is for the gallery administrators of the units the policy names in its
+``[[galleries]] admin_units`` (others are refused with rule ``gallery.admin_unit_not_allowed``)
+or, where the policy names none, of the unit that created it (``galleries.owner_unit``;
+others are refused with ``scope.other_unit``). Searches, cases and reviews are scoped in
+:mod:`faceledger.services.scoping`.
 
 A refusal is recorded (a decision row and a ``policy_denied`` audit entry, committed)
 before it is raised, whichever route the request came by. Searches and comparisons are
@@ -32,7 +34,7 @@ from sqlalchemy import select
 
 from faceledger.adapters.store.tables import galleries
 from faceledger.domain.access import NO_POLICY_VERSION, decide_without_policy
-from faceledger.domain.policy import Decision, decide_action
+from faceledger.domain.policy import Decision, RuleId, decide_action
 from faceledger.domain.roles import Action
 from faceledger.services.datadir import DataDir
 from faceledger.services.policies import Principal, active_stored_policy, refuse, utc
@@ -69,8 +71,8 @@ def authorize(
 
     ``actions`` are alternatives: a gallery's subject list, for instance, may be read by
     whoever may manage galleries *or* read the audit log. With ``gallery``, an allowed
-    action that changes it (:data:`GALLERY_CHANGES`) is still refused, with rule
-    ``scope.other_unit``, to a person outside the gallery's owner unit.
+    action that changes it (:data:`GALLERY_CHANGES`) is still refused to a person outside
+    the units that administer it (see the module's docstring).
     """
     wanted = tuple(actions)
     if not wanted:
@@ -110,8 +112,21 @@ def _require_gallery_unit(
     target: str,
     now: datetime,
 ) -> None:
+    unit = principal.actor.unit
+    stored = active_stored_policy(dd)
+    rule = None if stored is None else stored.policy().gallery(gallery)
+    if rule is not None and rule.admin_units is not None:
+        if unit in rule.admin_units:
+            return
+        names = ", ".join(sorted(rule.admin_units))
+        reason = (
+            f"gallery {gallery!r} is administered by the units {names} under the policy; "
+            f"{principal.actor.username!r} is of unit {unit!r}"
+        )
+        denial = Decision(False, RuleId.GALLERY_ADMIN_UNIT_NOT_ALLOWED, allowed.policy_version, reason)
+        refuse(dd, principal, denial, action=action.value, target=target, now=utc(now))
     owner = gallery_owner_unit(dd, gallery)
-    if owner is None or owner == principal.actor.unit:
+    if owner is None or owner == unit:
         return
     reason = (
         f"gallery {gallery!r} belongs to unit {owner!r}; {principal.actor.username!r} is of unit "

@@ -93,14 +93,16 @@ class Device:
 class DeviceCheck:
     """The outcome of checking a presented credential.
 
-    ``device_id`` is set only for a registered, active device whose secret matched;
-    ``claimed`` is the id the request named (None when it presented nothing); ``problem``
-    says why a presented credential was not accepted.
+    ``device_id`` is set only for a registered, active device whose secret matched, and
+    ``unit`` then is the unit it was registered to; ``claimed`` is the id the request named
+    (None when it presented nothing); ``problem`` says why a presented credential was not
+    accepted.
     """
 
     device_id: str | None
     claimed: str | None
     problem: str | None = None
+    unit: str | None = None
 
 
 def _to_device(row: Row[Any]) -> Device:
@@ -133,7 +135,7 @@ def check_device(conn: Connection, credential: DeviceCredential | None) -> Devic
         return DeviceCheck(None, claimed, f"device {claimed!r} was revoked")
     if not matches:
         return DeviceCheck(None, claimed, f"the credential presented for device {claimed!r} is wrong")
-    return DeviceCheck(claimed, claimed)
+    return DeviceCheck(claimed, claimed, unit=row.unit)
 
 
 def record_refused(dd: DataDir, conn: Connection, username: str, check: DeviceCheck, now: datetime) -> None:

@@ -49,7 +49,13 @@ from faceledger.services.policies import (
 )
 from faceledger.services.probes import set_probe_retention
 from faceledger.services.scoping import require_search_unit
-from faceledger.services.search_records import KIND_SEARCH, candidate_json, search_header, stored_candidates
+from faceledger.services.search_records import (
+    KIND_SEARCH,
+    candidate_json,
+    case_if_any,
+    search_header,
+    stored_candidates,
+)
 
 SEPARATION_RULE = "review.separation_of_duties"
 WITHHELD = "withheld until the blind peer assessment is recorded"
@@ -154,19 +160,11 @@ def visible_steps(review: rv.Review, viewer: str) -> list[dict[str, Any]]:
 def show_review(dd: DataDir, principal: Principal, search_id: int, *, now: datetime) -> ReviewView:
     """The review of a search as ``principal`` may see it (needs ``view_case``)."""
     moment = utc(now)
+    _ask_door(dd, principal, search_id, Action.VIEW_CASE, moment)
+    require_search_unit(dd, principal, search_id, action=Action.VIEW_CASE, now=moment, read_only=True)
     with dd.store.read() as conn:
         review = load_review(conn, search_id)
         notice = _lead_notice(conn, search_id)
-    require_search_unit(dd, principal, search_id, action=Action.VIEW_CASE, now=moment, read_only=True)
-    authorize(
-        dd,
-        principal,
-        [Action.VIEW_CASE],
-        target=f"search:{search_id}",
-        now=moment,
-        case_number=review.case_number,
-        search_id=search_id,
-    )
     viewer = principal.actor.username
     return ReviewView(
         search_id=search_id,
@@ -181,6 +179,24 @@ def show_review(dd: DataDir, principal: Principal, search_id: int, *, now: datet
     )
 
 
+def _ask_door(dd: DataDir, principal: Principal, search_id: int, action: Action, now: datetime) -> Decision:
+    """The door's answer for ``action`` on search ``search_id``, before anyone learns if it exists.
+
+    A refusal is recorded with the search's case number where there is such a search.
+    """
+    with dd.store.read() as conn:
+        case_number = case_if_any(conn, search_id)
+    return authorize(
+        dd,
+        principal,
+        [action],
+        target=f"search:{search_id}",
+        now=now,
+        case_number=case_number,
+        search_id=search_id if case_number is not None else None,
+    )
+
+
 def _lead_notice(conn: Connection, search_id: int) -> str:
     policy_id = conn.execute(select(searches.c.policy_id).where(searches.c.id == search_id)).scalar_one()
     return stored_policy(conn, int(policy_id)).policy().lead_notice
@@ -192,18 +208,10 @@ def peer_view(dd: DataDir, principal: Principal, search_id: int, *, now: datetim
     Showing it is recorded (``candidates_shown``); the searcher and the examiner are refused.
     """
     moment = utc(now)
+    decision = _ask_door(dd, principal, search_id, Action.PEER_REVIEW, moment)
+    require_search_unit(dd, principal, search_id, action=Action.PEER_REVIEW, now=moment, read_only=False)
     with dd.store.read() as conn:
         review = load_review(conn, search_id)
-    require_search_unit(dd, principal, search_id, action=Action.PEER_REVIEW, now=moment, read_only=False)
-    decision = authorize(
-        dd,
-        principal,
-        [Action.PEER_REVIEW],
-        target=f"search:{search_id}",
-        now=moment,
-        case_number=review.case_number,
-        search_id=search_id,
-    )
     try:
         view = rv.peer_view(review, principal.actor.username)
     except rv.SeparationOfDutiesError as exc:
@@ -275,19 +283,11 @@ def _step(
     dd: DataDir, principal: Principal, search_id: int, action: Action, make: _Make, now: datetime
 ) -> rv.Review:
     moment = utc(now)
-    with dd.store.read() as conn:
-        case_number = load_review(conn, search_id).case_number
+    decision = _ask_door(dd, principal, search_id, action, moment)
     # Only the searching unit acts on its review: another unit's is answered as not there.
     require_search_unit(dd, principal, search_id, action=action, now=moment, read_only=False)
-    decision = authorize(
-        dd,
-        principal,
-        [action],
-        target=f"search:{search_id}",
-        now=moment,
-        case_number=case_number,
-        search_id=search_id,
-    )
+    with dd.store.read() as conn:
+        case_number = load_review(conn, search_id).case_number  # a missing search or a comparison: refused
     command = make(principal.actor.username, moment)
     refused: rv.SeparationOfDutiesError | None = None
     failed: rv.ReviewError | None = None

@@ -356,3 +356,16 @@ def search_ids_of_case(conn: Connection, case_id: int) -> list[tuple[int, str]]:
 
 def case_of(conn: Connection, search_id: int) -> str:
     return str(_search_row(conn, search_id).case_number)
+
+
+def case_if_any(conn: Connection, search_id: int) -> str | None:
+    """The case number of search ``search_id``, or None when there is no such search.
+
+    For the door, which decides (and records) before anyone is told whether it exists.
+    """
+    found = conn.execute(
+        select(cases.c.case_number)
+        .join(searches, searches.c.case_id == cases.c.id)
+        .where(searches.c.id == search_id)
+    ).first()
+    return None if found is None else str(found.case_number)

@@ -100,6 +100,7 @@ from faceledger.services.search_records import (
     SearchRecord,
     VerifyRecord,
     candidate_json,
+    case_if_any,
     case_of,
     edit_json,
     ensure_case,
@@ -550,11 +551,11 @@ def get_search(dd: DataDir, principal: Principal, search_id: int, *, now: dateti
     """A stored search for a person allowed to see cases; showing its candidates is recorded."""
     moment = utc(now)
     with dd.store.read() as conn:
-        case_number = case_of(conn, search_id)
-    require_search_unit(dd, principal, search_id, action=Action.VIEW_CASE, now=moment, read_only=True)
-    authorize(
+        case_number = case_if_any(conn, search_id)
+    authorize(  # before anything is said about whether the search exists
         dd, principal, [Action.VIEW_CASE], target=f"search:{search_id}", now=moment, case_number=case_number
     )
+    require_search_unit(dd, principal, search_id, action=Action.VIEW_CASE, now=moment, read_only=True)
     with dd.store.begin() as conn:
         record = load_search(conn, search_id)
         shown = [candidate_json(c) for c in record.candidates]
@@ -569,15 +570,18 @@ def view_candidate(
     """Open one candidate of a search (to compare it with the probe); recorded as ``candidate_viewed``."""
     moment = utc(now)
     with dd.store.read() as conn:
-        case_number = case_of(conn, search_id)
-        candidate = next((c for c in stored_candidates(conn, search_id) if c.face_id == face_id), None)
-    # Another unit's search is answered as if it did not exist, before anything about its candidates.
-    require_search_unit(dd, principal, search_id, action=Action.VIEW_CASE, now=moment, read_only=True)
-    if candidate is None:
-        raise NotFoundError(f"face {face_id} is not a candidate of search {search_id}")
+        case_number = case_if_any(conn, search_id)
+    # The door first (a refusal tells nothing of what exists), then the unit: another unit's
+    # search is answered as if it did not exist, before anything about its candidates.
     authorize(
         dd, principal, [Action.VIEW_CASE], target=f"face:{face_id}", now=moment, case_number=case_number
     )
+    require_search_unit(dd, principal, search_id, action=Action.VIEW_CASE, now=moment, read_only=True)
+    with dd.store.read() as conn:
+        case_of(conn, search_id)  # there is no search: not found
+        candidate = next((c for c in stored_candidates(conn, search_id) if c.face_id == face_id), None)
+    if candidate is None:
+        raise NotFoundError(f"face {face_id} is not a candidate of search {search_id}")
     with dd.store.begin() as conn:
         face = repository.describe_faces(conn, [face_id]).get(face_id)
         conn.execute(

@@ -26,6 +26,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 
 from faceledger.adapters.store.tables_base import SHA256_LEN, Id, metadata
@@ -126,6 +127,10 @@ api_tokens = Table(
     Column("revoked_at", DateTime(timezone=True), nullable=True),
     Column("revoked_by", String(USERNAME_LEN), nullable=True),
     Column("last_used_at", DateTime(timezone=True), nullable=True),
+    # The registered device the token was made on: it is accepted only with that device's
+    # credential. None only for a server token (``server``), made where the policy allows it.
+    Column("device_id", String(DEVICE_ID_LEN), nullable=True),
+    Column("server", Boolean, nullable=False, server_default=false()),
     Index("ix_api_tokens_user_id", "user_id"),
     sqlite_autoincrement=True,
 )

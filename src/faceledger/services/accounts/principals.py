@@ -24,7 +24,7 @@ from faceledger.services import audit
 from faceledger.services.accounts import hashing, rows
 from faceledger.services.accounts.records import SESSION_PREFIX, TOKEN_PREFIX, Principal, from_db, utc
 from faceledger.services.accounts.signin import account_standing, actor_for
-from faceledger.services.devices import DeviceCredential, check_device, record_refused
+from faceledger.services.devices import DeviceCheck, DeviceCredential, check_device, record_refused
 
 if TYPE_CHECKING:
     from faceledger.services.datadir import DataDir
@@ -108,11 +108,31 @@ def _from_session(
     record_refused(dd, conn, user.username, check, now)
     roles = rows.roles_of(conn, user.id)
     return Principal(
-        actor=actor_for(user, roles, mfa=bool(session.mfa), device_id=check.device_id),
+        actor=actor_for(user, roles, mfa=bool(session.mfa), device=check),
         user_id=user.id,
         scopes=roles,
         expires_at=expires_at,
         session_id=session.id,
+    )
+
+
+def _token_device_refusal(row: Row[Any], check: DeviceCheck) -> str | None:
+    """Why a device-bound token is not accepted with the device credential presented (None: it is)."""
+    if row.server:
+        return None
+    if row.device_id is None:
+        return (
+            f"API token {row.id} ({row.name!r}) is bound to no device (it was made before tokens were "
+            "bound to their device); make a new one from a session on a registered device"
+        )
+    if check.device_id == row.device_id:
+        return None
+    presented = "no device credential" if check.claimed is None else f"device {check.claimed!r}"
+    if check.problem is not None:
+        presented += f" ({check.problem})"
+    return (
+        f"API token {row.id} ({row.name!r}) is bound to device {row.device_id!r} and is accepted only "
+        f"with that device's credential; this request presented {presented}"
     )
 
 
@@ -142,11 +162,15 @@ def _from_api_token(
             f"{user.username!r} no longer holds its roles"
         )
         return _refuse(dd, conn, user.username, "use_token", f"token:{row.id}", reason, now)
-    check = check_device(conn, device)
+    # A server token acts from no device; any other is accepted only with its own device's credential.
+    check = DeviceCheck(None, None) if row.server else check_device(conn, device)
+    bound = _token_device_refusal(row, check)
+    if bound is not None:
+        return _refuse(dd, conn, user.username, "use_token", f"token:{row.id}", bound, now)
     record_refused(dd, conn, user.username, check, now)
     conn.execute(update(ta.api_tokens).where(ta.api_tokens.c.id == row.id).values(last_used_at=now))
     return Principal(
-        actor=actor_for(user, scopes, mfa=bool(row.mfa), device_id=check.device_id),
+        actor=actor_for(user, scopes, mfa=bool(row.mfa), device=check),
         user_id=user.id,
         scopes=scopes,
         expires_at=expires_at,

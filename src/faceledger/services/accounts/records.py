@@ -159,6 +159,10 @@ class ApiToken:
     revoked_at: datetime | None
     revoked_by: str | None
     last_used_at: datetime | None
+    #: The registered device it is accepted with (None: a server token, or one made before binding).
+    device_id: str | None = None
+    #: A server-to-server token, bound to no device (the policy must allow them).
+    server: bool = False
 
     def is_active(self, now: datetime) -> bool:
         return self.revoked_at is None and now < self.expires_at
@@ -175,4 +179,6 @@ class ApiToken:
             "revoked_at": iso(self.revoked_at),
             "revoked_by": self.revoked_by,
             "last_used_at": iso(self.last_used_at),
+            "device_id": self.device_id,
+            "server": self.server,
         }

@@ -94,7 +94,7 @@ def _sign_in(
     if row.failed_attempts:
         conn.execute(update(ta.users).where(ta.users.c.id == row.id).values(failed_attempts=0))
     record_refused(dd, conn, username, check, now)
-    return _open_session(dd, conn, row, roles, mfa, check.device_id, now)
+    return _open_session(dd, conn, row, roles, mfa, check, now)
 
 
 def account_standing(row: Row[Any], now: datetime) -> tuple[str, str] | None:
@@ -210,7 +210,8 @@ def _claim_step(conn: Connection, user_id: int, step: int) -> bool:
     return claimed.rowcount == 1
 
 
-def actor_for(row: Row[Any], roles: frozenset[Role], *, mfa: bool, device_id: str | None) -> Actor:
+def actor_for(row: Row[Any], roles: frozenset[Role], *, mfa: bool, device: DeviceCheck) -> Actor:
+    """The account ``row`` acting with ``roles``, from the device ``device`` accepted (if any)."""
     return Actor(
         username=row.username,
         roles=roles,
@@ -219,8 +220,9 @@ def actor_for(row: Row[Any], roles: frozenset[Role], *, mfa: bool, device_id: st
         expires_at=from_db(row.expires_at),
         suspended=bool(row.suspended),
         mfa_verified=mfa,
-        device_id=device_id,
+        device_id=device.device_id,
         trial=bool(row.trial),
+        device_unit=device.unit if device.device_id is not None else None,
     )
 
 
@@ -230,9 +232,10 @@ def _open_session(
     row: Row[Any],
     roles: frozenset[Role],
     mfa: bool,
-    device_id: str | None,
+    device: DeviceCheck,
     now: datetime,
 ) -> Principal:
+    device_id = device.device_id
     token = hashing.new_secret(SESSION_PREFIX)
     expires_at = now + timedelta(hours=dd.settings.accounts.session_hours)
     account_expiry = from_db(row.expires_at)
@@ -250,7 +253,7 @@ def _open_session(
     assert key is not None
     audit.record(dd, conn, events.sign_in(row.username, device_id=device_id, mfa=mfa), now=now)
     return Principal(
-        actor=actor_for(row, roles, mfa=mfa, device_id=device_id),
+        actor=actor_for(row, roles, mfa=mfa, device=device),
         user_id=row.id,
         scopes=roles,
         expires_at=expires_at,

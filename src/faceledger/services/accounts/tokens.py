@@ -5,6 +5,15 @@ its owner's roles, always expires (at most ``accounts.token_max_days`` ahead), a
 revoked by its owner or a system administrator. At use, its scopes are cut down to the
 roles its owner still holds, so taking a role away from a person takes it from their
 tokens too. Only a digest of the token is stored; the token is shown once.
+
+A token is bound to the registered device of the session that made it, and is accepted
+only together with that device's credential, so a token copied to a personal machine is
+useless there. The exception is a *server token* (``server=True``), for server-to-server
+use: it is bound to no device, may be made only while the policy in force says
+``[devices] server_tokens = true`` (rule ``token.server_not_allowed``), and acts from no
+registered device, so it is refused every action that needs one (searches, comparisons and
+face images by default). A token asked for from a session on no registered device that is
+not a server token is refused with rule ``token.device_required``.
 """
 
 from __future__ import annotations
@@ -19,12 +28,15 @@ from sqlalchemy.engine import Connection
 from faceledger.adapters.store import tables_accounts as ta
 from faceledger.audit import events
 from faceledger.audit.events import JsonValue
+from faceledger.domain.access import NO_POLICY_VERSION
+from faceledger.domain.policy import Decision, RuleId
 from faceledger.domain.roles import Action, Role, parse_role, requires_mfa
 from faceledger.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 from faceledger.services import audit
 from faceledger.services.accounts import hashing, rows
 from faceledger.services.accounts.guard import account_problem, authorize, deny
 from faceledger.services.accounts.records import TOKEN_PREFIX, ApiToken, from_db, iso, role_names, utc
+from faceledger.services.policies import active_stored_policy, refuse
 
 if TYPE_CHECKING:
     from faceledger.services.accounts.records import Principal
@@ -33,6 +45,8 @@ if TYPE_CHECKING:
 
 def _to_token(row: Row[Any], username: str) -> ApiToken:
     return ApiToken(
+        device_id=row.device_id,
+        server=bool(row.server),
         id=row.id,
         username=username,
         name=row.name,
@@ -78,8 +92,13 @@ def create_token(
     scopes: Iterable[str | Role],
     expires_at: datetime,
     now: datetime,
+    server: bool = False,
 ) -> tuple[ApiToken, str]:
-    """A new API token for ``by``'s own account; the returned string is its only copy."""
+    """A new API token for ``by``'s own account; the returned string is its only copy.
+
+    Bound to the device ``by``'s session is on, or (``server``) a server token, where the
+    policy allows them.
+    """
     now = utc(now)
     expiry = utc(expires_at, "token expiry")
     name = rows.check_label(name, "token name")
@@ -96,6 +115,7 @@ def create_token(
             reason=problem,
             now=now,
         )
+    _check_binding(dd, by, server=server, now=now)
     wanted = _check_request(dd, by, scopes, expiry, now)
     secret = hashing.new_secret(TOKEN_PREFIX)
     with dd.store.begin() as conn:
@@ -107,6 +127,8 @@ def create_token(
             "mfa": by.actor.mfa_verified,
             "created_at": now,
             "expires_at": expiry,
+            "device_id": None if server else by.actor.device_id,
+            "server": server,
         }
         key = conn.execute(insert(ta.api_tokens).values(values)).inserted_primary_key
         assert key is not None
@@ -116,12 +138,38 @@ def create_token(
             "name": name,
             "scopes": role_names(wanted),
             "expires_at": iso(expiry),
+            "device_id": token.device_id,
+            "server": server,
         }
         event = events.account_changed(
             by.username, account=by.username, change="token_created", values=details
         )
         audit.record(dd, conn, event, now=now)
     return token, secret
+
+
+def _check_binding(dd: DataDir, by: Principal, *, server: bool, now: datetime) -> None:
+    """Refuse (and record) a token that could be used away from a registered device."""
+    stored = active_stored_policy(dd)
+    version = NO_POLICY_VERSION if stored is None else stored.version
+    target = f"account:{by.username}"
+    if server:
+        if stored is not None and stored.policy().server_tokens:
+            return
+        reason = (
+            "server tokens (bound to no device) are refused unless the policy in force says "
+            "[devices] server_tokens = true"
+        )
+        denial = Decision(False, RuleId.TOKEN_SERVER_NOT_ALLOWED, version, reason)
+        refuse(dd, by, denial, action="create_token", target=target, now=now)
+    if by.actor.device_id is None:
+        reason = (
+            "an API token is bound to the registered device it is made on, and this session is on "
+            "no registered device: sign in on an agency device (or make a server token, where the "
+            "policy allows them)"
+        )
+        refuse(dd, by, Decision(False, RuleId.TOKEN_DEVICE_REQUIRED, version, reason),
+               action="create_token", target=target, now=now)  # fmt: skip
 
 
 def _row(conn: Connection, token_id: int) -> Row[Any]:

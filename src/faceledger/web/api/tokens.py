@@ -34,9 +34,19 @@ def list_tokens(
 
 @router.post("", response_model=TokenCreated, status_code=status.HTTP_201_CREATED)
 def create_token(body: TokenCreate, principal: PrincipalDep, dd: DataDirDep, now: NowDep) -> TokenCreated:
-    """A new API token for your own account (from a session, never from another token)."""
+    """A new API token for your own account (from a session, never from another token).
+
+    Bound to the registered device your session is on (send that device's header with it),
+    or, with ``server: true`` and where the policy allows it, a server token bound to none.
+    """
     token, secret = accounts.create_token(
-        dd, principal, name=body.name, scopes=body.scopes, expires_at=now + timedelta(days=body.days), now=now
+        dd,
+        principal,
+        name=body.name,
+        scopes=body.scopes,
+        expires_at=now + timedelta(days=body.days),
+        now=now,
+        server=body.server,
     )
     return TokenCreated(token=TokenOut.of(token), secret=secret)
 

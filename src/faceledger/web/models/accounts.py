@@ -240,6 +240,8 @@ class TokenOut(BaseModel):
     revoked_at: datetime | None
     revoked_by: str | None
     last_used_at: datetime | None
+    device_id: str | None = Field(description="The registered device it is accepted with (none: server).")
+    server: bool = Field(description="A server-to-server token, bound to no device.")
 
     @classmethod
     def of(cls, token: ApiToken) -> TokenOut:
@@ -250,6 +252,11 @@ class TokenCreate(BaseModel):
     name: Label
     scopes: RoleList = Field(description="Some of your own roles.")
     days: int = Field(default=30, ge=1, le=3650, description="Days until it expires (at most the limit).")
+    server: bool = Field(
+        default=False,
+        description="A server-to-server token bound to no device (only where the policy says "
+        "[devices] server_tokens = true); it cannot search or fetch face images.",
+    )
 
 
 class TokenCreated(BaseModel):
