@@ -27,5 +27,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("audit_checkpoints") as batch:
+    # SQLite rebuilds the table to drop a column: keep its AUTOINCREMENT (ids are never reused).
+    with op.batch_alter_table("audit_checkpoints", table_kwargs={"sqlite_autoincrement": True}) as batch:
         batch.drop_column("frontier")
