@@ -27,6 +27,7 @@ from faceledger.adapters.store.engine import alembic_config, current_revision
 from faceledger.adapters.store.tables_audit import audit_checkpoints, audit_entries
 from faceledger.audit.checkpoint import read_checkpoints
 from faceledger.audit.merkle import MerkleAccumulator, root_from_leaf_hashes
+from faceledger.errors import ValidationError
 from faceledger.services import audit
 from faceledger.services.audit import LogIntegrityError
 from faceledger.services.datadir import DataDir
@@ -297,3 +298,49 @@ def test_0011_renders_for_postgresql() -> None:
     config.output_buffer = buffer
     command.upgrade(config, "0010:0011", sql=True)
     assert "ALTER TABLE audit_checkpoints ADD COLUMN frontier TEXT" in buffer.getvalue()
+
+
+# --- the checkpoint file: only the lines appended since are parsed again ---------------------
+
+
+def _newest_in_file(dd: DataDir) -> int | None:
+    key = audit.signer(dd)
+    found = audit._newest_in_file(dd.checkpoint_path, audit.log_info(dd).log_id, key.public_key)
+    return None if found is None else found.tree_size
+
+
+def test_the_checkpoint_file_is_parsed_again_only_after_the_bytes_already_read(dd: DataDir) -> None:
+    assert _newest_in_file(dd) == FULL
+    scan = audit._FILE_SCANS[str(dd.checkpoint_path)]
+    assert (scan.lines, [cp.tree_size for cp in scan.checkpoints]) == (3, [5, 10, FULL])
+    append(dd, EVERY + 1, first=100)  # another line, appended by this process
+    assert _newest_in_file(dd) == FULL + EVERY
+    assert audit._FILE_SCANS[str(dd.checkpoint_path)].lines == 4
+
+
+def test_a_checkpoint_file_changed_before_the_end_is_parsed_again_in_full(dd: DataDir) -> None:
+    assert _newest_in_file(dd) == FULL
+    lines = dd.checkpoint_path.read_text(encoding="utf-8").splitlines(keepends=True)
+    with dd.checkpoint_path.open("r+", encoding="utf-8") as handle:  # same file, rewritten in place
+        handle.write(lines[0] + lines[1] + lines[1] + lines[2])  # the newest line moved down, a copy
+    assert _newest_in_file(dd) == FULL
+    dd.checkpoint_path.write_text(lines[0] + "not json\n" + lines[2], encoding="utf-8")
+    with pytest.raises(ValidationError, match=r"line 2: not JSON"):
+        _newest_in_file(dd)
+    with pytest.raises(ValidationError, match=r"line 2: not JSON"):
+        append(dd, EVERY + 1, first=100)  # a damaged file stops the signing, as it always did
+    replaced = dd.checkpoint_path.with_name("replacement")
+    replaced.write_text(lines[0] + lines[1], encoding="utf-8")
+    replaced.replace(dd.checkpoint_path)  # another file (inode) under the same name
+    assert _newest_in_file(dd) == 10
+
+
+def test_a_half_written_last_line_is_read_but_not_kept(dd: DataDir) -> None:
+    text_before = dd.checkpoint_path.read_text(encoding="utf-8")
+    last = text_before.splitlines()[-1]
+    dd.checkpoint_path.write_text(text_before + last[:20], encoding="utf-8")
+    with pytest.raises(ValidationError, match="line 4: not JSON"):
+        _newest_in_file(dd)
+    dd.checkpoint_path.write_text(text_before + last, encoding="utf-8")  # no newline yet: still read
+    assert _newest_in_file(dd) == FULL
+    assert audit._FILE_SCANS[str(dd.checkpoint_path)].lines == 3

@@ -31,6 +31,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import dataclasses
+import hashlib
 import json
 import os
 import secrets
@@ -53,9 +54,9 @@ from faceledger.audit import events as ev
 from faceledger.audit.canonical import canonical_json, format_timestamp
 from faceledger.audit.checkpoint import (
     Checkpoint,
+    Verifier,
     append_checkpoint,
     checkpoint_is_valid,
-    read_checkpoints,
     sign_checkpoint,
 )
 from faceledger.audit.events import AuditEvent, JsonValue
@@ -540,12 +541,9 @@ def _newest_checkpoint(
     best: tuple[Checkpoint, str] | None = None
     path = dd.checkpoint_path
     if path.exists():
-        in_file = read_checkpoints(path)  # unreadable or malformed: its error stops the signing
-        # Largest first (file order among equal sizes), so only the newest signatures are checked.
-        for _order, cp in sorted(enumerate(in_file), key=lambda item: (-item[1].tree_size, item[0])):
-            if cp.log_id == log_id and checkpoint_is_valid(cp, public):
-                best = (cp, f"checkpoint file {path}")
-                break
+        in_file = _newest_in_file(path, log_id, public)  # unreadable or malformed: that stops the signing
+        if in_file is not None:
+            best = (in_file, f"checkpoint file {path}")
     rows = conn.execute(  # only those newer than the file's; forged rows among them are skipped
         select(audit_checkpoints)
         .where(audit_checkpoints.c.log_id == log_id)
@@ -560,6 +558,111 @@ def _newest_checkpoint(
         if checkpoint_is_valid(cp, public):
             best = (cp, "stored checkpoints")
             break
+    return best
+
+
+@dataclass(frozen=True, slots=True)
+class _FileScan:
+    """What this process parsed of a checkpoint file: its first ``length`` bytes (whole lines)."""
+
+    device: int
+    inode: int
+    length: int
+    digest: bytes
+    """SHA-256 of those bytes: a file changed anywhere in them is parsed again from the start."""
+    lines: int
+    checkpoints: tuple[Checkpoint, ...]
+    newest: dict[tuple[str, str], Checkpoint | None]
+    """Per (log id, key fingerprint): the newest validly signed checkpoint among them."""
+
+
+_FILE_SCANS: dict[str, _FileScan] = {}
+
+
+def _newest_in_file(path: Path, log_id: str, public: Verifier) -> Checkpoint | None:
+    """The validly signed checkpoint of ``log_id`` with the largest size in the file (the first such).
+
+    Every line must parse, as :func:`faceledger.audit.checkpoint.read_checkpoints` requires (its
+    errors stop the signing), but the lines this process already parsed are not parsed again
+    while the bytes before them are unchanged (same file, same SHA-256): the checkpoint file is
+    append-only, so a signing reads and hashes it whole (cheap) but parses and verifies only
+    the lines appended since.
+    """
+    try:
+        with path.open("rb") as handle:
+            stat = os.fstat(handle.fileno())
+            data = handle.read()
+    except OSError as exc:
+        raise StoreError(f"cannot read the checkpoint file {path}: {exc}") from None
+    cached = _FILE_SCANS.get(str(path))
+    if (
+        cached is None
+        or (cached.device, cached.inode) != (stat.st_dev, stat.st_ino)
+        or len(data) < cached.length
+        or hashlib.sha256(data[: cached.length]).digest() != cached.digest
+    ):
+        cached = _FileScan(stat.st_dev, stat.st_ino, 0, hashlib.sha256(b"").digest(), 0, (), {})
+    whole = data.rfind(b"\n") + 1  # lines after the last newline may still be being written: not kept
+    done, done_lines = _parse_checkpoint_lines(path, data[cached.length : whole], cached.lines)
+    tail, _ = _parse_checkpoint_lines(path, data[whole:], cached.lines + done_lines)
+    fingerprint = public.fingerprint
+    wanted = (log_id, fingerprint)
+    if wanted in cached.newest:
+        best = _newest_of(done, cached.newest[wanted], log_id, public)
+    else:
+        best = _newest_of([*cached.checkpoints, *done], None, log_id, public)
+    if whole > cached.length:
+        newest = {
+            key: _newest_of(done, cp, key[0], public)
+            for key, cp in cached.newest.items()
+            if key[1] == fingerprint
+        }
+        newest[wanted] = best
+        _FILE_SCANS[str(path)] = _FileScan(
+            stat.st_dev,
+            stat.st_ino,
+            whole,
+            hashlib.sha256(data[:whole]).digest(),
+            cached.lines + done_lines,
+            (*cached.checkpoints, *done),
+            newest,
+        )
+    elif wanted not in cached.newest and cached.length:
+        cached.newest[wanted] = best
+    return _newest_of(tail, best, log_id, public)
+
+
+def _parse_checkpoint_lines(path: Path, data: bytes, before: int) -> tuple[list[Checkpoint], int]:
+    """The checkpoints on the lines of ``data`` (which follow ``before`` lines), and how many lines."""
+    try:
+        lines = data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise StoreError(f"cannot read the checkpoint file {path}: {exc}") from None
+    found: list[Checkpoint] = []
+    for number, line in enumerate(lines, start=before + 1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValidationError(f"{path}, line {number}: not JSON ({exc.msg})") from None
+        found.append(Checkpoint.from_json(value, where=f"{path}, line {number}"))
+    return found, len(lines)
+
+
+def _newest_of(
+    later: Sequence[Checkpoint], best: Checkpoint | None, log_id: str, public: Verifier
+) -> Checkpoint | None:
+    """The newest validly signed checkpoint of ``log_id``: ``best`` (from earlier lines) or a later one.
+
+    A later line wins only with a strictly larger size (the first line of the largest size wins),
+    and signatures are checked largest first, so only the candidates that could win are verified.
+    """
+    for cp in sorted(later, key=lambda c: -c.tree_size):  # stable: file order among equal sizes
+        if best is not None and cp.tree_size <= best.tree_size:
+            break
+        if cp.log_id == log_id and checkpoint_is_valid(cp, public):
+            return cp
     return best
 
 
