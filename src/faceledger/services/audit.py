@@ -35,6 +35,7 @@ import hashlib
 import json
 import os
 import secrets
+import threading
 import weakref
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -268,6 +269,7 @@ def record(dd: LogHome, conn: Connection, event: AuditEvent, *, now: datetime | 
     if not conn.in_transaction():
         raise StoreError("audit.record needs the action's transaction: call it inside dd.store.begin()")
     key = signer(dd)
+    _refuse_if_failed(dd, conn)  # before the head moves: nothing is written when refused
     head = _advance_head(conn, 1)
     if head is None:  # a data directory from before the audit log: start it now
         _create_log(conn, key, now=moment)
@@ -275,7 +277,6 @@ def record(dd: LogHome, conn: Connection, event: AuditEvent, *, now: datetime | 
         if head is None:  # pragma: no cover - the row was inserted just above
             raise StoreError("the audit log head vanished while appending")
     _check_key(head, key, dd)
-    _refuse_if_failed(dd, head.log_id)
     if _first_append_in_transaction(conn):
         _periodic_checkpoint(dd, conn, key, head, moment)
     _append(conn, key, head.log_id, event, head.size, timestamp)
@@ -577,6 +578,7 @@ class _FileScan:
 
 
 _FILE_SCANS: dict[str, _FileScan] = {}
+_FILE_SCANS_LOCK = threading.Lock()  # check_integrity (no head lock) may run beside a signing
 
 
 def _newest_in_file(path: Path, log_id: str, public: Verifier) -> Checkpoint | None:
@@ -594,6 +596,13 @@ def _newest_in_file(path: Path, log_id: str, public: Verifier) -> Checkpoint | N
             data = handle.read()
     except OSError as exc:
         raise StoreError(f"cannot read the checkpoint file {path}: {exc}") from None
+    with _FILE_SCANS_LOCK:
+        return _newest_in_bytes(path, stat, data, log_id, public)
+
+
+def _newest_in_bytes(
+    path: Path, stat: os.stat_result, data: bytes, log_id: str, public: Verifier
+) -> Checkpoint | None:
     cached = _FILE_SCANS.get(str(path))
     if (
         cached is None
@@ -731,9 +740,14 @@ def _store_key(dd: LogHome, log_id: str) -> tuple[str, str]:
     return (dd.store.engine.url.render_as_string(hide_password=True), log_id)
 
 
-def _refuse_if_failed(dd: LogHome, log_id: str) -> None:
-    if not _FAILED_CHECKS:
+def _refuse_if_failed(dd: LogHome, conn: Connection) -> None:
+    """Raise :class:`LogIntegrityError` when this log failed :func:`check_integrity` in this process."""
+    if not _FAILED_CHECKS:  # the usual case: no query at all
         return
+    head = _read_head(conn)
+    if head is None:
+        return
+    log_id = head.log_id
     reason = _FAILED_CHECKS.get(_store_key(dd, log_id))
     if reason is not None:
         raise LogIntegrityError(
