@@ -6,7 +6,8 @@ signed root, and read only the entries after it; otherwise (no frontier, a forge
 read every leaf once and check the prefix. The timer first runs the full integrity check
 outside the lock, and a failure there stops every later append in the process.
 
-All on a real SQLite data directory, tampered with plain SQL as a database administrator would.
+On real data directories (SQLite, and PostgreSQL when a server answers), tampered with plain
+SQL as a database administrator would.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 import pytest
 from alembic import command
-from audit_helpers import append, data_dir
+from audit_helpers import BACKENDS, append, data_dir, pg_url  # noqa: F401 - pg_url: a fixture
 from sqlalchemy import create_engine, event, inspect, select, text
 
 from faceledger.adapters.store import Store
@@ -37,9 +38,9 @@ FULL = 13  # log_created and 12 searches; checkpoints at 5, 10 (periodic) and 13
 OLD = 2  # the entry the red team rewrites: long since checkpointed
 
 
-@pytest.fixture
+@pytest.fixture(params=BACKENDS)
 def dd(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DataDir]:
-    with data_dir("sqlite", tmp_path / "data", request=request, checkpoint_every=EVERY) as opened:
+    with data_dir(request.param, tmp_path / "data", request=request, checkpoint_every=EVERY) as opened:
         append(opened, FULL - 1)
         audit.checkpoint(opened)
         yield opened
@@ -76,7 +77,8 @@ def leaf_reads(dd: DataDir) -> Iterator[list[tuple[int, int]]]:
 
     def seen(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
         if "FROM audit_entries" in statement and "leaf_hash" in statement and "seq >=" in statement:
-            first, last = parameters[-2:]
+            values = list(parameters.values()) if isinstance(parameters, dict) else list(parameters)
+            first, last = values[-2:]
             ranges.append((int(first), int(last)))
 
     event.listen(dd.store.engine, "before_cursor_execute", seen)
