@@ -13,6 +13,8 @@ SQL as a database administrator would.
 from __future__ import annotations
 
 import io
+import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,16 +24,19 @@ import pytest
 from alembic import command
 from audit_helpers import BACKENDS, append, data_dir, pg_url  # noqa: F401 - pg_url: a fixture
 from sqlalchemy import create_engine, event, inspect, select, text
+from starlette.testclient import TestClient
 
 from faceledger.adapters.store import Store
 from faceledger.adapters.store.engine import alembic_config, current_revision
 from faceledger.adapters.store.tables_audit import audit_checkpoints, audit_entries
 from faceledger.audit.checkpoint import read_checkpoints
 from faceledger.audit.merkle import MerkleAccumulator, root_from_leaf_hashes
+from faceledger.config import AuditSettings, Settings
 from faceledger.errors import ValidationError
 from faceledger.services import audit
 from faceledger.services.audit import LogIntegrityError
-from faceledger.services.datadir import DataDir
+from faceledger.services.datadir import DataDir, init_data_dir
+from faceledger.web.app import create_app
 
 EVERY = 5
 FULL = 13  # log_created and 12 searches; checkpoints at 5, 10 (periodic) and 13 (on demand)
@@ -346,3 +351,24 @@ def test_a_half_written_last_line_is_read_but_not_kept(dd: DataDir) -> None:
     dd.checkpoint_path.write_text(text_before + last, encoding="utf-8")  # no newline yet: still read
     assert _newest_in_file(dd) == FULL
     assert audit._FILE_SCANS[str(dd.checkpoint_path)].lines == 3
+
+
+def test_the_running_service_timer_stops_recording_when_a_row_is_rewritten(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The real serve timer: its full check catches the rewrite, logs it, and appends are refused."""
+    settings = Settings(audit=AuditSettings(checkpoint_every=0, checkpoint_minutes=0.005))  # every 0.3 s
+    with init_data_dir(tmp_path / "data", settings=settings) as served:
+        append(served, 4)
+        audit.checkpoint(served)
+        try:
+            with caplog.at_level(logging.ERROR), TestClient(create_app(served)):
+                _rewrite_old_entry(served)  # after the start's own check passed: while it runs
+                deadline = time.monotonic() + 10
+                while not audit._FAILED_CHECKS and time.monotonic() < deadline:
+                    time.sleep(0.1)
+            assert "the audit log failed its integrity check; recording is refused" in caplog.text
+            with pytest.raises(LogIntegrityError, match="failed its integrity check while the service ran"):
+                append(served, 1, first=100)
+        finally:
+            audit._FAILED_CHECKS.clear()
