@@ -140,8 +140,8 @@ def _start_checkpoint_timer(dd: DataDir) -> asyncio.Task[None] | None:
     """Every ``[audit] checkpoint_minutes``: check the whole stored log, then sign if entries were added.
 
     :func:`audit.checkpoint_if_behind` runs the full integrity check outside the head lock and
-    then signs from the stored frontier. When the check fails, the service stays up (to answer
-    reads and say why) but every later append, and so every recorded action, is refused.
+    then signs from the stored frontier. When the check fails, the service stays up, but every
+    later append is refused, and with it every action that must be recorded (the refusal says why).
     """
     minutes = dd.settings.audit.checkpoint_minutes
     if minutes <= 0:
