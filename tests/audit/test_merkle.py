@@ -193,3 +193,59 @@ def test_the_standalone_verifier_computes_the_same_roots() -> None:
     hashes = _leaves(70)
     sizes = set(range(71))
     assert verify.roots_at(hashes, sizes) == {n: root_from_leaf_hashes(hashes[:n]) for n in sizes}
+
+
+def test_an_accumulator_rebuilt_from_its_frontier_has_the_same_root_and_grows_the_same() -> None:
+    hashes = _leaves(140)
+    acc = MerkleAccumulator()
+    assert MerkleAccumulator.from_frontier(0, acc.frontier).root() == EMPTY_ROOT
+    for n, leaf in enumerate(hashes, start=1):
+        acc.append(leaf)
+        frontier = acc.frontier
+        assert len(frontier) == n.bit_count()
+        rebuilt = MerkleAccumulator.from_frontier(n, frontier)
+        assert (rebuilt.size, rebuilt.root()) == (n, acc.root())
+        rebuilt.extend(hashes[n : n + 9])  # and carries on as if it had seen every leaf
+        end = min(n + 9, len(hashes))
+        assert (rebuilt.size, rebuilt.root()) == (end, root_from_leaf_hashes(hashes[:end]))
+
+
+def test_the_frontier_is_the_perfect_subtree_roots_largest_first() -> None:
+    acc = MerkleAccumulator()
+    acc.extend(LEAVES7)
+    assert acc.frontier == (k, i, j)  # 7 = 4 + 2 + 1: subtrees k (d0..d3), i (d4, d5), j (d6)
+
+
+@given(st.integers(min_value=0, max_value=1 << 40))
+def test_from_frontier_takes_exactly_one_hash_per_one_bit_of_the_size(size: int) -> None:
+    wanted = size.bit_count()
+    assert MerkleAccumulator.from_frontier(size, [a] * wanted).size == size
+    with pytest.raises(ValidationError, match=f"frontier of {wanted} hashes, got {wanted + 1}"):
+        MerkleAccumulator.from_frontier(size, [a] * (wanted + 1))
+    if wanted:
+        with pytest.raises(ValidationError, match=f"frontier of {wanted} hashes, got {wanted - 1}"):
+            MerkleAccumulator.from_frontier(size, [a] * (wanted - 1))
+
+
+def test_from_frontier_refuses_bad_hashes_and_sizes() -> None:
+    with pytest.raises(ValidationError, match="32 bytes, got 31"):
+        MerkleAccumulator.from_frontier(3, [a, a[:31]])
+    with pytest.raises(ValidationError, match="32 bytes, got 33"):
+        MerkleAccumulator.from_frontier(1, [a + b"x"])
+    with pytest.raises(ValidationError, match="32 bytes, got str"):
+        MerkleAccumulator.from_frontier(1, [a.hex()])  # type: ignore[list-item]
+    with pytest.raises(ValidationError, match="whole number"):
+        MerkleAccumulator.from_frontier(-1, [])
+    with pytest.raises(ValidationError, match="whole number"):
+        MerkleAccumulator.from_frontier(True, [a])
+
+
+def test_a_copy_grows_on_its_own() -> None:
+    acc = MerkleAccumulator()
+    acc.extend(LEAVES7[:5])
+    twin = acc.copy()
+    twin.extend(LEAVES7[5:])
+    assert (acc.size, acc.root()) == (5, root_from_leaf_hashes(LEAVES7[:5]))
+    assert (twin.size, twin.root()) == (7, ROOT7)
+    acc.append(LEAVES7[5])
+    assert twin.root() == ROOT7

@@ -293,3 +293,46 @@ def _verify_cli(*args: str, code: int = 0) -> str:
     result = runner.invoke(app, ["audit", "verify", *args], catch_exceptions=False)
     assert result.exit_code == code, result.output
     return result.output
+
+
+# --- checkpoints from the stored frontier (only the new entries are read) ---------------------
+
+
+def test_a_row_rewritten_mid_run_is_not_re_signed_by_the_frontier_checkpoint(
+    log: Log, tmp_path: Path
+) -> None:
+    """The periodic checkpoint reads only the entries after the newest one, so it does not see
+    an old row rewritten in the database, and signs the log as it was checkpointed. The red team
+    then hides the checkpoints and exports: the export is signed over the rewritten log, and the
+    verifier fails it against the witness copy of the checkpoint file, frontier checkpoint included.
+    """
+    dd = log.dd
+    _sql(dd, f"UPDATE audit_entries SET leaf_hash = '{'ab' * 32}' WHERE seq = 2")
+    append(dd, EVERY + 1, first=100)  # a periodic checkpoint at 18, from the frontier at 13
+    assert _sizes_in_file(dd) == [5, 10, FULL, FULL + EVERY]
+    witness = tmp_path / "witness-later.jsonl"
+    shutil.copy(dd.checkpoint_path, witness)
+    with pytest.raises(LogIntegrityError, match="do not match the newest checkpoint"):
+        audit.check_integrity(dd)  # the full check (serve's start, its timer) sees it
+    audit._FAILED_CHECKS.clear()  # the red team exports from another process, which never checked
+    dd.checkpoint_path.unlink()
+    _sql(dd, "DELETE FROM audit_checkpoints")
+    result = audit.export_log(dd, tmp_path / "export.json", actor="auditor")
+    with pytest.raises(verify.VerificationError):
+        verify.verify_files(result.path, dd.audit_public_key_path, [witness])
+
+
+def test_the_timer_refuses_a_row_rewritten_mid_run_and_recording_stops(log: Log) -> None:
+    dd = log.dd
+    append(dd, 2, first=100)
+    _sql(dd, "UPDATE audit_entries SET leaf_hash = '" + "ab" * 32 + "' WHERE seq = 2")
+    file_before = dd.checkpoint_path.read_bytes()
+    try:
+        with pytest.raises(LogIntegrityError, match="do not match the newest checkpoint"):
+            audit.checkpoint_if_behind(dd)
+        with pytest.raises(LogIntegrityError, match="failed its integrity check"):
+            append(dd, 1, first=200)
+        assert dd.checkpoint_path.read_bytes() == file_before
+        assert _counts(dd) == (FULL + 2, FULL + 2, 3)
+    finally:
+        audit._FAILED_CHECKS.clear()

@@ -150,8 +150,9 @@ class MerkleAccumulator:
 
     It keeps the roots of the perfect subtrees the leaves so far decompose into (at most one
     per bit of the size); RFC 6962's root is those, folded from the smallest to the largest.
-    A service appending entries keeps one of these instead of rehashing the whole log for
-    every checkpoint.
+    Those roots, largest (leftmost) subtree first, are the *frontier*: with the size they are
+    all a log needs to go on growing, so the audit service stores them with each checkpoint
+    and the next checkpoint reads only the entries after it (:meth:`from_frontier`).
     """
 
     __slots__ = ("_size", "_stack")
@@ -160,9 +161,44 @@ class MerkleAccumulator:
         self._size = 0
         self._stack: list[bytes] = []
 
+    @classmethod
+    def from_frontier(cls, size: int, frontier: Sequence[bytes]) -> MerkleAccumulator:
+        """The accumulator of a tree of ``size`` leaves, from its frontier (as :attr:`frontier` gives).
+
+        Refuses (:class:`ValidationError`) a negative size, a frontier with other than one hash
+        per one bit of ``size``, and a hash of other than 32 bytes. Nothing here can tell a
+        forged frontier from a true one: a caller that trusts a stored frontier checks that
+        :meth:`root` gives a root it has a signature for.
+        """
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise ValidationError(f"a tree size is a whole number >= 0, got {size!r}")
+        hashes = list(frontier)
+        expected = size.bit_count()
+        if len(hashes) != expected:
+            raise ValidationError(
+                f"a tree of {size} leaves has a frontier of {expected} hashes, got {len(hashes)}"
+            )
+        for node in hashes:
+            if not isinstance(node, bytes) or len(node) != HASH_SIZE:
+                got = len(node) if isinstance(node, bytes) else type(node).__name__
+                raise ValidationError(f"a frontier hash is {HASH_SIZE} bytes, got {got}")
+        tree = cls()
+        tree._size = size
+        tree._stack = hashes
+        return tree
+
     @property
     def size(self) -> int:
         return self._size
+
+    @property
+    def frontier(self) -> tuple[bytes, ...]:
+        """The roots of the perfect subtrees of the leaves so far, largest (leftmost) first."""
+        return tuple(self._stack)
+
+    def copy(self) -> MerkleAccumulator:
+        """An independent accumulator in the same state (appending to one leaves the other alone)."""
+        return MerkleAccumulator.from_frontier(self._size, self._stack)
 
     def append(self, leaf: bytes) -> None:
         """Add a leaf hash (not the leaf data)."""

@@ -12,10 +12,15 @@ transaction and covers only the entries before it: while the head is locked thos
 committed and can never change, so the line appended to the checkpoint file outside the
 database stays true even if the caller's transaction then rolls back.
 
-Before any of those checkpoints is signed, the stored log is checked against the newest
-checkpoint the service knows, from the checkpoint file and the checkpoints table alike
-(:func:`_check_against_newest_checkpoint`): a log cut or rewritten in the database is refused
-with :class:`LogIntegrityError`, never re-signed.
+Every signing runs under the head lock against the newest checkpoint the service knows, from
+the checkpoint file and the checkpoints table alike (:func:`_checked_tree`): a log cut below
+it is refused with :class:`LogIntegrityError`, never re-signed. Each stored checkpoint keeps
+its Merkle frontier, so the periodic and the timed checkpoints read only the entries after
+the newest one (O(new entries + log n) under the lock, not O(n)). The export, the CLI's
+checkpoint and :func:`check_integrity` (run by ``faceledger serve`` at start and by its
+checkpoint timer, outside the head lock) read the whole stored prefix and refuse one that
+was rewritten; a failed :func:`check_integrity` makes every later :func:`record` in the
+process refuse until a check passes again.
 
 The pure parts (canonical form, Merkle tree, signatures, export format) are in
 :mod:`faceledger.audit`; this module owns storage, keys and transactions. See docs/audit.md.
@@ -26,9 +31,11 @@ from __future__ import annotations
 import base64
 import contextlib
 import dataclasses
+import hashlib
 import json
 import os
 import secrets
+import threading
 import weakref
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -48,14 +55,14 @@ from faceledger.audit import events as ev
 from faceledger.audit.canonical import canonical_json, format_timestamp
 from faceledger.audit.checkpoint import (
     Checkpoint,
+    Verifier,
     append_checkpoint,
     checkpoint_is_valid,
-    read_checkpoints,
     sign_checkpoint,
 )
 from faceledger.audit.events import AuditEvent, JsonValue
 from faceledger.audit.export import build_export, seal_entry, write_export
-from faceledger.audit.merkle import MerkleAccumulator
+from faceledger.audit.merkle import HASH_SIZE, MerkleAccumulator
 from faceledger.errors import ConflictError, StoreError, ValidationError
 
 if TYPE_CHECKING:
@@ -262,6 +269,7 @@ def record(dd: LogHome, conn: Connection, event: AuditEvent, *, now: datetime | 
     if not conn.in_transaction():
         raise StoreError("audit.record needs the action's transaction: call it inside dd.store.begin()")
     key = signer(dd)
+    _refuse_if_failed(dd, conn)  # before the head moves: nothing is written when refused
     head = _advance_head(conn, 1)
     if head is None:  # a data directory from before the audit log: start it now
         _create_log(conn, key, now=moment)
@@ -329,34 +337,171 @@ def _periodic_checkpoint(
     last_size = conn.execute(newest).scalar() or 0
     if committed - int(last_size) < every:
         return
-    # A log cut or rewritten since its newest checkpoint is refused (LogIntegrityError), never re-signed.
-    _check_against_newest_checkpoint(dd, conn, key, head.log_id, committed)
-    # A row damaged in the database must not stop every action: skip, and leave it to the verifier.
-    cp = _try_sign_tree(conn, key, head.log_id, committed, moment)
-    if cp is not None:
-        _store_checkpoint(conn, cp)
-        append_checkpoint(dd.checkpoint_path, cp)
+    # A log cut since its newest checkpoint, or rewritten where this signing reads it, is refused
+    # (LogIntegrityError), never re-signed. From a stored frontier only the new entries are read.
+    try:
+        tree = _checked_tree(dd, conn, key, head.log_id, committed, verify_stored=False)
+    except _DamagedLeafError:
+        return  # a row damaged in the database must not stop every action: leave it to the verifier
+    cp = _sign(key, head.log_id, tree, moment)
+    _store_checkpoint(conn, cp, tree)
+    append_checkpoint(dd.checkpoint_path, cp)
 
 
 # --- checkpoints -------------------------------------------------------------------------
+#
+# Every signing runs under the head lock and makes one pass (:func:`_checked_tree`): find the
+# newest checkpoint signed of this log (checkpoint file and table), refuse a stored log shorter
+# than it, then build the tree of entries 1..size. When a stored checkpoint row of that same
+# size and root carries a frontier that folds to the signed root, the tree starts from it and
+# only the entries after it are read: O(new entries + log n). Otherwise (rows from before
+# migration 0011, rows deleted, a frontier that does not fold to the root, or ``verify_stored``)
+# every leaf is read once, the first tree_size of them checked against the signed root on the
+# way. The frontier path cannot notice an old row rewritten in the database; that is what
+# :func:`check_integrity` (full read, no head lock) is for, and what the serve timer runs.
 
 
-def _sign_tree(conn: Connection, key: LogSigner, log_id: str, size: int, moment: datetime) -> Checkpoint:
-    """A checkpoint of the stored entries 1..size, exactly as the database holds them."""
+class _DamagedLeafError(StoreError):
+    """A stored leaf hash past the checked prefix is not 32 bytes of hex: no tree can be signed."""
+
+
+def _checked_tree(
+    dd: LogHome, conn: Connection, key: LogSigner, log_id: str, size: int, *, verify_stored: bool
+) -> MerkleAccumulator:
+    """The Merkle tree of the stored entries 1..size, once they extend the newest checkpoint.
+
+    Raises :class:`LogIntegrityError` when the stored log is shorter than the newest validly
+    signed checkpoint, or (whenever the prefix is read: no usable frontier, or
+    ``verify_stored``) its first ``tree_size`` stored leaf hashes do not give its root; and
+    :class:`_DamagedLeafError` when a leaf hash after that prefix cannot be read. Entries are the
+    rows numbered 1..size, whatever rows hold those numbers: a gap leaves a smaller tree, which
+    then no verifier accepts.
+    """
+    newest = _newest_checkpoint(dd, conn, key, log_id)
+    if newest is None:
+        tree = MerkleAccumulator()
+        _extend_from_rows(tree, conn, 1, size)
+        return tree
+    cp, source = newest
+    if size < cp.tree_size:
+        raise _cut_error(size, cp, source)
+    if not verify_stored:
+        tree_or_none = _stored_frontier(conn, key, cp)
+        if tree_or_none is not None:
+            _extend_from_rows(tree_or_none, conn, cp.tree_size + 1, size)
+            return tree_or_none
     tree = MerkleAccumulator()
+    checked = False
+    for seq, leaf in _leaf_rows(conn, 1, size):
+        if not checked and seq > cp.tree_size:
+            if tree.root() != cp.root_hash:
+                raise _mismatch_error(size, cp, source)
+            checked = True
+        parsed = _parse_leaf(leaf)
+        if parsed is None:
+            if not checked:  # a damaged leaf cannot match any root
+                raise _mismatch_error(size, cp, source)
+            raise _damaged(seq, leaf)
+        tree.append(parsed)
+    if not checked and tree.root() != cp.root_hash:
+        raise _mismatch_error(size, cp, source)
+    return tree
+
+
+def _leaf_rows(conn: Connection, first: int, last: int) -> Iterable[tuple[int, Any]]:
     rows = conn.execute(
         select(audit_entries.c.seq, audit_entries.c.leaf_hash)
-        .where(audit_entries.c.seq <= size)
+        .where(audit_entries.c.seq >= first, audit_entries.c.seq <= last)
         .order_by(audit_entries.c.seq)
     )
-    for seq, leaf in rows:
+    return ((int(seq), leaf) for seq, leaf in rows)
+
+
+def _parse_leaf(leaf: Any) -> bytes | None:
+    try:
+        parsed = bytes.fromhex(leaf)
+    except (ValueError, TypeError):
+        return None
+    return parsed if len(parsed) == HASH_SIZE else None
+
+
+def _extend_from_rows(tree: MerkleAccumulator, conn: Connection, first: int, last: int) -> None:
+    """Append the stored leaf hashes of entries first..last; :class:`_DamagedLeafError` at a bad one."""
+    for seq, leaf in _leaf_rows(conn, first, last):
+        parsed = _parse_leaf(leaf)
+        if parsed is None:
+            raise _damaged(seq, leaf)
+        tree.append(parsed)
+
+
+def _damaged(seq: int, leaf: Any) -> _DamagedLeafError:
+    return _DamagedLeafError(
+        f"audit entry {seq} has a damaged leaf hash ({leaf!r}): the log was altered in the "
+        "database; export it and verify the export to see what else changed"
+    )
+
+
+def _cut_error(size: int, cp: Checkpoint, source: str) -> LogIntegrityError:
+    return LogIntegrityError(
+        f"refusing to sign the audit log: the stored log has {size} entries, but the newest "
+        f"checkpoint ({source}, signed {cp.timestamp}) covers {cp.tree_size}; entries were cut "
+        "from the database. Nothing was signed; restore the database from a backup that holds "
+        f"all {cp.tree_size} entries, and verify an export against the checkpoint file"
+    )
+
+
+def _mismatch_error(size: int, cp: Checkpoint, source: str) -> LogIntegrityError:
+    return LogIntegrityError(
+        f"refusing to sign the audit log: its stored entries 1..{cp.tree_size} (of {size}) do not "
+        f"match the newest checkpoint ({source}, size {cp.tree_size}, signed {cp.timestamp}); "
+        "entries were removed, reordered or rewritten in the database. Nothing was signed; "
+        "restore the database from a backup that matches it, and verify an export against "
+        "the checkpoint file"
+    )
+
+
+def _stored_frontier(conn: Connection, key: LogSigner, cp: Checkpoint) -> MerkleAccumulator | None:
+    """The tree at ``cp`` from a stored frontier that folds to its (signed) root, if a row has one.
+
+    Only rows of the same log, size and root whose own signature is valid are considered, and
+    a frontier is used only when its fold is ``cp``'s root: a frontier changed in the table
+    cannot fold to the same root, so it is passed over (the caller then reads every leaf).
+    """
+    rows = conn.execute(
+        select(audit_checkpoints)
+        .where(audit_checkpoints.c.log_id == cp.log_id)
+        .where(audit_checkpoints.c.tree_size == cp.tree_size)
+        .where(audit_checkpoints.c.root_hash == cp.root_hash.hex())
+        .where(audit_checkpoints.c.frontier.is_not(None))
+        .order_by(audit_checkpoints.c.id.desc())
+    ).all()
+    for row in rows:
         try:
-            tree.append(bytes.fromhex(leaf))
-        except (ValueError, TypeError, ValidationError):
-            raise StoreError(
-                f"audit entry {seq} has a damaged leaf hash ({leaf!r}): the log was altered in the "
-                "database; export it and verify the export to see what else changed"
-            ) from None
+            stored = Checkpoint.from_json(checkpoint_json(row), where=f"stored checkpoint {row.id}")
+            tree = MerkleAccumulator.from_frontier(cp.tree_size, _parse_frontier(row.frontier))
+        except ValidationError:
+            continue
+        if tree.root() == cp.root_hash and checkpoint_is_valid(stored, key.public_key):
+            return tree
+    return None
+
+
+def _frontier_text(tree: MerkleAccumulator) -> str:
+    return ",".join(node.hex() for node in tree.frontier)
+
+
+def _parse_frontier(text: Any) -> list[bytes]:
+    if not isinstance(text, str):
+        raise ValidationError("a stored frontier is text")
+    if not text:
+        return []
+    try:
+        return [bytes.fromhex(part) for part in text.split(",")]
+    except ValueError:
+        raise ValidationError("a stored frontier is comma-separated hex") from None
+
+
+def _sign(key: LogSigner, log_id: str, tree: MerkleAccumulator, moment: datetime) -> Checkpoint:
     return sign_checkpoint(
         log_id=log_id,
         tree_size=tree.size,
@@ -369,35 +514,24 @@ def _sign_tree(conn: Connection, key: LogSigner, log_id: str, size: int, moment:
 def _check_against_newest_checkpoint(
     dd: LogHome, conn: Connection, key: LogSigner, log_id: str, size: int
 ) -> None:
-    """Refuse to sign over a stored log that does not extend the newest checkpoint known of it.
+    """Refuse a stored log that does not extend the newest checkpoint known of it (no signing).
 
     The newest checkpoint (largest tree size) signed by this log's key, from the checkpoint
     file outside the database and from the checkpoints table together: the stored log must
-    have at least its ``tree_size`` entries (``size``, as the locked head says), and its first
-    ``tree_size`` stored leaf hashes must give its root. Checkpoints that do not carry a valid
-    signature of the key (forged into the table) are ignored; the verifier names them. Only the
-    newest is checked, in one pass over its entries: it commits to every older one.
+    have at least its ``tree_size`` entries (``size``, as the head says), and its first
+    ``tree_size`` stored leaf hashes must give its root, read in full whatever frontier is
+    stored. Checkpoints that do not carry a valid signature of the key (forged into the table)
+    are ignored; the verifier names them. Only the newest is checked, in one pass over its
+    entries: it commits to every older one.
     """
     newest = _newest_checkpoint(dd, conn, key, log_id)
     if newest is None:
         return
     cp, source = newest
     if size < cp.tree_size:
-        raise LogIntegrityError(
-            f"refusing to sign the audit log: the stored log has {size} entries, but the newest "
-            f"checkpoint ({source}, signed {cp.timestamp}) covers {cp.tree_size}; entries were cut "
-            "from the database. Nothing was signed; restore the database from a backup that holds "
-            f"all {cp.tree_size} entries, and verify an export against the checkpoint file"
-        )
-    root = _stored_root(conn, cp.tree_size)
-    if root != cp.root_hash:
-        raise LogIntegrityError(
-            f"refusing to sign the audit log: its stored entries 1..{cp.tree_size} (of {size}) do not "
-            f"match the newest checkpoint ({source}, size {cp.tree_size}, signed {cp.timestamp}); "
-            "entries were removed, reordered or rewritten in the database. Nothing was signed; "
-            "restore the database from a backup that matches it, and verify an export against "
-            "the checkpoint file"
-        )
+        raise _cut_error(size, cp, source)
+    if _stored_root(conn, cp.tree_size) != cp.root_hash:
+        raise _mismatch_error(size, cp, source)
 
 
 def _newest_checkpoint(
@@ -408,10 +542,9 @@ def _newest_checkpoint(
     best: tuple[Checkpoint, str] | None = None
     path = dd.checkpoint_path
     if path.exists():
-        for cp in read_checkpoints(path):  # unreadable or malformed: its error stops the signing
-            newer = best is None or cp.tree_size > best[0].tree_size
-            if newer and cp.log_id == log_id and checkpoint_is_valid(cp, public):
-                best = (cp, f"checkpoint file {path}")
+        in_file = _newest_in_file(path, log_id, public)  # unreadable or malformed: that stops the signing
+        if in_file is not None:
+            best = (in_file, f"checkpoint file {path}")
     rows = conn.execute(  # only those newer than the file's; forged rows among them are skipped
         select(audit_checkpoints)
         .where(audit_checkpoints.c.log_id == log_id)
@@ -426,6 +559,119 @@ def _newest_checkpoint(
         if checkpoint_is_valid(cp, public):
             best = (cp, "stored checkpoints")
             break
+    return best
+
+
+@dataclass(frozen=True, slots=True)
+class _FileScan:
+    """What this process parsed of a checkpoint file: its first ``length`` bytes (whole lines)."""
+
+    device: int
+    inode: int
+    length: int
+    digest: bytes
+    """SHA-256 of those bytes: a file changed anywhere in them is parsed again from the start."""
+    lines: int
+    checkpoints: tuple[Checkpoint, ...]
+    newest: dict[tuple[str, str], Checkpoint | None]
+    """Per (log id, key fingerprint): the newest validly signed checkpoint among them."""
+
+
+_FILE_SCANS: dict[str, _FileScan] = {}
+_FILE_SCANS_LOCK = threading.Lock()  # check_integrity (no head lock) may run beside a signing
+
+
+def _newest_in_file(path: Path, log_id: str, public: Verifier) -> Checkpoint | None:
+    """The validly signed checkpoint of ``log_id`` with the largest size in the file (the first such).
+
+    Every line must parse, as :func:`faceledger.audit.checkpoint.read_checkpoints` requires (its
+    errors stop the signing), but the lines this process already parsed are not parsed again
+    while the bytes before them are unchanged (same file, same SHA-256): the checkpoint file is
+    append-only, so a signing reads and hashes it whole (cheap) but parses and verifies only
+    the lines appended since.
+    """
+    try:
+        with path.open("rb") as handle:
+            stat = os.fstat(handle.fileno())
+            data = handle.read()
+    except OSError as exc:
+        raise StoreError(f"cannot read the checkpoint file {path}: {exc}") from None
+    with _FILE_SCANS_LOCK:
+        return _newest_in_bytes(path, stat, data, log_id, public)
+
+
+def _newest_in_bytes(
+    path: Path, stat: os.stat_result, data: bytes, log_id: str, public: Verifier
+) -> Checkpoint | None:
+    cached = _FILE_SCANS.get(str(path))
+    if (
+        cached is None
+        or (cached.device, cached.inode) != (stat.st_dev, stat.st_ino)
+        or len(data) < cached.length
+        or hashlib.sha256(data[: cached.length]).digest() != cached.digest
+    ):
+        cached = _FileScan(stat.st_dev, stat.st_ino, 0, hashlib.sha256(b"").digest(), 0, (), {})
+    whole = data.rfind(b"\n") + 1  # lines after the last newline may still be being written: not kept
+    done, done_lines = _parse_checkpoint_lines(path, data[cached.length : whole], cached.lines)
+    tail, _ = _parse_checkpoint_lines(path, data[whole:], cached.lines + done_lines)
+    fingerprint = public.fingerprint
+    wanted = (log_id, fingerprint)
+    if wanted in cached.newest:
+        best = _newest_of(done, cached.newest[wanted], log_id, public)
+    else:
+        best = _newest_of([*cached.checkpoints, *done], None, log_id, public)
+    if whole > cached.length:
+        newest = {
+            key: _newest_of(done, cp, key[0], public)
+            for key, cp in cached.newest.items()
+            if key[1] == fingerprint
+        }
+        newest[wanted] = best
+        _FILE_SCANS[str(path)] = _FileScan(
+            stat.st_dev,
+            stat.st_ino,
+            whole,
+            hashlib.sha256(data[:whole]).digest(),
+            cached.lines + done_lines,
+            (*cached.checkpoints, *done),
+            newest,
+        )
+    elif wanted not in cached.newest and cached.length:
+        cached.newest[wanted] = best
+    return _newest_of(tail, best, log_id, public)
+
+
+def _parse_checkpoint_lines(path: Path, data: bytes, before: int) -> tuple[list[Checkpoint], int]:
+    """The checkpoints on the lines of ``data`` (which follow ``before`` lines), and how many lines."""
+    try:
+        lines = data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise StoreError(f"cannot read the checkpoint file {path}: {exc}") from None
+    found: list[Checkpoint] = []
+    for number, line in enumerate(lines, start=before + 1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValidationError(f"{path}, line {number}: not JSON ({exc.msg})") from None
+        found.append(Checkpoint.from_json(value, where=f"{path}, line {number}"))
+    return found, len(lines)
+
+
+def _newest_of(
+    later: Sequence[Checkpoint], best: Checkpoint | None, log_id: str, public: Verifier
+) -> Checkpoint | None:
+    """The newest validly signed checkpoint of ``log_id``: ``best`` (from earlier lines) or a later one.
+
+    A later line wins only with a strictly larger size (the first line of the largest size wins),
+    and signatures are checked largest first, so only the candidates that could win are verified.
+    """
+    for cp in sorted(later, key=lambda c: -c.tree_size):  # stable: file order among equal sizes
+        if best is not None and cp.tree_size <= best.tree_size:
+            break
+        if cp.log_id == log_id and checkpoint_is_valid(cp, public):
+            return cp
     return best
 
 
@@ -445,7 +691,10 @@ def _stored_root(conn: Connection, size: int) -> bytes:
     return tree.root()
 
 
-def _store_checkpoint(conn: Connection, cp: Checkpoint) -> None:
+def _store_checkpoint(conn: Connection, cp: Checkpoint, tree: MerkleAccumulator) -> None:
+    """Store ``cp`` with the frontier of ``tree``, the tree it was signed from."""
+    if tree.size != cp.tree_size:  # pragma: no cover - both come from _sign(tree)
+        raise StoreError(f"a checkpoint of size {cp.tree_size} cannot keep a frontier of {tree.size}")
     conn.execute(
         insert(audit_checkpoints).values(
             log_id=cp.log_id,
@@ -454,29 +703,69 @@ def _store_checkpoint(conn: Connection, cp: Checkpoint) -> None:
             timestamp=cp.timestamp,
             key_fingerprint=cp.key_fingerprint,
             signature=_b64(cp.signature),
+            frontier=_frontier_text(tree),
         )
     )
 
 
-def checkpoint(dd: LogHome, *, now: datetime | None = None) -> Checkpoint:
-    """Sign the log as it stands now; store it and append it to the checkpoint file."""
+def checkpoint(dd: LogHome, *, now: datetime | None = None, verify_stored: bool = True) -> Checkpoint:
+    """Sign the log as it stands now; store it (with its frontier) and append it to the checkpoint file.
+
+    Under the head lock, it refuses (:class:`LogIntegrityError`) a log cut below its newest
+    checkpoint. With ``verify_stored`` (the default, what ``faceledger audit checkpoint``
+    does) every stored leaf is read and the prefix the newest checkpoint covers is checked
+    against its root. Without it, a stored frontier of that checkpoint is used when there is
+    one, and only the entries after it are read (the serve timer's way, after its own
+    :func:`check_integrity`); a rewritten old row then goes unnoticed here, but the checkpoint
+    still commits to the log as it was checkpointed, so a verifier fails the rewritten export.
+    """
     moment = _moment(now)
     key = signer(dd)
     with dd.store.begin() as conn:
         head = _locked_head(conn, key, dd)
-        _check_against_newest_checkpoint(dd, conn, key, head.log_id, head.size)
-        cp = _sign_tree(conn, key, head.log_id, head.size, moment)
-        _store_checkpoint(conn, cp)
+        tree = _checked_tree(dd, conn, key, head.log_id, head.size, verify_stored=verify_stored)
+        cp = _sign(key, head.log_id, tree, moment)
+        _store_checkpoint(conn, cp, tree)
     append_checkpoint(dd.checkpoint_path, cp)
     return cp
+
+
+# Logs whose full integrity check failed in this process: (store URL, log id) -> the reason.
+# While a log is here every record() refuses (state-changing work stops); a later successful
+# check_integrity() of it, e.g. after the database was restored, takes it out.
+_FAILED_CHECKS: dict[tuple[str, str], str] = {}
+
+
+def _store_key(dd: LogHome, log_id: str) -> tuple[str, str]:
+    return (dd.store.engine.url.render_as_string(hide_password=True), log_id)
+
+
+def _refuse_if_failed(dd: LogHome, conn: Connection) -> None:
+    """Raise :class:`LogIntegrityError` when this log failed :func:`check_integrity` in this process."""
+    if not _FAILED_CHECKS:  # the usual case: no query at all
+        return
+    head = _read_head(conn)
+    if head is None:
+        return
+    log_id = head.log_id
+    reason = _FAILED_CHECKS.get(_store_key(dd, log_id))
+    if reason is not None:
+        raise LogIntegrityError(
+            f"refusing to record: the audit log {log_id} failed its integrity check while the "
+            f"service ran ({reason}). Nothing is recorded, so nothing that must be recorded is "
+            "done, until the database is restored and the integrity check passes (restart the service)"
+        )
 
 
 def check_integrity(dd: LogHome) -> LogInfo:
     """Raise :class:`LogIntegrityError` when the stored log does not extend its newest checkpoint.
 
-    The check every signing makes, on its own: ``faceledger serve`` makes it before it starts
-    answering, so a log cut while the service was down is reported at once, not at the next
-    checkpoint.
+    In a read transaction, without the head lock: every stored leaf of the prefix the newest
+    checkpoint covers is read and checked against its root, whatever frontier is stored.
+    ``faceledger serve`` makes it before it starts answering, so a log cut while the service
+    was down is reported at once, and its checkpoint timer before every timed checkpoint.
+    A failure is remembered for this process (every later :func:`record` of the log refuses
+    with the reason) until a later call passes.
     """
     key = signer(dd)
     with dd.store.read() as conn:
@@ -485,22 +774,35 @@ def check_integrity(dd: LogHome) -> LogInfo:
             raise StoreError(
                 f"the audit log of {dd.path} has not been created; run `faceledger init {dd.path}`"
             )
-        _check_against_newest_checkpoint(dd, conn, key, head.log_id, head.size)
+        try:
+            _check_against_newest_checkpoint(dd, conn, key, head.log_id, head.size)
+        except LogIntegrityError as exc:
+            _FAILED_CHECKS[_store_key(dd, head.log_id)] = str(exc)
+            raise
+    _FAILED_CHECKS.pop(_store_key(dd, head.log_id), None)
     return head
 
 
 def checkpoint_if_behind(dd: LogHome, *, now: datetime | None = None) -> Checkpoint | None:
-    """Sign a checkpoint when entries were added since the newest stored one (the serve timer's job).
+    """The serve timer's job: check the whole stored log, then sign when entries were added.
 
-    Returns None when the newest checkpoint already covers the whole log. Raises what
-    :func:`checkpoint` raises, :class:`LogIntegrityError` included.
+    First :func:`check_integrity` (a full read, outside the head lock, so appends go on
+    meanwhile); when it fails, the :class:`LogIntegrityError` is raised and remembered, and
+    every later :func:`record` in this process refuses. Then, when entries were added since
+    the newest stored checkpoint, :func:`checkpoint` without ``verify_stored``: from the
+    stored frontier, reading only the new entries under the lock. Returns None when the
+    newest checkpoint already covers the whole log (or there is no log yet).
     """
     with dd.store.read() as conn:
         head = _read_head(conn)
-        newest = conn.execute(select(func.max(audit_checkpoints.c.tree_size))).scalar_one_or_none()
-    if head is None or head.size <= (newest or 0):
+    if head is None:
         return None
-    return checkpoint(dd, now=now)
+    head = check_integrity(dd)
+    with dd.store.read() as conn:
+        newest = conn.execute(select(func.max(audit_checkpoints.c.tree_size))).scalar_one_or_none()
+    if head.size <= (newest or 0):
+        return None
+    return checkpoint(dd, now=now, verify_stored=False)
 
 
 def _locked_head(conn: Connection, key: LogSigner, dd: LogHome) -> LogInfo:
@@ -538,14 +840,22 @@ def export_log(dd: LogHome, path: Path, *, actor: str, now: datetime | None = No
     with dd.store.begin() as conn:
         head = _locked_head(conn, key, dd)
         # Before the export's own entry is signed: a cut or rewritten log is refused, not re-signed.
-        _check_against_newest_checkpoint(dd, conn, key, head.log_id, head.size)
+        # Every stored leaf is read (as every row is below anyway) and the prefix checked in full.
+        try:
+            tree: MerkleAccumulator | None = _checked_tree(
+                dd, conn, key, head.log_id, head.size, verify_stored=True
+            )
+        except _DamagedLeafError:
+            tree = None  # a damaged row past the checked prefix: nothing is signed, the export goes out
         event = ev.exported(
             actor, what=f"audit_log:{head.log_id}", destination=destination, count=head.size + 1
         )
         record(dd, conn, event, now=moment)
-        cp = _try_sign_tree(conn, key, head.log_id, head.size + 1, moment)
-        if cp is not None:
-            _store_checkpoint(conn, cp)
+        cp: Checkpoint | None = None
+        if tree is not None:
+            _extend_from_rows(tree, conn, head.size + 1, head.size + 1)  # the export's own entry
+            cp = _sign(key, head.log_id, tree, moment)
+            _store_checkpoint(conn, cp, tree)
         entries = [
             entry_json(row) for row in conn.execute(select(audit_entries).order_by(audit_entries.c.seq))
         ]
@@ -568,16 +878,6 @@ def export_log(dd: LogHome, path: Path, *, actor: str, now: datetime | None = No
     document["checkpoints"] = checkpoints
     _write_document(path, document)
     return ExportResult(path, len(entries), len(checkpoints), cp)
-
-
-def _try_sign_tree(
-    conn: Connection, key: LogSigner, log_id: str, size: int, moment: datetime
-) -> Checkpoint | None:
-    """A checkpoint, or None when a damaged row makes one impossible (the export still goes out)."""
-    try:
-        return _sign_tree(conn, key, log_id, size, moment)
-    except StoreError:
-        return None
 
 
 def entry_json(row: Any) -> dict[str, JsonValue]:

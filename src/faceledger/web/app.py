@@ -137,7 +137,12 @@ def create_app(
 
 
 def _start_checkpoint_timer(dd: DataDir) -> asyncio.Task[None] | None:
-    """Sign a checkpoint every ``[audit] checkpoint_minutes`` while entries are being added."""
+    """Every ``[audit] checkpoint_minutes``: check the whole stored log, then sign if entries were added.
+
+    :func:`audit.checkpoint_if_behind` runs the full integrity check outside the head lock and
+    then signs from the stored frontier. When the check fails, the service stays up, but every
+    later append is refused, and with it every action that must be recorded (the refusal says why).
+    """
     minutes = dd.settings.audit.checkpoint_minutes
     if minutes <= 0:
         return None
@@ -147,7 +152,9 @@ def _start_checkpoint_timer(dd: DataDir) -> asyncio.Task[None] | None:
             await asyncio.sleep(minutes * 60)
             try:
                 signed = await run_in_threadpool(audit.checkpoint_if_behind, dd)
-            except FaceLedgerError as exc:  # a cut log, a full disk: say so and keep the service up
+            except audit.LogIntegrityError as exc:
+                log.error("the audit log failed its integrity check; recording is refused: %s", exc)
+            except FaceLedgerError as exc:  # a full disk, a lost database: say so and keep the service up
                 log.error("the timed audit checkpoint was not signed: %s", exc)
             else:
                 if signed is not None:

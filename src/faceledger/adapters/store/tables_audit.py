@@ -8,6 +8,9 @@ an entry changed in the database does not). ``audit_log`` is a one-row head: eve
 updates its ``size`` first, which takes the write lock on SQLite and a row lock on
 PostgreSQL, so concurrent appends queue instead of forking the log; the primary key on
 ``seq`` is the last line of defence.
+
+Each checkpoint row also keeps the Merkle frontier of the tree it signed, so that the next
+checkpoint folds in only the entries after it (see :mod:`faceledger.services.audit`).
 """
 
 from __future__ import annotations
@@ -59,6 +62,10 @@ audit_checkpoints = Table(
     Column("timestamp", String(TIMESTAMP_LEN), nullable=False),
     Column("key_fingerprint", String(FINGERPRINT_LEN), nullable=False),
     Column("signature", String(SIGNATURE_B64_LEN), nullable=False),
+    # The Merkle frontier at tree_size (migration 0011): the roots of its perfect subtrees as hex,
+    # largest first, comma-separated ("" for the empty tree). NULL on rows from before 0011. Not
+    # covered by the signature: it is used only when it folds to the signed root_hash.
+    Column("frontier", Text, nullable=True),
     Index("ix_audit_checkpoints_tree_size", "tree_size"),
     sqlite_autoincrement=True,
 )
