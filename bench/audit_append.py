@@ -2,7 +2,7 @@
 
 Every ``[audit] checkpoint_every`` entries an append signs a checkpoint under the head lock.
 From the frontier stored with the newest checkpoint it reads only the entries after it; the
-full read (what every signing did before migration 0011, and what it still does when a
+full read (what every signing did before migration 0012, and what it still does when a
 checkpoint row has no frontier) reads every leaf of the log. This appends K entries, one
 committed transaction each (as the services do), to a copy of a log already holding a small
 prefix and to a copy of one holding a large one, and prints the time per append for each,
@@ -15,7 +15,7 @@ grow with the log.
 The prefixes are built in bulk (sealed entries and one signed checkpoint, with its frontier,
 per ``checkpoint_every`` entries in the table and the checkpoint file, as a real log has;
 the service's own integrity check then accepts them). The full-read path is measured by making
-the frontier lookup find nothing, the state of checkpoint rows from before migration 0011.
+the frontier lookup find nothing, the state of checkpoint rows from before migration 0012.
 SQLite, in a temporary folder, with its durable settings (a sync per commit). Each figure is
 the best of ``--rounds`` runs, each on a fresh copy of the prefix, since the cores are shared.
 """
@@ -129,7 +129,7 @@ def _copy(prefix: Path, work: Path, name: str, every: int) -> Iterator[DataDir]:
 
 @contextmanager
 def _full_read() -> Iterator[None]:
-    """Every signing finds no usable frontier, as with checkpoint rows from before migration 0011."""
+    """Every signing finds no usable frontier, as with checkpoint rows from before migration 0012."""
     saved = audit._stored_frontier
     audit._stored_frontier = lambda *_args: None
     try:

@@ -1,6 +1,6 @@
 """Checkpoints from the stored Merkle frontier: only the new entries are read under the head lock.
 
-Each stored checkpoint keeps the frontier of the tree it signed (migration 0011). The periodic
+Each stored checkpoint keeps the frontier of the tree it signed (migration 0012). The periodic
 checkpoint in ``record`` and the serve timer's start from it when it folds to the newest
 signed root, and read only the entries after it; otherwise (no frontier, a forged one) they
 read every leaf once and check the prefix. The timer first runs the full integrity check
@@ -138,7 +138,7 @@ def test_a_rewritten_old_row_is_not_read_so_the_checkpoint_commits_to_the_honest
 
 
 def test_without_a_stored_frontier_every_leaf_is_read_once_and_the_prefix_checked(dd: DataDir) -> None:
-    _sql(dd, "UPDATE audit_checkpoints SET frontier = NULL")  # rows from before migration 0011
+    _sql(dd, "UPDATE audit_checkpoints SET frontier = NULL")  # rows from before migration 0012
     with leaf_reads(dd) as reads:
         append(dd, EVERY + 1, first=100)
     assert reads == [(1, FULL + EVERY)]
@@ -258,12 +258,12 @@ def _sql_value(dd: DataDir, statement: str) -> tuple[Any, ...]:
         return tuple(conn.execute(text(statement)).one())
 
 
-# --- (d) migration 0011 -------------------------------------------------------------------
+# --- (d) migration 0012 -------------------------------------------------------------------
 
 
-def test_0011_adds_the_frontier_column_to_a_database_at_0010(tmp_path: Path) -> None:
+def test_0012_adds_the_frontier_column_to_a_database_at_0011(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'old.db'}"
-    command.upgrade(alembic_config(url), "0010")
+    command.upgrade(alembic_config(url), "0011")
     engine = create_engine(url)
     assert "frontier" not in {c["name"] for c in inspect(engine).get_columns("audit_checkpoints")}
     with engine.begin() as conn:
@@ -275,9 +275,9 @@ def test_0011_adds_the_frontier_column_to_a_database_at_0010(tmp_path: Path) -> 
             )
         )
     engine.dispose()
-    store = Store.open_sqlite(tmp_path / "old.db")  # applies 0011
+    store = Store.open_sqlite(tmp_path / "old.db")  # applies 0012
     try:
-        assert current_revision(store.engine) == "0011"
+        assert current_revision(store.engine) == "0012"
         columns = {c["name"]: c for c in inspect(store.engine).get_columns("audit_checkpoints")}
         assert columns["frontier"]["nullable"]
         with store.read() as conn:
@@ -285,7 +285,7 @@ def test_0011_adds_the_frontier_column_to_a_database_at_0010(tmp_path: Path) -> 
         assert (row.tree_size, row.frontier) == (7, None)  # old rows have none: the full read is used
     finally:
         store.close()
-    command.downgrade(alembic_config(url), "0010")
+    command.downgrade(alembic_config(url), "0011")
     engine = create_engine(url)
     try:
         assert "frontier" not in {c["name"] for c in inspect(engine).get_columns("audit_checkpoints")}
@@ -299,11 +299,11 @@ def test_0011_adds_the_frontier_column_to_a_database_at_0010(tmp_path: Path) -> 
         engine.dispose()
 
 
-def test_0011_renders_for_postgresql() -> None:
+def test_0012_renders_for_postgresql() -> None:
     config = alembic_config("postgresql://user@localhost/faceledger")
     buffer = io.StringIO()
     config.output_buffer = buffer
-    command.upgrade(config, "0010:0011", sql=True)
+    command.upgrade(config, "0011:0012", sql=True)
     assert "ALTER TABLE audit_checkpoints ADD COLUMN frontier TEXT" in buffer.getvalue()
 
 

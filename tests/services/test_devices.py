@@ -178,6 +178,18 @@ def test_api_tokens_are_checked_against_the_device_of_each_request(org: Org) -> 
     assert all("bound to device 'lab-ws-03'" in d["reason"] for d in denied)
 
 
+def test_a_token_from_before_tokens_were_bound_is_refused_and_must_be_made_again(org: Org) -> None:
+    credential = _register(org)
+    session = org.sign_in("eve.examiner", device=credential)
+    info, token = accounts.create_token(
+        org.dd, session, name="old", scopes=["examiner"], expires_at=T0.replace(hour=18), now=T0
+    )
+    with org.dd.store.begin() as conn:  # as migration 0011 leaves a token made before it
+        conn.execute(ta.api_tokens.update().where(ta.api_tokens.c.id == info.id).values(device_id=None))
+    with pytest.raises(AuthenticationError, match=r"bound to no device .* make a new one"):
+        accounts.principal_from_token(org.dd, token, credential, now=LATER)
+
+
 def test_the_policy_refuses_a_search_from_no_registered_device(org: Org) -> None:
     policy = load_policy(Path(str(resources.files("faceledger") / "data" / "example-policy.toml")))
     credential = _register(org)

@@ -355,7 +355,7 @@ def _periodic_checkpoint(
 # than it, then build the tree of entries 1..size. When a stored checkpoint row of that same
 # size and root carries a frontier that folds to the signed root, the tree starts from it and
 # only the entries after it are read: O(new entries + log n). Otherwise (rows from before
-# migration 0011, rows deleted, a frontier that does not fold to the root, or ``verify_stored``)
+# migration 0012, rows deleted, a frontier that does not fold to the root, or ``verify_stored``)
 # every leaf is read once, the first tree_size of them checked against the signed root on the
 # way. The frontier path cannot notice an old row rewritten in the database; that is what
 # :func:`check_integrity` (full read, no head lock) is for, and what the serve timer runs.

@@ -28,6 +28,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("api_tokens") as batch:
+    # SQLite rebuilds the table to drop the columns: keep its AUTOINCREMENT (ids never reused).
+    with op.batch_alter_table("api_tokens", table_kwargs={"sqlite_autoincrement": True}) as batch:
         batch.drop_column("server")
         batch.drop_column("device_id")

@@ -1,0 +1,46 @@
+"""Migration 0011: API tokens record the device they are bound to, or that they are server tokens.
+
+A token made before it has neither, so it is refused at use (tests/services/test_devices.py)
+and must be made again; the downgrade keeps the table's AUTOINCREMENT (token ids are never
+reused).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from sqlalchemy import create_engine, inspect, text
+
+from faceledger.adapters.store.engine import alembic_config
+
+
+def _columns(url: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        return {c["name"] for c in inspect(engine).get_columns("api_tokens")}
+    finally:
+        engine.dispose()
+
+
+def test_0011_adds_the_binding_and_its_downgrade_keeps_autoincrement(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    command.upgrade(alembic_config(url), "0010")
+    assert not {"device_id", "server"} & _columns(url)
+    command.upgrade(alembic_config(url), "0011")
+    engine = create_engine(url)
+    try:
+        columns = {c["name"]: c for c in inspect(engine).get_columns("api_tokens")}
+        assert columns["device_id"]["nullable"]
+        assert not columns["server"]["nullable"]
+    finally:
+        engine.dispose()
+    command.downgrade(alembic_config(url), "0010")
+    assert not {"device_id", "server"} & _columns(url)
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            ddl = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'api_tokens'")).scalar_one()
+        assert "AUTOINCREMENT" in ddl
+    finally:
+        engine.dispose()
