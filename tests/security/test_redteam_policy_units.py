@@ -38,12 +38,14 @@ RECORDS = "records"
 TRAFFIC = "traffic"
 
 
-def _policy(*, version: str, admin_units: bool = True, server_tokens: bool = False) -> str:
+def _policy(*, version: str, admin_units: str | None = RECORDS, server_tokens: bool = False) -> str:
+    """The example policy, its custody gallery administered by ``admin_units`` (None: by no unit named)."""
     text = example_policy_text().replace('version = "example-2025.1"', f'version = "{version}"')
-    if admin_units:
-        head = f'[[galleries]]\nname = "{CUSTODY}"\n'
-        assert head in text
-        text = text.replace(head, f'{head}admin_units = ["{RECORDS}"]\n')
+    head = f'[[galleries]]\nname = "{CUSTODY}"\nunits = ["facial-identification"]\n'
+    shipped = f'{head}admin_units = ["facial-identification"]\n'
+    assert shipped in text
+    named = "" if admin_units is None else f'admin_units = ["{admin_units}"]\n'
+    text = text.replace(shipped, head + named)
     if server_tokens:
         assert "server_tokens = false" in text
         text = text.replace("server_tokens = false", "server_tokens = true")
@@ -111,13 +113,16 @@ def test_the_policy_names_who_administers_a_gallery_and_nobody_else_does(agency:
     past = _enrol(agency, rex, CUSTODY)
     assert past.status_code == 422, past.text
     # A gallery the policy names no administrators for keeps the owner unit's rule.
+    assert _create(agency, gil, "fiu-scratch").status_code == 201
+    _refused(agency, _enrol(agency, tom, "fiu-scratch"), "scope.other_unit", "enrol", "tom.traffic")
+    # The shipped example names the identification unit for both of its galleries.
     assert _create(agency, gil, PAROLE).status_code == 201
-    _refused(agency, _enrol(agency, tom, PAROLE), "scope.other_unit", "enrol", "tom.traffic")
+    _refused(agency, _enrol(agency, tom, PAROLE), "gallery.admin_unit_not_allowed", "enrol", "tom.traffic")
 
 
 def test_a_legacy_gallery_with_no_owner_is_closed_by_the_policy(agency: Agency) -> None:
     galleries.create_gallery(agency.dd, CUSTODY, legal_basis="PACE s.64A", source_description="custody")
-    agency.load_example_policy()  # names no admin_units: the legacy gallery is open to every unit
+    _load(agency, _policy(version="units-open", admin_units=None))  # legacy: open to every unit
     tom = agency.login("tom.traffic")
     assert _enrol(agency, tom, CUSTODY).status_code == 422  # past the door, refused as an upload
     _load(agency, _policy(version="units-2"))
@@ -172,7 +177,7 @@ def test_a_server_token_needs_the_policy_and_can_do_nothing_that_needs_a_device(
         "create_token",
         "eve.examiner",
     )
-    _load(agency, _policy(version="servers-1", admin_units=False, server_tokens=True))
+    _load(agency, _policy(version="servers-1", server_tokens=True))
     made = _make_token(agency, agency.login("eve.examiner", device=None), server=True)
     assert made.status_code == 201, made.text
     assert (made.json()["token"]["device_id"], made.json()["token"]["server"]) == (None, True)

@@ -62,6 +62,7 @@ def units(tmp_path_factory: pytest.TempPathFactory, template: Path, lfw_images: 
         for username, role in (("tina.examiner", "examiner"), ("ray.reviewer", "reviewer")):
             agency.add(username, role, unit=OTHER)
         agency.add("sue.supervisor", "supervisor", unit=OTHER)
+        agency.add("tom.traffic", "gallery_admin", unit=OTHER)
         agency.add("aud.auditor", "auditor", unit="professional-standards")
         enrol_people(agency, agency.login("gil.galleries"), lfw_images)
         answer = search_photo(agency, agency.login("sam.examiner"), lfw_images, "Tony_Blair", 2)
@@ -152,3 +153,150 @@ def test_an_auditor_of_any_unit_reads_the_search_but_cannot_act_on_it(units: Uni
         f"{API}/reviews/{sid}/examination", json=_no_match(search), headers=aud.headers
     )
     assert acted.status_code in (403, 404), acted.text
+
+
+# --- every operation that takes an id, across units ---------------------------------------------
+
+#: Operations whose ids name organisation-wide records, each with why another unit is no concern.
+ORGANISATION_WIDE = {
+    "GET /users/{username}": "accounts are the system administrators' (any unit's), or one's own",
+    "PATCH /users/{username}": "accounts are the system administrators'",
+    "PUT /users/{username}/roles": "accounts are the system administrators'",
+    "POST /users/{username}/suspend": "accounts are the system administrators'",
+    "POST /users/{username}/unsuspend": "accounts are the system administrators'",
+    "PUT /users/{username}/expiry": "accounts are the system administrators'",
+    "POST /users/{username}/password": "accounts are the system administrators'",
+    "POST /users/{username}/totp": "accounts are the system administrators'",
+    "POST /users/{username}/unlock": "accounts are the system administrators'",
+    "POST /devices/{device_id}/revoke": "devices are registered and revoked by system administrators",
+    "POST /tokens/{token_id}/revoke": "one's own tokens, or any as a system administrator",
+    "GET /galleries/{name}": "which galleries exist, and under what legal basis, is no secret in the agency",
+    "GET /audit/proofs/entries/{seq}": "the audit log is the auditors', who oversee every unit",
+}
+
+
+def _image_form() -> tuple[dict[str, str], dict[str, tuple[str, bytes, str]]]:
+    form = {"subject_id": "S-9", "source": "custody record 9", "collected_on": "2024-05-01"}
+    return form, {"image": ("s9.jpg", b"not an image", "image/jpeg")}
+
+
+#: Operation -> (a person of the other unit whose role would let them, the call). Each must be
+#: refused: 404 exactly as for a missing search, or 403 citing the unit rule for galleries, and
+#: recorded with the rule that refused.
+Call = Any
+UNIT_SCOPED: dict[str, tuple[str, Call]] = {
+    "GET /searches/{search_id}": (
+        "tina.examiner",
+        lambda c, sid, face, h: c.get(f"{API}/searches/{sid}", headers=h),
+    ),
+    "GET /searches/{search_id}/candidates/{face_id}": (
+        "tina.examiner",
+        lambda c, sid, face, h: c.get(f"{API}/searches/{sid}/candidates/{face}", headers=h),
+    ),
+    "GET /searches/{search_id}/candidates/{face_id}/image": (
+        "ray.reviewer",
+        lambda c, sid, face, h: c.get(f"{API}/searches/{sid}/candidates/{face}/image", headers=h),
+    ),
+    "GET /reviews/{search_id}": (
+        "sue.supervisor",
+        lambda c, sid, face, h: c.get(f"{API}/reviews/{sid}", headers=h),
+    ),
+    "POST /reviews/{search_id}/examination": (
+        "tina.examiner",
+        lambda c, sid, face, h: c.post(f"{API}/reviews/{sid}/examination", json=_PEER, headers=h),
+    ),
+    "GET /reviews/{search_id}/peer": (
+        "ray.reviewer",
+        lambda c, sid, face, h: c.get(f"{API}/reviews/{sid}/peer", headers=h),
+    ),
+    "POST /reviews/{search_id}/peer": (
+        "ray.reviewer",
+        lambda c, sid, face, h: c.post(f"{API}/reviews/{sid}/peer", json=_PEER, headers=h),
+    ),
+    "POST /reviews/{search_id}/verdict": (
+        "ray.reviewer",
+        lambda c, sid, face, h: c.post(f"{API}/reviews/{sid}/verdict", json={"verdict": "agree"}, headers=h),
+    ),
+    "POST /reviews/{search_id}/approval": (
+        "sue.supervisor",
+        lambda c, sid, face, h: c.post(f"{API}/reviews/{sid}/approval", json={}, headers=h),
+    ),
+    "POST /reviews/{search_id}/rejection": (
+        "sue.supervisor",
+        lambda c, sid, face, h: c.post(f"{API}/reviews/{sid}/rejection", json={"reason": "weak"}, headers=h),
+    ),
+    "DELETE /galleries/{name}": (
+        "tom.traffic",
+        lambda c, sid, face, h: c.delete(
+            f"{API}/galleries/{CUSTODY}",
+            params={"reason": "court_order", "authority": "Order 1", "confirm": CUSTODY},
+            headers=h,
+        ),
+    ),
+    "GET /galleries/{name}/subjects": (
+        "tom.traffic",
+        lambda c, sid, face, h: c.get(f"{API}/galleries/{CUSTODY}/subjects", headers=h),
+    ),
+    "POST /galleries/{name}/images": (
+        "tom.traffic",
+        lambda c, sid, face, h: c.post(
+            f"{API}/galleries/{CUSTODY}/images", data=_image_form()[0], files=_image_form()[1], headers=h
+        ),
+    ),
+    "DELETE /galleries/{name}/subjects/{subject_id}": (
+        "tom.traffic",
+        lambda c, sid, face, h: c.delete(
+            f"{API}/galleries/{CUSTODY}/subjects/Tony_Blair",
+            params={"reason": "court_order", "authority": "Order 1"},
+            headers=h,
+        ),
+    ),
+    "POST /users/{username}/vouch": (
+        "sue.supervisor",
+        lambda c, sid, face, h: c.post(f"{API}/users/sam.examiner/vouch", headers=h),
+    ),
+    "GET /cases/{case_number}": (
+        "tina.examiner",
+        lambda c, sid, face, h: c.get(f"{API}/cases/{CASE}", headers=h),
+    ),
+}
+_PEER: dict[str, Any] = {"findings": [{"face_id": 1, "outcome": "no_match"}]}
+
+
+def test_every_operation_that_takes_an_id_is_checked_across_units(units: Units) -> None:
+    """A new route with an id fails here until it is scoped below or said to be organisation-wide."""
+    spec = units.agency.client.get("/openapi.json").json()
+    with_ids = {
+        f"{method.upper()} {path.removeprefix(API)}"
+        for path, operations in spec["paths"].items()
+        if "{" in path
+        for method in operations
+    }
+    assert with_ids == UNIT_SCOPED.keys() | ORGANISATION_WIDE.keys()
+    assert not UNIT_SCOPED.keys() & ORGANISATION_WIDE.keys()
+
+
+@pytest.mark.parametrize("operation", sorted(UNIT_SCOPED))
+def test_another_unit_is_refused_every_operation_on_this_units_records(units: Units, operation: str) -> None:
+    agency, search = units.agency, units.search
+    sid, face = search["search_id"], search["candidates"][0]["face_id"]
+    who, call = UNIT_SCOPED[operation]
+    before = len(audit_rows(agency.dd, "policy_denied"))
+    answer = call(agency.client, sid, face, units.login(who).headers)
+    denials = [d for d in audit_rows(agency.dd, "policy_denied")[before:] if d["actor"] == who]
+    rules = {d["details"].get("decision", {}).get("rule_id") or d["details"].get("rule_id") for d in denials}
+    if operation == "GET /cases/{case_number}":
+        # A case number is shared by units (it is the agency's); another unit sees its own part only.
+        assert answer.status_code in (200, 404), answer.text
+        if answer.status_code == 200:
+            assert sid not in answer.json()["searches"]
+        return
+    if operation.startswith(("GET /searches", "GET /reviews", "POST /reviews")):
+        assert answer.status_code == 404, answer.text
+        assert "scope.other_unit" in rules, (operation, denials)
+        absent = call(agency.client, MISSING, face, units.login(who).headers)
+        assert _not_there(answer, sid) == _not_there(absent, MISSING), operation
+    else:
+        assert answer.status_code == 403, answer.text
+        assert rules, (operation, denials)
+        assert rules <= {"scope.other_unit", "accounts.vouch.other_unit", "gallery.admin_unit_not_allowed"}

@@ -171,13 +171,13 @@ def vouch(dd: DataDir, by: Principal, username: str, *, now: datetime) -> User:
         row = rows.require_user_row(conn, username)
     if by.username == username:
         _refuse(dd, by.username, target, RULE_SELF, "nobody may vouch for their own account", now)
-    _check_vouchable(dd, by.username, row, now)
-    if by.actor.unit != row.unit:
+    if by.actor.unit != row.unit:  # before the account's state: another unit learns nothing of it
         reason = (
             f"only a supervisor of unit {row.unit!r} may vouch for {username!r}; "
             f"{by.username!r} supervises {by.actor.unit!r}"
         )
         _refuse(dd, by.username, target, RULE_OTHER_UNIT, reason, now)
+    _check_vouchable(dd, by.username, row, now)
     if by.username in {row.activation_issued_by, row.created_by}:
         reason = (
             f"{by.username!r} issued the activation code of {username!r} (or created the account), "
