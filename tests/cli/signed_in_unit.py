@@ -16,7 +16,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -208,3 +209,16 @@ def build_unit(root: Path, people: Sequence[tuple[str, str]], *, example_policy:
     for username, role in people:
         unit.add_person(username, role)
     return unit
+
+
+@contextmanager
+def governed_unit(root: Path, people: Sequence[tuple[str, str]]) -> Iterator[SignedInUnit]:
+    """:func:`build_unit` under the example policy, with its custody gallery (``GALLERY``); closed after."""
+    from faceledger.services import galleries
+
+    built = build_unit(root, people, example_policy=True)
+    galleries.create_gallery(built.dd, GALLERY, legal_basis="PACE s.64A", source_description="custody")
+    try:
+        yield built
+    finally:
+        built.close()

@@ -16,10 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from signed_in_unit import ADMIN, CASE, GALLERY, ORG, PURPOSE, UNIT, SignedInUnit, build_unit
+from signed_in_unit import ADMIN, CASE, GALLERY, ORG, PURPOSE, UNIT, SignedInUnit, governed_unit
 
 from faceledger.domain.roles import Action, Role, roles_permitting
-from faceledger.services import galleries
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
 PEOPLE = [
@@ -106,12 +105,8 @@ def test_every_row_that_names_an_action_is_checked_here() -> None:
 
 @pytest.fixture(scope="module")
 def unit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SignedInUnit]:
-    built = build_unit(tmp_path_factory.mktemp("cli-needs"), PEOPLE, example_policy=True)
-    galleries.create_gallery(built.dd, GALLERY, legal_basis="PACE s.64A", source_description="custody")
-    try:
+    with governed_unit(tmp_path_factory.mktemp("cli-needs"), PEOPLE) as built:
         yield built
-    finally:
-        built.close()
 
 
 def _argv(unit: SignedInUnit, command: tuple[str, ...]) -> list[str]:

@@ -17,11 +17,10 @@ from dataclasses import dataclass
 
 import httpx2
 import pytest
-from signed_in_unit import GALLERY, SignedInUnit, build_unit
+from signed_in_unit import GALLERY, SignedInUnit, governed_unit
 from starlette.testclient import TestClient
 
 from faceledger.cli import accounts as accounts_cli
-from faceledger.services import galleries
 from faceledger.services.devices import DEVICE_HEADER
 from faceledger.web.app import create_app
 
@@ -91,12 +90,8 @@ _serial = iter(range(1, 10_000))
 
 @pytest.fixture(scope="module")
 def unit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SignedInUnit]:
-    built = build_unit(tmp_path_factory.mktemp("one-door"), PEOPLE, example_policy=True)
-    galleries.create_gallery(built.dd, GALLERY, legal_basis="PACE s.64A", source_description="custody")
-    try:
+    with governed_unit(tmp_path_factory.mktemp("one-door"), PEOPLE) as built:
         yield built
-    finally:
-        built.close()
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ import binascii
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -152,8 +152,17 @@ def read_checkpoints(path: Path) -> list[Checkpoint]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise StoreError(f"cannot read the checkpoint file {path}: {exc}") from None
+    return parse_checkpoint_lines(lines, path)
+
+
+def parse_checkpoint_lines(lines: Sequence[str], path: Path, *, first: int = 1) -> list[Checkpoint]:
+    """The checkpoints on ``lines`` of the checkpoint file ``path`` (numbered from ``first``).
+
+    Blank lines are skipped; a line that is not a checkpoint raises :class:`ValidationError`
+    naming the file and the line.
+    """
     checkpoints: list[Checkpoint] = []
-    for number, line in enumerate(lines, start=1):
+    for number, line in enumerate(lines, start=first):
         if not line.strip():
             continue
         try:

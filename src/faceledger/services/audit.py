@@ -58,6 +58,7 @@ from faceledger.audit.checkpoint import (
     Verifier,
     append_checkpoint,
     checkpoint_is_valid,
+    parse_checkpoint_lines,
     sign_checkpoint,
 )
 from faceledger.audit.events import AuditEvent, JsonValue
@@ -647,16 +648,7 @@ def _parse_checkpoint_lines(path: Path, data: bytes, before: int) -> tuple[list[
         lines = data.decode("utf-8").splitlines()
     except UnicodeDecodeError as exc:
         raise StoreError(f"cannot read the checkpoint file {path}: {exc}") from None
-    found: list[Checkpoint] = []
-    for number, line in enumerate(lines, start=before + 1):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValidationError(f"{path}, line {number}: not JSON ({exc.msg})") from None
-        found.append(Checkpoint.from_json(value, where=f"{path}, line {number}"))
-    return found, len(lines)
+    return parse_checkpoint_lines(lines, path, first=before + 1), len(lines)
 
 
 def _newest_of(
