@@ -71,6 +71,7 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.core.failures import Failure
 from schemathesis.engine import StopReason, events, from_schema
 from schemathesis.hooks import HookContext
+from schemathesis.schemas import BaseSchema
 from web_helpers import CUSTODY, PAROLE, Agency, running, shared_pipeline, template
 
 from faceledger.services import galleries
@@ -200,7 +201,7 @@ def test_schemathesis_finds_nothing(
     agency, headers = person
     who = request.node.callspec.params["person"]
     settings = config(headers, MAX_EXAMPLES.get(who, OTHERS_MAX_EXAMPLES))
-    schema = schemathesis.openapi.from_asgi("/openapi.json", agency.app, config=settings)
+    schema: BaseSchema = schemathesis.openapi.from_asgi("/openapi.json", agency.app, config=settings)
     for method, path in EXCLUDED:
         schema = schema.exclude(method=method, path=path)
     schema.hook("filter_failure")(expected_refusal)
