@@ -31,7 +31,7 @@ from fastapi.responses import HTMLResponse
 from starlette.staticfiles import StaticFiles
 
 from faceledger import __version__
-from faceledger.config import Settings, load_settings
+from faceledger.config import AccountSettings, Settings, load_settings
 from faceledger.errors import FaceLedgerError
 from faceledger.services import audit
 from faceledger.services.datadir import DataDir, open_data_dir
@@ -47,6 +47,8 @@ from faceledger.web.limits import (
     SignInLimits,
     SignInThrottleMiddleware,
 )
+from faceledger.web.models.accounts import SETTING_MARK
+from faceledger.web.models.common import MAX_ID, NOT_BLANK
 from faceledger.web.security_headers import DOCS_ASSETS, SecurityHeadersMiddleware, docs_page_policy
 from faceledger.web.state import AppState, utc_now
 
@@ -132,6 +134,9 @@ def create_app(
     for router in routers():
         app.include_router(router)
     _document_throttling(app)
+    _document_settings(app, dd.settings.accounts)
+    _exact_integer_bounds(app)
+    _form_fields_without_null(app)
     _serve_docs_page(app)
     return app
 
@@ -180,6 +185,113 @@ def _document_throttling(app: FastAPI) -> None:
                         "application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}
                     },
                 }
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _document_settings(app: FastAPI, accounts: AccountSettings) -> None:
+    """The rules that are settings, as this installation has them (fields marked :data:`SETTING_MARK`).
+
+    A password being chosen has at least ``[accounts] password_min_length`` characters and is
+    not blank (it must not be the username either, which a schema cannot say: that is refused
+    with 422); an API token lasts at most ``[accounts] token_max_days`` days.
+    """
+    build = app.openapi
+
+    def apply(field: dict[str, Any], setting: str) -> None:
+        if setting == "new_password":
+            field["minLength"] = max(field.get("minLength", 0), accounts.password_min_length)
+            field["pattern"] = NOT_BLANK
+        elif setting == "token_days":
+            field["maximum"] = min(field.get("maximum", accounts.token_max_days), accounts.token_max_days)
+
+    def openapi() -> dict[str, Any]:
+        fresh = app.openapi_schema is None
+        schema = build()
+        if fresh:
+            for component in schema.get("components", {}).get("schemas", {}).values():
+                for field in component.get("properties", {}).values():
+                    setting = field.pop(SETTING_MARK, None)
+                    if setting is not None:
+                        apply(field, setting)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _exact_integer_bounds(app: FastAPI) -> None:
+    """Integer bounds as the integers they are: FastAPI writes ``minimum``/``maximum`` as floats.
+
+    A float cannot hold the largest id (:data:`MAX_ID`, 2**63 - 1): written as one it reads
+    2**63, an id the server refuses. Every integral bound of an integer is written as an integer.
+    """
+    build = app.openapi
+
+    def exact(node: object) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "integer":
+                for key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+                    value = node.get(key)
+                    if isinstance(value, float) and value.is_integer():
+                        node[key] = MAX_ID if value == float(MAX_ID) else int(value)
+            for child in node.values():
+                exact(child)
+        elif isinstance(node, list):
+            for child in node:
+                exact(child)
+
+    def openapi() -> dict[str, Any]:
+        fresh = app.openapi_schema is None
+        schema = build()
+        if fresh:
+            exact(schema)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+FORM_MEDIA_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+
+
+def _form_fields_without_null(app: FastAPI) -> None:
+    """An optional form field is one left out, never null: a form has no way to send null.
+
+    FastAPI writes an optional field (``str | None = None``) as "a string or null"; sent in a
+    form, that null could only arrive as the text ``null``, which a date or a number refuses.
+    The document says what a form takes: the field's own type, and not required.
+    """
+    build = app.openapi
+
+    def forms(schema: dict[str, Any]) -> set[str]:
+        names = set()
+        for item in schema.get("paths", {}).values():
+            for operation in item.values():
+                body = operation.get("requestBody", {}) if isinstance(operation, dict) else {}
+                content = body.get("content", {})
+                for media_type in FORM_MEDIA_TYPES:
+                    ref = content.get(media_type, {}).get("schema", {}).get("$ref", "")
+                    if ref.startswith("#/components/schemas/"):
+                        names.add(ref.removeprefix("#/components/schemas/"))
+        return names
+
+    def openapi() -> dict[str, Any]:
+        fresh = app.openapi_schema is None
+        schema = build()
+        if fresh:
+            components = schema.get("components", {}).get("schemas", {})
+            for name in forms(schema):
+                for field in components[name].get("properties", {}).values():
+                    options = field.get("anyOf")
+                    if isinstance(options, list) and {"type": "null"} in options:
+                        kept = [option for option in options if option != {"type": "null"}]
+                        del field["anyOf"]
+                        if len(kept) == 1:
+                            field.update(kept[0])
+                        else:
+                            field["anyOf"] = kept
+                        if field.get("default", ...) is None:
+                            del field["default"]
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]

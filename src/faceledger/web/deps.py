@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Depends, Query, Request, Security
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Depends, Header, Query, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from faceledger.errors import AuthenticationError
 from faceledger.services import accounts
@@ -22,7 +22,7 @@ from faceledger.services.accounts import Principal
 from faceledger.services.datadir import DataDir
 from faceledger.services.devices import DEVICE_HEADER, DeviceCredential
 from faceledger.web.engine import FaceEngine
-from faceledger.web.models.common import MAX_OFFSET
+from faceledger.web.models.common import MAX_OFFSET, documented
 from faceledger.web.state import MAX_PAGE, AppState
 
 bearer = HTTPBearer(
@@ -30,16 +30,10 @@ bearer = HTTPBearer(
     scheme_name="bearer",
     description="A session token (fls_..., from POST /api/v1/auth/login) or an API token (flt_...).",
 )
-device_header = APIKeyHeader(
-    name=DEVICE_HEADER,
-    auto_error=False,
-    scheme_name="device",
-    description=(
-        "The registered agency device the request comes from, as <device-id>:<secret> "
-        "(printed once by `faceledger device register` or POST /api/v1/devices). Searches are "
-        "refused without it when the policy says so."
-    ),
-)
+#: The device header's shape (:meth:`DeviceCredential.parse`): blank (no device), or
+#: ``<device-id>:<secret>`` in printable ASCII, perhaps between spaces or tabs. Another shape is
+#: refused (422); a credential of this shape that no active device has is refused with 401.
+DEVICE_CREDENTIAL = r"^[ \t]*$|^[ \t]*[!-9;-~]+:[!-~]+[ \t]*$"
 
 
 def get_state(request: Request) -> AppState:
@@ -67,8 +61,22 @@ EngineDep = Annotated[FaceEngine, Depends(get_engine)]
 NowDep = Annotated[datetime, Depends(get_now)]
 
 
-def get_device(value: Annotated[str | None, Security(device_header)]) -> DeviceCredential | None:
-    return None if value is None or not value.strip() else DeviceCredential.parse(value)
+def get_device(
+    value: Annotated[
+        str,
+        Header(
+            alias=DEVICE_HEADER,
+            description=(
+                "The registered agency device the request comes from, as <device-id>:<secret> "
+                "(printed once by `faceledger device register` or POST /api/v1/devices). Without it "
+                "the request acts from no device, and the policy refuses searches when it says so."
+            ),
+            json_schema_extra=documented(DEVICE_CREDENTIAL),
+        ),
+    ] = "",
+) -> DeviceCredential | None:
+    # A header is text or absent, never null: absent and blank both mean no device.
+    return DeviceCredential.parse(value) if value.strip() else None
 
 
 DeviceDep = Annotated[DeviceCredential | None, Depends(get_device)]

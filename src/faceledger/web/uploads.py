@@ -9,6 +9,7 @@ check on what the bytes are) is left to :func:`faceledger.pipeline.ingest.decode
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from fastapi import UploadFile
 
@@ -16,6 +17,9 @@ from faceledger.config import ImageLimits
 from faceledger.errors import ImageTooLargeError, ValidationError
 
 CHUNK = 1024 * 1024
+#: What the document says of every uploaded file: it is not empty (an empty one is refused, 422).
+NOT_EMPTY: dict[str, Any] = {"minLength": 1}
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 

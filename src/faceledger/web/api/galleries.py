@@ -30,17 +30,29 @@ from faceledger.services.datadir import DataDir
 from faceledger.web.deps import DataDirDep, EngineDep, NowDep, PageDep, PrincipalDep
 from faceledger.web.engine import FaceEngine
 from faceledger.web.errors import COMMON_RESPONSES
-from faceledger.web.models.common import Page, slice_page
-from faceledger.web.models.galleries import EnrolledOut, GalleryCreate, GalleryOut, PurgeOut, SubjectOut
-from faceledger.web.uploads import read_upload
+from faceledger.web.models.common import VISIBLE_LINE, Page, documented, slice_page
+from faceledger.web.models.galleries import (
+    GALLERY_NAME,
+    EnrolledOut,
+    GalleryCreate,
+    GalleryOut,
+    PurgeOut,
+    SubjectOut,
+)
+from faceledger.web.uploads import NOT_EMPTY, read_upload
 
 router = APIRouter(prefix="/api/v1/galleries", tags=["galleries"], responses=COMMON_RESPONSES)
 
 #: Uploads wait here (inside the data directory, beside the images) until they are enrolled.
 UPLOAD_PREFIX = ".upload-"
 
-GalleryName = Annotated[str, Path(min_length=1, max_length=gallery_service.NAME_MAX)]
-SubjectId = Annotated[str, Path(min_length=1, max_length=gallery_service.SUBJECT_ID_MAX)]
+GalleryName = Annotated[
+    str, Path(min_length=1, max_length=gallery_service.NAME_MAX, json_schema_extra=documented(GALLERY_NAME))
+]
+SubjectId = Annotated[
+    str,
+    Path(min_length=1, max_length=gallery_service.SUBJECT_ID_MAX, json_schema_extra=documented(VISIBLE_LINE)),
+]
 PurgeReasonQuery = Annotated[
     gallery_service.PurgeReason, Query(description="Why the images are purged (recorded).")
 ]
@@ -50,6 +62,7 @@ AuthorityQuery = Annotated[
         min_length=1,
         max_length=gallery_service.AUTHORITY_MAX,
         description="The authority for the purge, e.g. 'Order 2026-123' (recorded).",
+        json_schema_extra=documented(VISIBLE_LINE),
     ),
 ]
 ConfirmQuery = Annotated[
@@ -68,6 +81,7 @@ ReEnrolForm = Annotated[
         max_length=2000,
         description="Why a photo a purge removed from this gallery may be enrolled again (recorded); "
         "without it such a photo is refused with 409.",
+        json_schema_extra=documented(VISIBLE_LINE),
     ),
 ]
 
@@ -160,8 +174,17 @@ async def enrol_image(
     engine: EngineDep,
     now: NowDep,
     name: GalleryName,
-    image: Annotated[UploadFile, File(description="The photo: one face, of the subject.")],
-    subject_id: Annotated[str, Form(min_length=1, max_length=gallery_service.SUBJECT_ID_MAX)],
+    image: Annotated[
+        UploadFile, File(description="The photo: one face, of the subject.", json_schema_extra=NOT_EMPTY)
+    ],
+    subject_id: Annotated[
+        str,
+        Form(
+            min_length=1,
+            max_length=gallery_service.SUBJECT_ID_MAX,
+            json_schema_extra=documented(VISIBLE_LINE),
+        ),
+    ],
     source: Annotated[
         str, Form(min_length=1, max_length=2000, description="The system of record the photo comes from.")
     ],

@@ -20,21 +20,41 @@ from faceledger.services.identification import MAX_TOP_K
 from faceledger.services.probes import Probe
 from faceledger.web.deps import DataDirDep, EngineDep, NowDep, PrincipalDep
 from faceledger.web.errors import COMMON_RESPONSES
-from faceledger.web.models.common import MAX_ID
+from faceledger.web.models.common import MAX_ID, MULTI_LINE, ONE_LINE, documented
 from faceledger.web.models.searches import SearchOut
-from faceledger.web.uploads import read_upload, upload_name
+from faceledger.web.uploads import NOT_EMPTY, read_upload, upload_name
 
 router = APIRouter(prefix="/api/v1/searches", tags=["searches"], responses=COMMON_RESPONSES)
 
 SearchId = Annotated[int, Path(ge=1, le=MAX_ID)]
 #: Case and purpose fields are optional here on purpose: a search without them is the
 #: policy's to refuse (rules case.missing, purpose.missing), and that refusal is recorded.
-CaseNumber = Annotated[str | None, Form(max_length=200, description="The case the search is for.")]
+CaseNumber = Annotated[
+    str | None,
+    Form(max_length=200, description="The case the search is for.", json_schema_extra=documented(ONE_LINE)),
+]
 Purpose = Annotated[str | None, Form(max_length=200, description="A purpose the policy allows.")]
-Justification = Annotated[str | None, Form(max_length=20_000, description="Why this search is needed.")]
-OnBehalfOf = Annotated[str | None, Form(max_length=200, description="Another agency, under an agreement.")]
+Justification = Annotated[
+    str | None,
+    Form(
+        max_length=20_000, description="Why this search is needed.", json_schema_extra=documented(MULTI_LINE)
+    ),
+]
+OnBehalfOf = Annotated[
+    str | None,
+    Form(
+        max_length=200,
+        description="Another agency, under an agreement.",
+        json_schema_extra=documented(ONE_LINE),
+    ),
+]
 AgreementRef = Annotated[
-    str | None, Form(max_length=200, description="The agreement the search is made under.")
+    str | None,
+    Form(
+        max_length=200,
+        description="The agreement the search is made under.",
+        json_schema_extra=documented(ONE_LINE),
+    ),
 ]
 
 _EDITS_HELP = (
@@ -74,7 +94,10 @@ async def search(
     dd: DataDirDep,
     engine: EngineDep,
     now: NowDep,
-    probe: Annotated[UploadFile, File(description="The probe photo (kept, as submitted, as evidence).")],
+    probe: Annotated[
+        UploadFile,
+        File(description="The probe photo (kept, as submitted, as evidence).", json_schema_extra=NOT_EMPTY),
+    ],
     case_number: CaseNumber = None,
     purpose: Purpose = None,
     galleries: Annotated[

@@ -16,7 +16,7 @@ from faceledger.web.api.searches import AgreementRef, CaseNumber, Justification,
 from faceledger.web.deps import DataDirDep, EngineDep, NowDep, PrincipalDep
 from faceledger.web.errors import COMMON_RESPONSES
 from faceledger.web.models.searches import VerifyOut
-from faceledger.web.uploads import read_upload, upload_name
+from faceledger.web.uploads import NOT_EMPTY, read_upload, upload_name
 
 router = APIRouter(prefix="/api/v1/verify", tags=["searches"], responses=COMMON_RESPONSES)
 
@@ -27,8 +27,8 @@ async def verify(
     dd: DataDirDep,
     engine: EngineDep,
     now: NowDep,
-    first: Annotated[UploadFile, File(description="The first photo.")],
-    second: Annotated[UploadFile, File(description="The second photo.")],
+    first: Annotated[UploadFile, File(description="The first photo.", json_schema_extra=NOT_EMPTY)],
+    second: Annotated[UploadFile, File(description="The second photo.", json_schema_extra=NOT_EMPTY)],
     case_number: CaseNumber = None,
     purpose: Purpose = None,
     justification: Justification = None,

@@ -5,17 +5,51 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from faceledger.domain.roles import Role
+from faceledger.domain.roles import INCOMPATIBLE_ROLES, Role
 from faceledger.services.accounts import Activation, ApiToken, Principal, User
-from faceledger.services.devices import DEVICE_HEADER, Device
-from faceledger.web.models.common import Label, UtcDatetime
+from faceledger.services.accounts.hashing import MAX_PASSWORD_CHARS
+from faceledger.services.accounts.rows import USERNAME
+from faceledger.services.devices import DEVICE_HEADER, DEVICE_ID, Device
+from faceledger.web.models.common import NOT_BLANK, Label, UtcDatetime, documented
 
+#: A username as given to sign in or activate (any text: a name no account has is refused with 401).
 Username = Annotated[str, Field(min_length=1, max_length=64, examples=["j.smith"])]
-Password = Annotated[str, Field(min_length=1, max_length=1024)]
-Reason = Annotated[str, Field(min_length=1, max_length=200)]
-RoleList = Annotated[list[Role], Field(min_length=1, max_length=len(Role))]
+#: The username of a new account, in the shape the accounts service requires (else 422).
+NewUsername = Annotated[
+    str,
+    Field(
+        min_length=2,
+        max_length=64,
+        examples=["j.smith"],
+        json_schema_extra=documented(f"^{USERNAME.pattern}$"),
+    ),
+]
+Password = Annotated[str, Field(min_length=1, max_length=MAX_PASSWORD_CHARS)]
+#: Marks a field whose rule is a setting of the installation (see faceledger.web.app, which
+#: writes each app's own into its document): ``new_password`` (a password being chosen: at
+#: least ``[accounts] password_min_length`` characters, not blank) and ``token_days`` (at most
+#: ``[accounts] token_max_days``).
+SETTING_MARK = "x-faceledger-setting"
+NewPassword = Annotated[
+    str, Field(min_length=1, max_length=MAX_PASSWORD_CHARS, json_schema_extra={SETTING_MARK: "new_password"})
+]
+Reason = Annotated[str, Field(min_length=1, max_length=200, json_schema_extra=documented(NOT_BLANK))]
+#: Roles an account may hold together: no pair of :data:`INCOMPATIBLE_ROLES` (else 422).
+RoleList = Annotated[
+    list[Role],
+    Field(
+        min_length=1,
+        max_length=len(Role),
+        json_schema_extra={
+            "allOf": [
+                {"not": {"allOf": [{"contains": {"const": role.value}} for role in sorted(pair.roles)]}}
+                for pair in INCOMPATIBLE_ROLES
+            ]
+        },
+    ),
+]
 
 
 # --- sign-in -------------------------------------------------------------------------------
@@ -73,8 +107,8 @@ class BootstrapStatus(BaseModel):
 
 class BootstrapClaim(BaseModel):
     secret: str = Field(min_length=1, max_length=200, description="The one-time secret the server printed.")
-    username: Username
-    password: Password
+    username: NewUsername
+    password: NewPassword
     organisation: Label
     unit: Label
     display_name: Label | None = None
@@ -126,17 +160,25 @@ class UserWithTotp(BaseModel):
 
 
 class UserCreate(BaseModel):
-    """A new account: no password (its owner chooses one when activating it)."""
+    """A new account: no password (its owner chooses one when activating it). A trial needs an expiry."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"properties": {"trial": {"const": False}}},
+                {"required": ["expires_at"], "properties": {"expires_at": {"type": "string"}}},
+            ]
+        },
+    )
 
-    username: Username
+    username: NewUsername
     display_name: Label
     organisation: Label
     unit: Label
     roles: RoleList
     expires_at: UtcDatetime | None = None
-    trial: bool = False
+    trial: StrictBool = False
 
 
 class ActivationOut(BaseModel):
@@ -161,7 +203,7 @@ class ActivationOut(BaseModel):
 class ActivateIn(BaseModel):
     username: Username
     code: str = Field(min_length=1, max_length=200, description="The one-time activation code.")
-    password: Password = Field(description="Your own new password (the password rules apply).")
+    password: NewPassword = Field(description="Your own new password (the password rules apply).")
 
 
 class ActivatedOut(BaseModel):
@@ -172,6 +214,17 @@ class ActivatedOut(BaseModel):
 
 
 class UserUpdate(BaseModel):
+    """What to change: at least one of the three (else 422, nothing to change)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": [name], "properties": {name: {"type": "string"}}}
+                for name in ("display_name", "organisation", "unit")
+            ]
+        }
+    )
+
     display_name: Label | None = None
     organisation: Label | None = None
     unit: Label | None = None
@@ -186,8 +239,20 @@ class SuspendIn(BaseModel):
 
 
 class ExpiryIn(BaseModel):
+    """A new expiry. Making an account a trial needs an expiry (so does clearing a trial's, with
+    ``trial`` left out: that depends on the account, and is refused with 422)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"properties": {"trial": {"not": {"const": True}}}},
+                {"required": ["expires_at"], "properties": {"expires_at": {"type": "string"}}},
+            ]
+        }
+    )
+
     expires_at: UtcDatetime | None = Field(description="None: the account never expires.")
-    trial: bool | None = Field(default=None, description="None keeps the trial flag as it is.")
+    trial: StrictBool | None = Field(default=None, description="None keeps the trial flag as it is.")
 
 
 # --- devices -------------------------------------------------------------------------------
@@ -209,7 +274,12 @@ class DeviceOut(BaseModel):
 
 
 class DeviceCreate(BaseModel):
-    device_id: str = Field(min_length=2, max_length=64, examples=["lab-ws-03"])
+    device_id: str = Field(
+        min_length=2,
+        max_length=64,
+        examples=["lab-ws-03"],
+        json_schema_extra=documented(f"^{DEVICE_ID.pattern}$"),
+    )
     name: Label
     unit: Label
 
@@ -251,7 +321,13 @@ class TokenOut(BaseModel):
 class TokenCreate(BaseModel):
     name: Label
     scopes: RoleList = Field(description="Some of your own roles.")
-    days: int = Field(default=30, ge=1, le=3650, description="Days until it expires (at most the limit).")
+    days: int = Field(
+        default=30,
+        ge=1,
+        le=3650,
+        description="Days until it expires (at most the limit).",
+        json_schema_extra={SETTING_MARK: "token_days"},
+    )
     server: bool = Field(
         default=False,
         description="A server-to-server token bound to no device (only where the policy says "

@@ -9,6 +9,10 @@ from pydantic import BaseModel, Field
 from faceledger.domain.models import SubjectSummary
 from faceledger.services.enrolment import EnrolledImage
 from faceledger.services.galleries import DEFAULT_REQUIRED, NAME_MAX, GalleryInfo, PurgeAuthority, PurgeReport
+from faceledger.web.models.common import documented
+
+#: A gallery name as :func:`faceledger.services.galleries.validate_gallery_name` requires (else 422).
+GALLERY_NAME = r"^[a-z0-9](?:[a-z0-9._-]*[a-z0-9_-])?$"
 
 ProvenanceField = Literal["source", "collected_on", "enrolled_by", "record_id", "retention_until"]
 
@@ -54,8 +58,10 @@ class GalleryCreate(BaseModel):
     name: str = Field(
         min_length=1,
         max_length=NAME_MAX,
-        description="Lowercase letters, digits, '-', '_', '.'.",
+        description="Lowercase letters, digits, '-', '_', '.', starting with a letter or digit and not "
+        "ending with '.'.",
         examples=["custody"],
+        json_schema_extra=documented(GALLERY_NAME),
     )
     legal_basis: str = Field(
         min_length=1, max_length=2000, description="The law or authority the images are held under."

@@ -10,11 +10,11 @@ from pydantic import BaseModel, Field
 from faceledger.domain import review as rv
 from faceledger.services.cases import HistoryEntry
 from faceledger.services.reviews import ReviewView
-from faceledger.web.models.common import CandidateOut, Note
+from faceledger.web.models.common import MAX_ID, CandidateOut, Note
 
 
 class FindingIn(BaseModel):
-    face_id: int = Field(ge=1, le=2**63 - 1, description="The candidate's gallery face id.")
+    face_id: int = Field(ge=1, le=MAX_ID, description="The candidate's gallery face id.")
     outcome: rv.Outcome
     notes: Note = Field(default="", description="What supports the finding (required for a possible match).")
 
