@@ -328,7 +328,7 @@ class TokenCreate(BaseModel):
         description="Days until it expires (at most the limit).",
         json_schema_extra={SETTING_MARK: "token_days"},
     )
-    server: bool = Field(
+    server: StrictBool = Field(
         default=False,
         description="A server-to-server token bound to no device (only where the policy says "
         "[devices] server_tokens = true); it cannot search or fetch face images.",
