@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -128,6 +129,50 @@ def test_pose_signs_follow_the_nose() -> None:
     assert estimate_pose(frontal(nose_dx=-0.2))[0] < -15
     assert estimate_pose(frontal(nose_dy=0.4))[2] > 10  # nose nearer the eyes: head tilted back
     assert estimate_pose(frontal(nose_dy=0.7))[2] < -10
+
+
+def test_pitch_is_never_pinned_at_a_bound() -> None:
+    """A nose further below the eyes than the old model's reach (0.76) read -41 degrees, whatever."""
+    drops = [0.3, 0.45, 0.571, 0.7, 0.76, 0.8, 0.9, 1.0, 1.2]
+    pitches = [estimate_pose(frontal(nose_dy=d))[2] for d in drops]
+    assert all(a > b for a, b in itertools.pairwise(pitches))  # strictly falling
+    assert pitches[drops.index(0.571)] == pytest.approx(0.0, abs=1e-9)
+    assert -30 < pitches[drops.index(0.8)] < -20  # one ordinary face in twenty on LFW: not -41
+    assert -90 < pitches[-1] < -41.3
+
+
+@pytest.mark.parametrize("name", ["George_W_Bush_0001", "Colin_Powell_0001", "Tony_Blair_0001"])
+def test_foreshortening_a_real_face_moves_pitch_the_right_way(
+    lfw_images: Path, models: tuple[DlibHogDetector, DlibLandmarker], name: str
+) -> None:
+    """Squashing the photo vertically shortens the nose's drop, as tilting the head back does."""
+    with Image.open(lfw_images / name.rsplit("_", 1)[0] / f"{name}.jpg") as opened:
+        photo = opened.convert("RGB")
+    pitches = []
+    for k in (0.75, 0.9, 1.0, 1.1, 1.25):
+        squashed = photo.resize((photo.width, round(photo.height * k)), Image.Resampling.BICUBIC)
+        pitches.append(report(squashed, only_face(squashed, models)).pitch_deg)
+    assert all(a > b for a, b in itertools.pairwise(pitches)), pitches
+    assert pitches[0] - pitches[-1] > 10, pitches
+
+
+def test_on_lfw_the_pitch_of_ordinary_photos_spreads_without_piling_up(
+    lfw_images: Path, models: tuple[DlibHogDetector, DlibLandmarker]
+) -> None:
+    """Mostly frontal news photos: a spread about zero, and no value shared by many faces."""
+    people = sorted(p for p in lfw_images.iterdir() if p.is_dir())[:120]
+    pitches = []
+    for folder in people:
+        with Image.open(sorted(folder.glob("*.jpg"))[0]) as opened:
+            photo = opened.convert("RGB")
+        faces = find_faces(np.asarray(photo), *models, DetectorSettings())
+        if faces:
+            pitches.append(round(assess_quality(np.asarray(photo), faces[0]).pitch_deg, 3))
+    assert len(pitches) > 100
+    assert abs(float(np.median(pitches))) < 10
+    most_common = max(pitches.count(p) for p in set(pitches))
+    assert most_common <= 2, f"{most_common} faces share one pitch value (to 0.001 degrees)"
+    assert sum(abs(p) > 30 for p in pitches) / len(pitches) < 0.05
 
 
 def test_sharpness_ignores_the_size_of_the_photo(

@@ -6,10 +6,19 @@ scores the same whether it was taken at 100 or 1000 pixels; being small is judge
 separately, by the face size and the distance between the eyes.
 
 The pose is a rough geometric estimate from the five landmarks (nose offset from the eye
-midpoint, eye-line angle) with an average face's proportions: good to perhaps 10 to 15
-degrees near frontal, and not an orientation measurement. Signs: yaw > 0 when the nose
-points to the image's right, pitch > 0 when the head tilts back (chin up), roll > 0 when
-the face is turned clockwise in the image.
+midpoint, eye-line angle) with an average face's proportions, and not an orientation
+measurement. Signs: yaw > 0 when the nose points to the image's right, pitch > 0 when the
+head tilts back (chin up), roll > 0 when the face is turned clockwise in the image.
+
+Pitch is the weakest of the three. With dlib's five points the only cue is how far below
+the eye line the nose base sits, and faces differ in that by more than a moderate tilt
+changes it: on LFW's mostly frontal photos the estimate spreads over about +-25 degrees
+(5th to 95th percentile). It is the small-angle reading of the nose's drop,
+``atan((average drop - drop) / depth)``: zero for the average face, monotone, and never
+pinned at a bound. (The exact rotation model it replaces, ``acos`` of the drop over the
+nose's reach, has no answer for a drop longer than the reach and put every such face, about
+one ordinary photo in sixteen, at -41 degrees.) A head bowed beyond about 20 degrees moves
+the nose base little more, so a strong downward tilt reads smaller than it is.
 
 The score multiplies one factor per aspect (size, sharpness, pose, exposure), each
 strictly decreasing as the aspect gets worse, so a worse photo of the same face always
@@ -36,7 +45,8 @@ _LUMA: Final = np.array([0.299, 0.587, 0.114])
 
 # Average frontal face, in units of the inter-eye distance, from the eye midpoint: the
 # nose tip sits 0.571 below the eye line (the common 5-point template) and about 0.5 in
-# front of the eyes.
+# front of the eyes. (dlib's backend places the tip from the nose base it locates, so on
+# LFW the median drop is 0.57.)
 _NOSE_DROP: Final = 0.571
 _NOSE_DEPTH: Final = 0.5
 
@@ -124,8 +134,8 @@ def estimate_pose(landmarks: Landmarks) -> tuple[float, float, float]:
     yaw = math.atan(nx / _NOSE_DEPTH)
     # Turning the head shortens the eye distance by cos(yaw); undo that for the drop.
     drop = ny * math.cos(yaw)
-    reach = math.hypot(_NOSE_DROP, _NOSE_DEPTH)
-    pitch = math.acos(max(-1.0, min(1.0, drop / reach))) - math.atan2(_NOSE_DEPTH, _NOSE_DROP)
+    # Tilting back by p raises the nose (depth in front of the eyes) by about depth * tan(p).
+    pitch = math.atan((_NOSE_DROP - drop) / _NOSE_DEPTH)
     return math.degrees(yaw), roll, math.degrees(pitch)
 
 
