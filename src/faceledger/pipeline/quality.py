@@ -12,13 +12,14 @@ head tilts back (chin up), roll > 0 when the face is turned clockwise in the ima
 
 Pitch is the weakest of the three. With dlib's five points the only cue is how far below
 the eye line the nose base sits, and faces differ in that by more than a moderate tilt
-changes it: on LFW's mostly frontal photos the estimate spreads over about +-25 degrees
-(5th to 95th percentile). It is the small-angle reading of the nose's drop,
-``atan((average drop - drop) / depth)``: zero for the average face, monotone, and never
-pinned at a bound. (The exact rotation model it replaces, ``acos`` of the drop over the
-nose's reach, has no answer for a drop longer than the reach and put every such face, about
-one ordinary photo in sixteen, at -41 degrees.) A head bowed beyond about 20 degrees moves
-the nose base little more, so a strong downward tilt reads smaller than it is.
+changes it: on LFW's mostly frontal photos the estimate spreads over about -22 to +24
+degrees (5th to 95th percentile; ``bench/quality_pose.py``). For a head tilted back it is
+the exact rotation of the average nose; for a bowed head, where that rotation flattens out
+and has no answer for a drop longer than the nose's reach (it put every such face, about
+one ordinary photo in eighteen, at -41 degrees), it is the small-angle reading
+``atan((average drop - drop) / depth)``, with the same slope at zero. So it is zero for the
+average face, monotone, and never pinned at a bound. A head bowed beyond about 20 degrees
+moves the nose base little more, so a strong downward tilt reads smaller than it is.
 
 The score multiplies one factor per aspect (size, sharpness, pose, exposure), each
 strictly decreasing as the aspect gets worse, so a worse photo of the same face always
@@ -134,8 +135,16 @@ def estimate_pose(landmarks: Landmarks) -> tuple[float, float, float]:
     yaw = math.atan(nx / _NOSE_DEPTH)
     # Turning the head shortens the eye distance by cos(yaw); undo that for the drop.
     drop = ny * math.cos(yaw)
-    # Tilting back by p raises the nose (depth in front of the eyes) by about depth * tan(p).
-    pitch = math.atan((_NOSE_DROP - drop) / _NOSE_DEPTH)
+    if drop <= _NOSE_DROP:
+        # Tilted back: the nose (in front of the eyes) rises towards the eye line; the exact
+        # rotation of the average nose is well conditioned here.
+        reach = math.hypot(_NOSE_DROP, _NOSE_DEPTH)
+        pitch = math.acos(max(-1.0, drop / reach)) - math.atan2(_NOSE_DEPTH, _NOSE_DROP)
+    else:
+        # Bowed: the exact rotation flattens out and ends at -41 degrees, where any longer
+        # drop than the average face's reach would be pinned; read it at small angles instead
+        # (the same slope at zero), so it keeps falling with the drop.
+        pitch = math.atan((_NOSE_DROP - drop) / _NOSE_DEPTH)
     return math.degrees(yaw), roll, math.degrees(pitch)
 
 
