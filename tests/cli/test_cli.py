@@ -200,6 +200,13 @@ def test_verify_same_and_different_people(lfw_images: Path, unit: SignedInUnit) 
     assert same["verified_by"] == EVE
     recorded = [e.object for e in unit.entries(actor=EVE, action="verify")]
     assert recorded[-2:] == [f"search:{same['search_id']}", f"search:{different['search_id']}"]
+    # In words: a possible match above the threshold; below it, never "not the same person".
+    above = " ".join(unit.run(EVE, "verify", str(a), str(b), *BOUND).split())
+    below = " ".join(unit.run(EVE, "verify", str(a), str(c), *BOUND).split())
+    assert "a possible match, a lead for review, not an identification" in above
+    assert "below the threshold" in below
+    assert "does not show that they are different people" in below
+    assert "not the same person" not in above + below
 
 
 def test_faces_needs_no_account_and_prints_one_line_per_face(lfw_images: Path, tmp_path: Path) -> None:

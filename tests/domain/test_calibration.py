@@ -20,6 +20,7 @@ from faceledger.domain.calibration import (
     get_calibration,
     load_calibrations,
     round_up,
+    verification_statement,
 )
 from faceledger.errors import ModelError
 
@@ -192,3 +193,16 @@ def test_shipped_table_covers_the_default_model(flip: bool) -> None:
     assert calibration is not None, f"no calibration for {key} flip={flip}: run bench/calibrate.py"
     assert calibration.target_fmr == 1e-3
     assert 0.8 < calibration.default_threshold < 1.0
+
+
+def test_a_score_just_under_the_threshold_is_not_called_another_person() -> None:
+    """A genuine pair at 0.9277 against 0.9286 was once reported as "not the same person"."""
+    below = verification_statement(0.9277, 0.9286, 1e-3)
+    assert below.startswith("score 0.9277, below the threshold 0.9286 (set at a false match rate of 1e-03)")
+    assert "does not show that they are different people" in below
+    above = verification_statement(0.9286, 0.9286, None)
+    assert above == (
+        "score 0.9286, at or above the threshold 0.9286: "
+        "a possible match, a lead for review, not an identification"
+    )
+    assert all("not the same person" not in text for text in (below, above))

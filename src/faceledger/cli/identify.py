@@ -23,6 +23,7 @@ from faceledger.cli.common import (
     shown,
 )
 from faceledger.config import Settings, load_settings
+from faceledger.domain.calibration import verification_statement
 from faceledger.domain.models import AnalyzedFace, Box, DecodedImage, ImageAnalysis, ModelRef
 from faceledger.errors import FaceLedgerError
 from faceledger.library import read_image
@@ -314,10 +315,7 @@ def verify(
     if as_json:
         print_json(record.to_dict() | {"first": str(first), "second": str(second)})
         return
-    verdict = (
-        "same person (at this threshold)" if record.same_person else "not the same person (at this threshold)"
-    )
-    console.print(f"score {record.score:.4f} (threshold {record.threshold:.4f}): {verdict}")
+    console.print(verification_statement(record.score, record.threshold, record.threshold_fmr))
     console.print(
         f"recorded as comparison {record.search_id} in case {record.case_number}. {record.lead_notice}"
     )

@@ -161,6 +161,26 @@ class Calibration:
         )
 
 
+def verification_statement(score: float, threshold: float, threshold_fmr: float | None) -> str:
+    """What a 1:1 score says, in the terms of the evidence: never "not the same person".
+
+    A score at or above the threshold is a possible match (a lead for people to check); a
+    score below it is only not reported as a match at that threshold: it is not evidence that
+    the faces belong to different people (a genuine pair can score just under it).
+    """
+    at = f"the threshold {threshold:.4f}" + (
+        "" if threshold_fmr is None else f" (set at a false match rate of {threshold_fmr:.0e})"
+    )
+    if score >= threshold:
+        return (
+            f"score {score:.4f}, at or above {at}: a possible match, a lead for review, not an identification"
+        )
+    return (
+        f"score {score:.4f}, below {at}: not reported as a match at this threshold "
+        "(this does not show that they are different people)"
+    )
+
+
 def _knots(impostor: npt.NDArray[np.float64], points_per_decade: int) -> tuple[list[float], list[float]]:
     """(score, FMR) pairs at log-spaced FMR levels from 1 down to 1/N, plus the top score."""
     ordered = np.sort(impostor)

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection
 
 from faceledger.adapters.store.tables_accounts import users
 from faceledger.adapters.store.tables_cases import candidate_views, cases, policy_decisions, searches
+from faceledger.domain.calibration import verification_statement
 from faceledger.domain.roles import Action, Actor
 from faceledger.errors import NotFoundError, ValidationError
 from faceledger.services.authorization import authorize
@@ -245,14 +246,13 @@ def _search_entries(record: SearchRecord) -> list[HistoryEntry]:
 
 
 def _verify_entry(record: VerifyRecord) -> HistoryEntry:
-    verdict = "same person" if record.same_person else "not the same person"
     return HistoryEntry(
         at=record.created_at,
         kind="verify",
         actor=record.username,
         search_id=record.search_id,
-        summary=f"1:1 comparison {record.search_id} for {record.purpose!r}: score {record.score:.4f}, "
-        f"{verdict} at threshold {record.threshold:.4f}",
+        summary=f"1:1 comparison {record.search_id} for {record.purpose!r}: "
+        + verification_statement(record.score, record.threshold, record.threshold_fmr),
         details=record.to_dict(),
     )
 
