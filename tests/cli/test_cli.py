@@ -196,6 +196,7 @@ def test_verify_same_and_different_people(lfw_images: Path, unit: SignedInUnit) 
     different = json.loads(unit.stdout(EVE, "verify", str(a), str(c), *BOUND, "--json"))
     assert same["same_person"] is True
     assert different["same_person"] is False
+    assert 0 <= same["estimated_fmr"] < different["estimated_fmr"] <= 1  # kept with the record
     assert same["score"] > different["score"]
     assert same["verified_by"] == EVE
     recorded = [e.object for e in unit.entries(actor=EVE, action="verify")]
@@ -206,6 +207,7 @@ def test_verify_same_and_different_people(lfw_images: Path, unit: SignedInUnit) 
     assert "a possible match, a lead for review, not an identification" in above
     assert "below the threshold" in below
     assert "does not show that they are different people" in below
+    assert "different people score this high at a rate of" in below
     assert "not the same person" not in above + below
 
 

@@ -206,3 +206,5 @@ def test_a_score_just_under_the_threshold_is_not_called_another_person() -> None
         "a possible match, a lead for review, not an identification"
     )
     assert all("not the same person" not in text for text in (below, above))
+    rated = verification_statement(0.9277, 0.9286, 1e-3, 1.2e-3)
+    assert rated.startswith("score 0.9277 (different people score this high at a rate of 1.2e-03), below")

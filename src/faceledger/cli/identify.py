@@ -315,7 +315,9 @@ def verify(
     if as_json:
         print_json(record.to_dict() | {"first": str(first), "second": str(second)})
         return
-    console.print(verification_statement(record.score, record.threshold, record.threshold_fmr))
+    console.print(
+        verification_statement(record.score, record.threshold, record.threshold_fmr, record.estimated_fmr)
+    )
     console.print(
         f"recorded as comparison {record.search_id} in case {record.case_number}. {record.lead_notice}"
     )

@@ -161,22 +161,31 @@ class Calibration:
         )
 
 
-def verification_statement(score: float, threshold: float, threshold_fmr: float | None) -> str:
+def verification_statement(
+    score: float, threshold: float, threshold_fmr: float | None, estimated_fmr: float | None = None
+) -> str:
     """What a 1:1 score says, in the terms of the evidence: never "not the same person".
 
     A score at or above the threshold is a possible match (a lead for people to check); a
     score below it is only not reported as a match at that threshold: it is not evidence that
-    the faces belong to different people (a genuine pair can score just under it).
+    the faces belong to different people (a genuine pair can score just under it). With
+    ``estimated_fmr``, it also says how often two different people score that high.
     """
     at = f"the threshold {threshold:.4f}" + (
         "" if threshold_fmr is None else f" (set at a false match rate of {threshold_fmr:.0e})"
     )
+    rate = (
+        ""
+        if estimated_fmr is None
+        else f" (different people score this high at a rate of {estimated_fmr:.1e})"
+    )
     if score >= threshold:
         return (
-            f"score {score:.4f}, at or above {at}: a possible match, a lead for review, not an identification"
+            f"score {score:.4f}{rate}, at or above {at}: a possible match, a lead for review, "
+            "not an identification"
         )
     return (
-        f"score {score:.4f}, below {at}: not reported as a match at this threshold "
+        f"score {score:.4f}{rate}, below {at}: not reported as a match at this threshold "
         "(this does not show that they are different people)"
     )
 

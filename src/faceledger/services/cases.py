@@ -252,7 +252,7 @@ def _verify_entry(record: VerifyRecord) -> HistoryEntry:
         actor=record.username,
         search_id=record.search_id,
         summary=f"1:1 comparison {record.search_id} for {record.purpose!r}: "
-        + verification_statement(record.score, record.threshold, record.threshold_fmr),
+        + verification_statement(record.score, record.threshold, record.threshold_fmr, record.estimated_fmr),
         details=record.to_dict(),
     )
 

@@ -122,6 +122,8 @@ class VerifyRecord:
     threshold_fmr: float | None
     same_person: bool
     lead_notice: str
+    #: How often two different people score this high (None: recorded before it was kept).
+    estimated_fmr: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -138,6 +140,7 @@ class VerifyRecord:
             "threshold": self.threshold,
             "threshold_fmr": self.threshold_fmr,
             "same_person": self.same_person,
+            "estimated_fmr": self.estimated_fmr,
             "lead_notice": self.lead_notice,
         }
 
@@ -343,6 +346,7 @@ def load_verification(conn: Connection, search_id: int) -> VerifyRecord:
         threshold_fmr=None if row.threshold_fmr is None else float(row.threshold_fmr),
         same_person=bool(row.same_person),
         lead_notice=policy.policy().lead_notice,
+        estimated_fmr=None if row.estimated_fmr is None else float(row.estimated_fmr),
     )
 
 

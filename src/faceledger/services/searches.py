@@ -716,7 +716,8 @@ def _record_verification(
         model_key=result.model.key, threshold=result.threshold, threshold_fmr=threshold_fmr, top_k=None,
         galleries=[], faces_found=len(first.analysis.faces), probe_face=_face_json(first.face),
         probe_quality=min(p.face.quality.score for p in done.prepared), score=result.score,
-        same_person=result.same_person, timings=first.timings, created_at=now,
+        same_person=result.same_person, estimated_fmr=result.estimated_fmr, timings=first.timings,
+        created_at=now,
         probe_retain_until=now + timedelta(days=done.policy.probe_retention_for("default")),
     )  # fmt: skip
     for decision in done.decisions:

@@ -122,6 +122,8 @@ searches = Table(
     Column("probe_quality", Float, nullable=True),
     Column("score", Float, nullable=True),
     Column("same_person", Boolean, nullable=True),
+    # 1:1 only: how often two different people score this high (migration 0013; NULL before).
+    Column("estimated_fmr", Float, nullable=True),
     Column("timings", JSON, nullable=False),
     Column("created_at", TS, nullable=False),
     Column("probe_retain_until", TS, nullable=False),

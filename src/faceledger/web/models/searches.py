@@ -100,6 +100,10 @@ class VerifyOut(BaseModel):
     threshold: float
     threshold_fmr: float | None
     same_person: bool = Field(description="Score at or above the threshold: a lead to review, not a finding.")
+    estimated_fmr: float | None = Field(
+        description="How often two different people score this high (null on comparisons recorded before it "
+        "was kept). A score below the threshold is not evidence of different people."
+    )
     lead_notice: str
 
     @classmethod

@@ -1,4 +1,6 @@
-"""Migration 0011: API tokens record the device they are bound to, or that they are server tokens.
+"""Migrations 0011 and 0013: token binding, and the estimated FMR of a 1:1 comparison.
+
+0011: API tokens record the device they are bound to, or that they are server tokens.
 
 A token made before it has neither, so it is refused at use (tests/services/test_devices.py)
 and must be made again; the downgrade keeps the table's AUTOINCREMENT (token ids are never
@@ -15,10 +17,10 @@ from sqlalchemy import create_engine, inspect, text
 from faceledger.adapters.store.engine import alembic_config
 
 
-def _columns(url: str) -> set[str]:
+def _columns(url: str, table: str = "api_tokens") -> set[str]:
     engine = create_engine(url)
     try:
-        return {c["name"] for c in inspect(engine).get_columns("api_tokens")}
+        return {c["name"] for c in inspect(engine).get_columns(table)}
     finally:
         engine.dispose()
 
@@ -44,3 +46,13 @@ def test_0011_adds_the_binding_and_its_downgrade_keeps_autoincrement(tmp_path: P
         assert "AUTOINCREMENT" in ddl
     finally:
         engine.dispose()
+
+
+def test_0013_adds_the_estimated_fmr_of_a_comparison_and_drops_it_again(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    command.upgrade(alembic_config(url), "0012")
+    assert "estimated_fmr" not in _columns(url, "searches")
+    command.upgrade(alembic_config(url), "0013")
+    assert "estimated_fmr" in _columns(url, "searches")
+    command.downgrade(alembic_config(url), "0012")
+    assert "estimated_fmr" not in _columns(url, "searches")
