@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path
 from faceledger.services import cases
 from faceledger.web.deps import DataDirDep, NowDep, PageDep, PrincipalDep
 from faceledger.web.errors import COMMON_RESPONSES
+from faceledger.web.models.common import VISIBLE_LINE, documented
 from faceledger.web.models.reviews import CaseHistoryOut, HistoryEntryOut
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"], responses=COMMON_RESPONSES)
@@ -21,7 +22,13 @@ def case_history(
     now: NowDep,
     page: PageDep,
     case_number: Annotated[
-        str, Path(min_length=1, max_length=200, description="The case number, e.g. 2025/CID/004211.")
+        str,
+        Path(
+            min_length=1,
+            max_length=200,
+            description="The case number, e.g. 2025/CID/004211.",
+            json_schema_extra=documented(VISIBLE_LINE),
+        ),
     ],
 ) -> CaseHistoryOut:
     """Searches, decisions and refusals, probe edits, candidate views and review steps (``view_case``).
