@@ -40,6 +40,14 @@ ADMIN = "ada.admin"
 VOUCHER = "una.unitlead"
 PASSWORD = "a long enough passphrase"
 CASE, PURPOSE, GALLERY = "2025/CID/004211", "criminal_investigation", "custody_arrest_photos"
+#: One person for each role but the administrator's, all in ``UNIT``: (username, role).
+ONE_OF_EACH = [
+    ("gina.gallery", "gallery_admin"),
+    ("eve.examiner", "examiner"),
+    ("rex.reviewer", "reviewer"),
+    ("sue.supervisor", "supervisor"),
+    ("otto.auditor", "auditor"),
+]
 
 #: Cheap password hashing, given to every command through the environment.
 FAST = {"FACELEDGER_ACCOUNTS__ARGON2_TIME_COST": "1", "FACELEDGER_ACCOUNTS__ARGON2_MEMORY_KIB": "1024"}

@@ -16,18 +16,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from signed_in_unit import ADMIN, CASE, GALLERY, ORG, PURPOSE, UNIT, SignedInUnit, governed_unit
+from signed_in_unit import ADMIN, CASE, GALLERY, ONE_OF_EACH, ORG, PURPOSE, UNIT, SignedInUnit, governed_unit
 
 from faceledger.domain.roles import Action, Role, roles_permitting
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
-PEOPLE = [
-    ("gina.gallery", "gallery_admin"),
-    ("eve.examiner", "examiner"),
-    ("rex.reviewer", "reviewer"),
-    ("sue.supervisor", "supervisor"),
-    ("otto.auditor", "auditor"),
-]
+PEOPLE = ONE_OF_EACH
 BY_ROLE = {Role(role): name for name, role in PEOPLE} | {Role.SYSTEM_ADMIN: ADMIN}
 WHY = ("--reason", "court_order", "--authority", "Order 2026-9")
 PROBE = "{probe}"  # replaced by a file path: the door decides before any image is read

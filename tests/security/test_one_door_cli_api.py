@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import httpx2
 import pytest
-from signed_in_unit import GALLERY, SignedInUnit, governed_unit
+from signed_in_unit import GALLERY, ONE_OF_EACH, SignedInUnit, governed_unit
 from starlette.testclient import TestClient
 
 from faceledger.cli import accounts as accounts_cli
@@ -25,13 +25,7 @@ from faceledger.services.devices import DEVICE_HEADER
 from faceledger.web.app import create_app
 
 API = "/api/v1"
-PEOPLE = [
-    ("gina.gallery", "gallery_admin"),
-    ("eve.examiner", "examiner"),
-    ("rex.reviewer", "reviewer"),
-    ("sue.supervisor", "supervisor"),
-    ("otto.auditor", "auditor"),
-]
+PEOPLE = ONE_OF_EACH
 WHO = ["ada.admin", *(name for name, _role in PEOPLE)]
 WHY = ("--reason", "court_order", "--authority", "Order 2026-9")
 

@@ -818,7 +818,7 @@ def export_log(dd: LogHome, path: Path, *, actor: str, now: datetime | None = No
 
     Tampered entries still go out for the verifier to name, but a log that no longer extends
     the newest checkpoint signed of it (cut, reordered or rewritten; see
-    :func:`_check_against_newest_checkpoint`) is refused with :class:`LogIntegrityError` before
+    :func:`_checked_tree`, reading every stored leaf) is refused with :class:`LogIntegrityError` before
     anything is signed or written: re-signing it would vouch for the cut.
     """
     moment = _moment(now)
