@@ -92,13 +92,14 @@ def test_bad_input_is_an_image_error(tmp_path: Path, pipeline: Pipeline) -> None
         pipeline.analyze(grey)
 
 
-def test_the_cnn_rescue_is_an_opt_in(lfw_images: Path) -> None:
-    # The issue: the CNN detector stays an opt-in (a probe without a face must not take seconds).
+def test_the_cnn_rescue_is_on_by_default_and_can_be_turned_off(lfw_images: Path) -> None:
+    # Issue 8: no missed faces. The CNN pass runs only where the HOG passes find nothing.
     with Pipeline.from_settings(Settings(), parallel_flip=False) as default:
-        assert default.rescue is None
-    opted = Settings(detector=DetectorSettings(rescue="dlib-cnn"))
-    with Pipeline.from_settings(opted, parallel_flip=False) as pipeline:
-        assert pipeline.rescue is not None
+        assert default.rescue is not None
+        assert default.rescue.name == "dlib-cnn"
+    off = Settings(detector=DetectorSettings(rescue="none"))
+    with Pipeline.from_settings(off, parallel_flip=False) as pipeline:
+        assert pipeline.rescue is None
 
 
 def test_unknown_backends_are_config_errors() -> None:
