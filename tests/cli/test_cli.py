@@ -119,6 +119,31 @@ def test_every_role_may_list_and_show_galleries_but_only_some_see_who_is_in_them
     assert "faceledger login" in out
 
 
+def test_gallery_show_lists_what_enrolment_turned_down_for_those_who_may_fix_it(
+    unit: SignedInUnit, tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    folder = tmp_path / "more" / "NEW-1"
+    folder.mkdir(parents=True)
+    Image.new("RGB", (250, 250), (128, 128, 128)).save(folder / "grey.png")
+    text = unit.stdout(
+        GINA, "enroll", GALLERY, str(folder.parent), "--collected-on", "2020-02-03", "--workers", "1"
+    )
+    assert "skipped (no_face): 1" in text
+    assert "--turned-down' lists them" in text
+    shown = json.loads(unit.stdout(GINA, "gallery", "show", GALLERY, "--turned-down", "--json"))
+    mine = [r for r in shown["turned_down"] if r["subject_id"] == "NEW-1"]
+    assert [(Path(r["source"]).name, r["reason"], r["detail"]) for r in mine] == [
+        ("grey.png", "no_face", "no face found")
+    ]
+    assert "subject_list" not in shown
+    text = "".join(unit.stdout(OTTO, "gallery", "show", GALLERY, "--turned-down").splitlines())
+    assert "grey.png (subject NEW-1): no_face: no face found" in text
+    refused = _one_line_error(unit.run(EVE, "gallery", "show", GALLERY, "--turned-down", code=1))
+    assert "'manage_galleries' needs one of the roles: gallery_admin" in refused
+
+
 def test_all_faces_searches_a_face_at_the_photo_edge_too(
     unit: SignedInUnit, lfw_images: Path, tmp_path: Path
 ) -> None:

@@ -32,7 +32,10 @@ COMMANDS: dict[str, list[tuple[str, ...]]] = {
     "enroll": [("enroll", GALLERY, "{folder}")],
     "gallery purge": [("gallery", "purge", GALLERY, "--subject", "nobody", *WHY, "--yes")],
     "gallery purge-expired": [("gallery", "purge-expired")],
-    "gallery show": [("gallery", "show", GALLERY, "--subjects")],
+    "gallery show": [
+        ("gallery", "show", GALLERY, "--subjects"),
+        ("gallery", "show", GALLERY, "--turned-down"),
+    ],
     "search": [("search", PROBE, "-g", GALLERY, "--case", CASE, "--purpose", PURPOSE)],
     "verify": [("verify", PROBE, PROBE, "--case", CASE, "--purpose", PURPOSE)],
     "case show": [("case", "show", CASE)],

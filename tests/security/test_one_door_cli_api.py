@@ -47,6 +47,11 @@ CASES = [
         lambda c, h, n: c.get(f"{API}/galleries/{GALLERY}/subjects", headers=h),
     ),
     Case(
+        "list what enrolment turned down",
+        ("gallery", "show", GALLERY, "--turned-down", "--json"),
+        lambda c, h, n: c.get(f"{API}/galleries/{GALLERY}/turned-down", headers=h),
+    ),
+    Case(
         "create a gallery",
         ("gallery", "create", "{new}", "--legal-basis", "PACE s.64A", "--source-description", "custody"),
         lambda c, h, n: c.post(

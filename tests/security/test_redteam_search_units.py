@@ -237,6 +237,10 @@ UNIT_SCOPED: dict[str, tuple[str, Call]] = {
         "tom.traffic",
         lambda c, sid, face, h: c.get(f"{API}/galleries/{CUSTODY}/subjects", headers=h),
     ),
+    "GET /galleries/{name}/turned-down": (
+        "tom.traffic",
+        lambda c, sid, face, h: c.get(f"{API}/galleries/{CUSTODY}/turned-down", headers=h),
+    ),
     "POST /galleries/{name}/images": (
         "tom.traffic",
         lambda c, sid, face, h: c.post(

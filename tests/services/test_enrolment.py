@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from accounts_helpers import audit_rows, details
 from PIL import Image
 from sqlalchemy import select
 
@@ -24,6 +25,7 @@ from faceledger.adapters.index import open_index
 from faceledger.adapters.store import repository
 from faceledger.adapters.store import tables as t
 from faceledger.config import Settings
+from faceledger.domain.face_choice import Ambiguous, ChoiceRule, choose_subject_face
 from faceledger.domain.models import DecodedImage, ImageAnalysis, ModelRef
 from faceledger.errors import ConflictError, NoFaceError, ProvenanceError, ValidationError
 from faceledger.pipeline.ingest import load_image
@@ -70,12 +72,14 @@ class CachingAnalyzer:
 
     def expected(self, path: Path, floor: float = FLOOR) -> SkipReason | None:
         """What enrolment should do with this photo: None to enrol it, else why not."""
-        faces = self.analyze(load_image(path)).faces
-        if not faces:
+        analysis = self.analyze(load_image(path))
+        faces = analysis.faces
+        choice = choose_subject_face([f.face.box for f in faces], analysis.width, analysis.height)
+        if choice is None:
             return SkipReason.NO_FACE
-        if len(faces) > 1:
+        if isinstance(choice, Ambiguous):
             return SkipReason.SEVERAL_FACES
-        return SkipReason.LOW_QUALITY if faces[0].quality.score < floor else None
+        return SkipReason.LOW_QUALITY if faces[choice.index].quality.score < floor else None
 
 
 @pytest.fixture(scope="module")
@@ -232,6 +236,99 @@ def test_every_skip_has_its_reason(
     with dd.store.read() as conn:
         recorded = conn.execute(select(t.enrolment_skips.c.reason)).scalars().all()
     assert sorted(recorded) == sorted(str(s.reason) for s in result.skipped)
+
+
+def _dominated(lfw_images: Path) -> Image.Image:
+    """Al Gore's photo enlarged at the centre, a smaller face of Ai Sugiyama in the corner."""
+    canvas = Image.new("RGB", (640, 480), (90, 90, 90))
+    canvas.paste(Image.open(lfw_images / "Al_Gore" / "Al_Gore_0001.jpg").resize((400, 400)), (120, 40))
+    canvas.paste(Image.open(lfw_images / "Ai_Sugiyama" / "Ai_Sugiyama_0001.jpg").crop((55, 55, 195, 195)))
+    return canvas
+
+
+def _row_of_three(lfw_images: Path) -> Image.Image:
+    """Three press photos side by side: Al Gore's in the middle, at the centre of the whole."""
+    canvas = Image.new("RGB", (750, 250))
+    for x, person in ((0, "Ai_Sugiyama"), (250, "Al_Gore"), (500, "Al_Sharpton")):
+        canvas.paste(Image.open(lfw_images / person / f"{person}_0001.jpg"), (x, 0))
+    return canvas
+
+
+def test_a_photo_with_several_faces_enrols_the_one_that_clearly_dominates(
+    dd: DataDir, tmp_path: Path, lfw_images: Path, analyzer: CachingAnalyzer
+) -> None:
+    folder = tmp_path / "group"
+    (folder / "GORE-1").mkdir(parents=True)
+    _dominated(lfw_images).save(folder / "GORE-1" / "dominated.jpg")
+    _row_of_three(lfw_images).save(folder / "GORE-1" / "row.png")  # lossless: the boxes as drawn
+    found = {
+        name: analyzer.analyze(load_image(folder / "GORE-1" / name)).faces
+        for name in ("dominated.jpg", "row.png")
+    }
+    assert [len(faces) for faces in found.values()] == [2, 3]  # the detector sees every face
+    alone = analyzer.analyze(load_image(lfw_images / "Al_Gore" / "Al_Gore_0001.jpg")).faces[0]
+
+    result = enrol_folder(dd, "custody", folder, _options(), pipeline=analyzer)
+
+    assert result.skipped == ()
+    rules = {Path(e.source).name: e.face_choice for e in result.enrolled}
+    assert rules == {"dominated.jpg": ChoiceRule.LARGEST, "row.png": ChoiceRule.CENTRE}
+    assert result.chosen_by_rule() == {"largest": 1, "centre": 1}
+    with dd.store.read() as conn:
+        rows = conn.execute(
+            select(t.images.c.source, t.images.c.face_choice, t.faces.c.face_index, t.faces.c.embedding).join(
+                t.faces, t.faces.c.image_id == t.images.c.id
+            )
+        ).all()
+    for row in rows:
+        name = Path(row.source).name
+        assert row.face_choice["rule"] == rules[name]
+        assert row.face_choice["faces_found"] == len(found[name])
+        assert row.face_choice["face_index"] == row.face_index
+        # The chosen face is Al Gore's: much nearer his own photo than the other faces are.
+        vector = repository.decode_embedding(row.embedding)
+        faces = found[name]
+        similarities = [float(f.embedding.vector @ alone.embedding.vector) for f in faces]
+        assert int(np.argmax(similarities)) == row.face_index
+        assert float(vector @ alone.embedding.vector) == pytest.approx(max(similarities), abs=1e-4)
+    logged = [details(r) for r in audit_rows(dd, "enrol")]
+    assert sorted(d["provenance"]["face_choice"]["rule"] for d in logged) == ["centre", "largest"]
+
+
+def test_turned_down_images_are_listed_until_they_are_enrolled(
+    dd: DataDir, tmp_path: Path, lfw_images: Path, analyzer: CachingAnalyzer
+) -> None:
+    folder = tmp_path / "batch"
+    (folder / "S-1").mkdir(parents=True)
+    pair = Image.new("RGB", (500, 250))
+    pair.paste(Image.open(lfw_images / "Al_Gore" / "Al_Gore_0002.jpg"), (0, 0))
+    pair.paste(Image.open(lfw_images / "Ai_Sugiyama" / "Ai_Sugiyama_0001.jpg"), (250, 0))
+    pair.save(folder / "S-1" / "pair.jpg")
+    Image.new("RGB", (250, 250), (128, 128, 128)).save(folder / "S-1" / "grey.png")
+    shutil.copy(lfw_images / "Al_Gore" / "Al_Gore_0001.jpg", folder / "S-1" / "good.jpg")
+    gallery = galleries.get_gallery(dd, "custody")
+
+    first = enrol_folder(dd, "custody", folder, _options(), pipeline=analyzer)
+    assert [Path(e.source).name for e in first.enrolled] == ["good.jpg"]
+    with dd.store.read() as conn:
+        listed = repository.turned_down_images(conn, gallery.id or 0)
+    assert {Path(r.source).name: r.reason for r in listed} == {
+        "pair.jpg": "several_faces",
+        "grey.png": "no_face",
+    }
+    assert all(r.subject_id == "S-1" and r.run_id == first.run_id for r in listed)
+    assert "none clearly the subject's" in next(r.detail for r in listed if r.reason == "several_faces")
+
+    # The administrator crops the pair to its subject's half, in place, and runs the folder again.
+    Image.open(folder / "S-1" / "pair.jpg").crop((0, 0, 250, 250)).save(folder / "S-1" / "pair.jpg")
+    second = enrol_folder(dd, "custody", folder, _options(), pipeline=analyzer)
+    assert [Path(e.source).name for e in second.enrolled] == ["pair.jpg"]
+    with dd.store.read() as conn:
+        again = repository.turned_down_images(conn, gallery.id or 0, leave_out=["already_enrolled"])
+    # good.jpg's rerun is "already enrolled" (left out); the grey image stays, from the later run.
+    assert [(Path(r.source).name, r.reason, r.run_id) for r in again] == [
+        ("grey.png", "no_face", second.run_id)
+    ]
 
 
 class CountingEmbedder:

@@ -299,6 +299,12 @@ CASES = [
         _get(f"/galleries/{CUSTODY}/subjects"),
     ),
     Case(
+        "list turned-down images",
+        "GET /galleries/{name}/turned-down",
+        frozenset({"gallery_admin", "auditor"}),
+        _get(f"/galleries/{CUSTODY}/turned-down"),
+    ),
+    Case(
         "enrol image",
         "POST /galleries/{name}/images",
         frozenset({"gallery_admin"}),

@@ -9,6 +9,7 @@ What is done is recorded by the services, in the same transaction as the change.
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -134,31 +135,56 @@ def list_(data_dir: DataDirOption = None, as_json: JsonOption = False, as_jsonl:
 def show(
     name: Annotated[str, typer.Argument(help="Gallery name.")],
     subjects: Annotated[bool, typer.Option("--subjects", help="Also list every subject.")] = False,
+    turned_down: Annotated[
+        bool,
+        typer.Option("--turned-down", help="Also list the images enrolment turned down, with the reason."),
+    ] = False,
     data_dir: DataDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show one gallery: legal basis, retention, provenance rules and counts (any signed-in person).
 
-    ``--subjects`` lists the people in it too, for its gallery administrators and auditors
-    only (as ``GET /api/v1/galleries/{name}/subjects``; a refusal is recorded).
+    ``--subjects`` lists the people in it too, and ``--turned-down`` the images enrolment
+    turned down (each with its reason, until it is enrolled), for its gallery administrators
+    and auditors only (as ``GET /api/v1/galleries/{name}/subjects``; a refusal is recorded).
     """
     with opened(data_dir) as dd:
         principal = signed_in(dd)
         info = gallery_service.gallery_info(dd, name)
         people = gallery_service.subjects_for(dd, principal, name, now=_now()) if subjects else []
+        refused = gallery_service.turned_down_for(dd, principal, name, now=_now()) if turned_down else []
     data = _gallery_dict(info)
     if subjects:
         data["subject_list"] = [
             {"subject_id": s.external_id, "images": s.images, "faces": s.faces} for s in people
         ]
+    if turned_down:
+        data["turned_down"] = [
+            {
+                "source": r.source,
+                "subject_id": r.subject_id,
+                "reason": r.reason,
+                "detail": r.detail,
+                "run_id": r.run_id,
+                "when": r.when.isoformat(),
+            }
+            for r in refused
+        ]
     if as_json:
         print_json(data)
         return
     for key, value in data.items():
-        if key != "subject_list":
+        if key not in ("subject_list", "turned_down"):
             console.print(f"{key:>20}: {shown(value)}")
     for s in people:
         console.print(f"  {shown(s.external_id)}: {s.images} image(s), {s.faces} face(s)")
+    if turned_down:
+        counts = Counter(r.reason for r in refused)
+        summary = ", ".join(f"{reason} {n}" for reason, n in sorted(counts.items())) or "none"
+        console.print(f"{'turned down':>20}: {len(refused)} image(s) not enrolled ({summary})")
+        for r in refused:
+            who = f" (subject {shown(r.subject_id)})" if r.subject_id else ""
+            console.print(f"  {shown(r.source)}{who}: {shown(r.reason)}: {shown(r.detail)}")
 
 
 @app.command("purge")
@@ -313,8 +339,20 @@ def enroll(
         f"enrolled {len(result.enrolled)} of {result.total} image(s) into {gallery!r} "
         f"in {result.seconds:.1f} s"
     )
+    chosen = result.chosen_by_rule()
+    if chosen:
+        rules = ", ".join(f"{rule} {n}" for rule, n in sorted(chosen.items()))
+        console.print(
+            f"  of photos with several faces, the subject's face was chosen in {sum(chosen.values())} "
+            f"({rules}; the rule: docs/data-directory.md)"
+        )
     for reason, count in sorted(result.skipped_by_reason().items()):
         console.print(f"  skipped ({reason}): {count}")
+    if result.skipped:
+        console.print(
+            f"  'faceledger gallery show {shown(gallery)} --turned-down' lists them until they are enrolled",
+            style="dim",
+        )
     for skipped in result.skipped[:20]:
         console.print(f"    {shown(skipped.source)}: {shown(skipped.detail)}", style="dim")
     if len(result.skipped) > 20:

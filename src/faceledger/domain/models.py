@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -333,6 +333,22 @@ class SubjectSummary:
     external_id: str
     images: int
     faces: int
+
+
+@dataclass(frozen=True, slots=True)
+class TurnedDownImage:
+    """An image enrolment turned down and that is not in the gallery since: what and why.
+
+    ``source`` is where it was read from (file or manifest row), ``reason`` a
+    ``SkipReason`` value, ``detail`` the words enrolment gave, ``run_id`` the run.
+    """
+
+    source: str
+    subject_id: str | None
+    reason: str
+    detail: str
+    run_id: int
+    when: datetime
 
 
 @dataclass(frozen=True, slots=True)

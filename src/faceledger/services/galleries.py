@@ -29,7 +29,7 @@ from faceledger.adapters.store.tables import images as images_table
 from faceledger.adapters.store.tables import purged_images, purges
 from faceledger.audit import events as audit_events
 from faceledger.domain import text
-from faceledger.domain.models import Gallery, GalleryCounts, SubjectSummary
+from faceledger.domain.models import Gallery, GalleryCounts, SubjectSummary, TurnedDownImage
 from faceledger.domain.roles import Action
 from faceledger.errors import ConflictError, NotFoundError, ValidationError
 from faceledger.services import audit
@@ -260,6 +260,32 @@ def subjects_for(
         gallery=gallery_name,
     )
     return list_subjects(dd, gallery_name)
+
+
+#: Turn-downs with nothing to fix: the image is in the gallery already, for that subject.
+_NOTHING_TO_FIX = ("already_enrolled",)
+
+
+def turned_down_for(
+    dd: DataDir, principal: Principal, gallery_name: str, *, now: datetime
+) -> list[TurnedDownImage]:
+    """The images enrolment turned down for a gallery, with the reason, so they can be fixed.
+
+    Each source is listed once, with its latest reason, until the same bytes or an image from
+    the same source are enrolled. Asks the door as :func:`subjects_for` does (the list names
+    subjects): ``manage_galleries`` for the owner unit, or ``read_audit``; a refusal is recorded.
+    """
+    authorize(
+        dd,
+        principal,
+        [Action.MANAGE_GALLERIES, Action.READ_AUDIT],
+        target=f"gallery:{gallery_name}",
+        now=now,
+        gallery=gallery_name,
+    )
+    gallery = get_gallery(dd, gallery_name)
+    with dd.store.read() as conn:
+        return repository.turned_down_images(conn, gallery.id or 0, leave_out=_NOTHING_TO_FIX)
 
 
 # --- purge -----------------------------------------------------------------------------

@@ -14,12 +14,20 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import Row, delete, func, insert, select, update
+from sqlalchemy import Row, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, CursorResult
 from sqlalchemy.exc import IntegrityError
 
 from faceledger.adapters.store import tables as t
-from faceledger.domain.models import FaceInfo, Gallery, GalleryCounts, ModelRef, Provenance, SubjectSummary
+from faceledger.domain.models import (
+    FaceInfo,
+    Gallery,
+    GalleryCounts,
+    ModelRef,
+    Provenance,
+    SubjectSummary,
+    TurnedDownImage,
+)
 from faceledger.errors import ConflictError, NotFoundError, StoreError
 
 if TYPE_CHECKING:
@@ -88,6 +96,7 @@ class NewImage:
     byte_size: int
     provenance: Provenance
     run_id: int | None = None
+    face_choice: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +112,8 @@ class ImageRow:
     provenance: Provenance
     enrolled_at: datetime
     run_id: int | None
+    #: How enrolment chose the face; None for images enrolled before migration 0014.
+    face_choice: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -304,6 +315,7 @@ def _image(row: Row[Any]) -> ImageRow:
         provenance=provenance,
         enrolled_at=_aware(row.enrolled_at),
         run_id=None if row.run_id is None else int(row.run_id),
+        face_choice=row.face_choice,
     )
 
 
@@ -337,6 +349,7 @@ def insert_image(conn: Connection, image: NewImage) -> int:
                 enrolled_by=p.enrolled_by,
                 enrolled_at=utcnow(),
                 retention_until=p.retention_until,
+                face_choice=image.face_choice,
             )
         )
     except IntegrityError as exc:
@@ -545,6 +558,43 @@ def record_skip(
             detail=detail,
         )
     )
+
+
+def turned_down_images(
+    conn: Connection, gallery_id: int, *, leave_out: Sequence[str] = ()
+) -> list[TurnedDownImage]:
+    """The latest turn-down of each source of this gallery's runs, unless it is enrolled since.
+
+    Enrolled since: the gallery holds an image with the same bytes, or one read from the
+    same source (a file fixed in place and enrolled again). Reasons in ``leave_out`` are not
+    listed. A source turned down again in a later run is listed once, with the later reason.
+    """
+    runs, skips = t.enrolment_runs, t.enrolment_skips
+    held = t.images.c.gallery_id == gallery_id
+    same_bytes = select(t.images.c.sha256).where(held)
+    same_source = select(t.images.c.source).where(held)
+    stmt = (
+        select(skips, runs.c.started_at)
+        .join(runs, runs.c.id == skips.c.run_id)
+        .where(runs.c.gallery_id == gallery_id)
+        .where(or_(skips.c.sha256.is_(None), skips.c.sha256.not_in(same_bytes)))
+        .where(skips.c.source.not_in(same_source))
+        .order_by(skips.c.id)
+    )
+    if leave_out:
+        stmt = stmt.where(skips.c.reason.not_in(list(leave_out)))
+    latest: dict[str, TurnedDownImage] = {}
+    for row in conn.execute(stmt):
+        latest.pop(row.source, None)  # keep the order of the latest turn-down
+        latest[row.source] = TurnedDownImage(
+            source=row.source,
+            subject_id=row.subject_external_id,
+            reason=row.reason,
+            detail=row.detail,
+            run_id=int(row.run_id),
+            when=_aware(row.started_at),
+        )
+    return list(latest.values())
 
 
 # --- purge -----------------------------------------------------------------------------

@@ -111,6 +111,8 @@ images = Table(
     Column("enrolled_by", String(200), nullable=False),
     Column("enrolled_at", DateTime(timezone=True), nullable=False),
     Column("retention_until", Date, nullable=True),
+    # How enrolment chose the face (domain.face_choice.FaceChoice.to_dict; migration 0014).
+    Column("face_choice", JSON, nullable=True),
     UniqueConstraint("gallery_id", "sha256", name="uq_images_gallery_id_sha256"),
     Index("ix_images_sha256", "sha256"),
     Index("ix_images_subject_id", "subject_id"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,7 @@ from faceledger.adapters.store import repository
 from faceledger.adapters.store.tables import purged_images, purges
 from faceledger.audit import events as audit_events
 from faceledger.config import Settings
+from faceledger.domain.face_choice import FaceChoice
 from faceledger.domain.models import AnalyzedFace, Gallery, ModelRef, Provenance
 from faceledger.errors import ModelError
 from faceledger.services import audit
@@ -159,7 +160,8 @@ class Enrolment:
 
     # results: classify, then write
 
-    def classify(self, prepared: _Prepared, outcome: Outcome) -> AnalyzedFace | Skipped:
+    def classify(self, prepared: _Prepared, outcome: Outcome) -> tuple[AnalyzedFace, FaceChoice] | Skipped:
+        """The face to enrol and how it was chosen, or why the image is turned down."""
         item, sha = prepared.item, prepared.sha256
         if outcome.error_kind == "model":
             raise ModelError(outcome.error or "the face model could not be used")
@@ -168,34 +170,36 @@ class Enrolment:
         if outcome.analysis is None:
             reason = SkipReason.UNREADABLE if outcome.error_kind == "image" else SkipReason.ANALYSIS_FAILED
             return _skip(item, reason, outcome.error or "unknown error", sha)
-        faces = outcome.analysis.faces
-        turned_down = screen([face.quality for face in faces], self.floor)
-        if turned_down is not None:
-            return _skip(item, *turned_down, sha)
-        return faces[0]
+        analysis = outcome.analysis
+        if outcome.choice is not None:  # the worker chose, and embedded that face only
+            return replace(analysis.faces[0], index=outcome.choice.index), outcome.choice
+        faces = analysis.faces
+        boxes, qualities = [f.face.box for f in faces], [f.quality for f in faces]
+        verdict = screen(boxes, qualities, analysis.width, analysis.height, self.floor)
+        if not isinstance(verdict, FaceChoice):
+            return _skip(item, *verdict, sha)
+        return faces[verdict.index], verdict
 
     def finish(self, prepared: _Prepared, outcome: Outcome) -> None:
         verdict = self.classify(prepared, outcome)
         if isinstance(verdict, Skipped):
             self.skip(verdict)
         else:
-            self.write(prepared, outcome, verdict)
+            self.write(prepared, outcome, *verdict)
         self.report(str(prepared.item.path))
 
-    def write(self, prepared: _Prepared, outcome: Outcome, face: AnalyzedFace) -> None:
+    def write(self, prepared: _Prepared, outcome: Outcome, face: AnalyzedFace, choice: FaceChoice) -> None:
         model = face.embedding.model
         index = self.index_for(model)
         self.dd.images.put(prepared.data, prepared.sha256)  # before the commit: see module docstring
-        analysis = outcome.analysis
-        assert analysis is not None  # classify() returned a face
         with self.dd.store.begin() as conn:
             subject = repository.get_or_create_subject(conn, self.gid, prepared.item.subject_id)
-            image_id = repository.insert_image(conn, self.new_image(prepared, outcome, subject))
+            image_id = repository.insert_image(conn, self.new_image(prepared, outcome, subject, choice))
             face_id = repository.insert_face(
                 conn, image_id=image_id, subject_id=subject, gallery_id=self.gid, face=_new_face(face)
             )
             re_enrolled = self.mark_re_enrolled(conn, prepared.sha256)
-            event = self.enrol_event(prepared, subject, image_id, face_id, re_enrolled=re_enrolled)
+            event = self.enrol_event(prepared, subject, image_id, face_id, choice, re_enrolled=re_enrolled)
             audit.record(self.dd, conn, event)
         index.add(np.asarray([face_id], dtype=np.int64), face.embedding.vector.reshape(1, -1))
         self.dd.mark_changed(self.gallery, model.key)
@@ -207,6 +211,7 @@ class Enrolment:
                 image_id,
                 face_id,
                 float(face.quality.score),
+                str(choice.rule),
             )
         )
         self.tally.since_save += 1
@@ -233,13 +238,21 @@ class Enrolment:
         return bool(marked.rowcount)
 
     def enrol_event(
-        self, prepared: _Prepared, subject_id: int, image_id: int, face_id: int, *, re_enrolled: bool = False
+        self,
+        prepared: _Prepared,
+        subject_id: int,
+        image_id: int,
+        face_id: int,
+        choice: FaceChoice,
+        *,
+        re_enrolled: bool = False,
     ) -> audit_events.AuditEvent:
         """The image's audit entry, committed with its face.
 
         The log is append-only and outlives a purge, so it names the subject by its internal
         id and leaves out the external id, file name and record id: those go with the purge.
         An image a purge had removed carries ``re_enrolled_after_purge``: the reason given.
+        ``face_choice`` says which part of the face rule chose the face, of how many found.
         """
         prov = prepared.provenance
         extra: dict[str, audit_events.JsonValue] = (
@@ -257,11 +270,14 @@ class Enrolment:
                 "retention_until": prov.retention_until.isoformat() if prov.retention_until else None,
                 "image_id": image_id,
                 "run_id": self.run_id,
+                "face_choice": {"rule": str(choice.rule), "faces_found": choice.faces_found},
                 **extra,
             },
         )
 
-    def new_image(self, prepared: _Prepared, outcome: Outcome, subject_id: int) -> repository.NewImage:
+    def new_image(
+        self, prepared: _Prepared, outcome: Outcome, subject_id: int, choice: FaceChoice
+    ) -> repository.NewImage:
         analysis = outcome.analysis
         return repository.NewImage(
             gallery_id=self.gid,
@@ -273,6 +289,7 @@ class Enrolment:
             byte_size=len(prepared.data),
             provenance=prepared.provenance,
             run_id=self.run_id,
+            face_choice=choice.to_dict(),
         )
 
     def index_for(self, model: ModelRef) -> PersistentIndex:

@@ -10,7 +10,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
-from faceledger.domain.models import DecodedImage, ImageAnalysis, ModelRef, QualityReport
+from faceledger.domain.face_choice import Ambiguous, ChoiceRule, FaceChoice, choose_subject_face
+from faceledger.domain.models import Box, DecodedImage, ImageAnalysis, ModelRef, QualityReport
 from faceledger.services.datadir import RecoveryReport
 
 
@@ -36,20 +37,32 @@ class SkipReason(StrEnum):
     PURGED = "purged"
 
 
-def screen(faces: Sequence[QualityReport], floor: float) -> tuple[SkipReason, str] | None:
-    """Why enrolment turns down an image with these faces (their quality reports), or None.
+TurnedDown = tuple[SkipReason, str]
 
-    A gallery image must show exactly one face, at or above the quality floor.
+
+def screen(
+    boxes: Sequence[Box], qualities: Sequence[QualityReport], width: int, height: int, floor: float
+) -> FaceChoice | TurnedDown:
+    """The face enrolment takes from an image with these faces, or why it turns the image down.
+
+    The subject's face is chosen by :func:`~faceledger.domain.face_choice.choose_subject_face`
+    (the only face, or one that clearly dominates by size and position); that face must be
+    at or above the quality floor. ``boxes`` and ``qualities`` are in the detector's order.
     """
-    if not faces:
+    choice = choose_subject_face(boxes, width, height)
+    if choice is None:
         return SkipReason.NO_FACE, "no face found"
-    if len(faces) > 1:
-        return SkipReason.SEVERAL_FACES, f"{len(faces)} faces found; enrol a crop that shows only the subject"
-    quality = faces[0]
+    if isinstance(choice, Ambiguous):
+        return SkipReason.SEVERAL_FACES, f"{choice.detail}; enrol a crop that shows only the subject"
+    quality = qualities[choice.index]
     if quality.score < floor:
         issues = f" ({', '.join(quality.issues)})" if quality.issues else ""
-        return SkipReason.LOW_QUALITY, f"quality {quality.score:.1f} below the floor {floor:g}{issues}"
-    return None
+        which = "" if choice.faces_found == 1 else f" (chosen: {choice.detail})"
+        return (
+            SkipReason.LOW_QUALITY,
+            f"quality {quality.score:.1f} below the floor {floor:g}{issues}{which}",
+        )
+    return choice
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +112,8 @@ class EnrolledImage:
     image_id: int
     face_id: int
     quality_score: float
+    #: Which part of the face rule chose the face (``domain.face_choice.ChoiceRule``).
+    face_choice: str = "only face"
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +143,10 @@ class EnrolmentResult:
     def skipped_by_reason(self) -> dict[SkipReason, int]:
         return dict(Counter(s.reason for s in self.skipped))
 
+    def chosen_by_rule(self) -> dict[str, int]:
+        """How many enrolled photos with several faces had their face chosen by each rule."""
+        return dict(Counter(e.face_choice for e in self.enrolled if e.face_choice != ChoiceRule.ONLY_FACE))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "gallery": self.gallery,
@@ -136,6 +155,7 @@ class EnrolmentResult:
             "total": self.total,
             "enrolled": len(self.enrolled),
             "skipped": {str(k): v for k, v in sorted(self.skipped_by_reason().items())},
+            "face_chosen_among_several": dict(sorted(self.chosen_by_rule().items())),
             "skipped_items": [
                 {"source": s.source, "reason": str(s.reason), "detail": s.detail, "subject_id": s.subject_id}
                 for s in self.skipped

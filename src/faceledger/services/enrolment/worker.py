@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from faceledger.config import Settings
+from faceledger.domain.face_choice import FaceChoice
 from faceledger.domain.models import ImageAnalysis
 from faceledger.errors import (
     FaceLedgerError,
     ImageError,
     ModelError,
 )
-from faceledger.services.enrolment.records import Analyzer, SkipReason, screen
+from faceledger.services.enrolment.records import Analyzer, TurnedDown, screen
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -32,7 +33,9 @@ class Outcome:
     error: str | None = None
     error_kind: str | None = None  # "image" | "analysis" | "model"
     #: Why the image was turned down on its faces before they were embedded (see ``screen``).
-    turned_down: tuple[SkipReason, str] | None = None
+    turned_down: TurnedDown | None = None
+    #: The face ``screen`` chose, when the worker chose it: then ``analysis`` holds that face only.
+    choice: FaceChoice | None = None
 
 
 _worker_settings: Settings | None = None
@@ -68,8 +71,9 @@ def analyse_in_worker(data: bytes, source: str, floor: float) -> Outcome:
 def analyse(pipeline: Analyzer, data: bytes, source: str, settings: Settings, floor: float) -> Outcome:
     """Decode and analyse one image; a :class:`Pipeline` turns it down before embedding when it can.
 
-    An image enrolment would skip anyway (no face, several faces, quality under ``floor``)
-    costs no embedding: with flip averaging that is two ResNet passes per face saved.
+    An image enrolment would skip anyway (no face, no face clearly the subject's, quality
+    under ``floor``) costs no embedding, and of a photo with several faces only the chosen
+    one is embedded: with flip averaging that is two ResNet passes per face saved.
     """
     from faceledger.pipeline.ingest import decode_image
     from faceledger.pipeline.run import Pipeline
@@ -82,10 +86,13 @@ def analyse(pipeline: Analyzer, data: bytes, source: str, settings: Settings, fl
         if not isinstance(pipeline, Pipeline):
             return Outcome(pipeline.analyze(image), image_format=image.format)
         assessed = pipeline.assess(image)
-        turned_down = screen([a.quality for a in assessed], floor)
-        if turned_down is not None:
-            return Outcome(None, image_format=image.format, turned_down=turned_down)
-        return Outcome(pipeline.embed(image, assessed), image_format=image.format)
+        verdict = screen(
+            [a.face.box for a in assessed], [a.quality for a in assessed], image.width, image.height, floor
+        )
+        if not isinstance(verdict, FaceChoice):
+            return Outcome(None, image_format=image.format, turned_down=verdict)
+        analysis = pipeline.embed(image, [assessed[verdict.index]])
+        return Outcome(analysis, image_format=image.format, choice=verdict)
     except ModelError as exc:
         return Outcome(None, error=str(exc), error_kind="model")
     except FaceLedgerError as exc:

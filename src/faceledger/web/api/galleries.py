@@ -38,6 +38,7 @@ from faceledger.web.models.galleries import (
     GalleryOut,
     PurgeOut,
     SubjectOut,
+    TurnedDownOut,
 )
 from faceledger.web.uploads import NOT_EMPTY, read_upload
 
@@ -131,6 +132,15 @@ def list_subjects(
 ) -> Page[SubjectOut]:
     """The people in a gallery, by their external ids (gallery administrators and auditors)."""
     found = [SubjectOut.of(s) for s in gallery_service.subjects_for(dd, principal, name, now=now)]
+    return slice_page(found, limit=page.limit, offset=page.offset)
+
+
+@router.get("/{name}/turned-down", response_model=Page[TurnedDownOut])
+def list_turned_down(
+    principal: PrincipalDep, dd: DataDirDep, now: NowDep, page: PageDep, name: GalleryName
+) -> Page[TurnedDownOut]:
+    """The images enrolment turned down, with the reason, until they are enrolled (as ``list_subjects``)."""
+    found = [TurnedDownOut.of(r) for r in gallery_service.turned_down_for(dd, principal, name, now=now)]
     return slice_page(found, limit=page.limit, offset=page.offset)
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal, cast
 
 from pydantic import BaseModel, Field
 
-from faceledger.domain.models import SubjectSummary
+from faceledger.domain.models import SubjectSummary, TurnedDownImage
 from faceledger.services.enrolment import EnrolledImage
 from faceledger.services.galleries import DEFAULT_REQUIRED, NAME_MAX, GalleryInfo, PurgeAuthority, PurgeReport
 from faceledger.web.models.common import documented
@@ -87,6 +88,28 @@ class SubjectOut(BaseModel):
     @classmethod
     def of(cls, subject: SubjectSummary) -> SubjectOut:
         return cls(subject_id=subject.external_id, images=subject.images, faces=subject.faces)
+
+
+class TurnedDownOut(BaseModel):
+    """An image enrolment turned down, not enrolled since: its source, subject, reason and run."""
+
+    source: str
+    subject_id: str | None
+    reason: str
+    detail: str
+    run_id: int
+    when: datetime
+
+    @classmethod
+    def of(cls, row: TurnedDownImage) -> TurnedDownOut:
+        return cls(
+            source=row.source,
+            subject_id=row.subject_id,
+            reason=row.reason,
+            detail=row.detail,
+            run_id=row.run_id,
+            when=row.when,
+        )
 
 
 class PurgeOut(BaseModel):

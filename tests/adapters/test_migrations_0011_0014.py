@@ -1,10 +1,12 @@
-"""Migrations 0011 and 0013: token binding, and the estimated FMR of a 1:1 comparison.
+"""Migrations 0011, 0013 and 0014: token binding, a comparison's estimated FMR, the face choice.
 
 0011: API tokens record the device they are bound to, or that they are server tokens.
 
 A token made before it has neither, so it is refused at use (tests/services/test_devices.py)
 and must be made again; the downgrade keeps the table's AUTOINCREMENT (token ids are never
 reused).
+
+0014: an enrolled image records how its face was chosen; images enrolled before have none.
 """
 
 from __future__ import annotations
@@ -56,3 +58,27 @@ def test_0013_adds_the_estimated_fmr_of_a_comparison_and_drops_it_again(tmp_path
     assert "estimated_fmr" in _columns(url, "searches")
     command.downgrade(alembic_config(url), "0012")
     assert "estimated_fmr" not in _columns(url, "searches")
+
+
+def test_0014_adds_the_face_choice_of_an_image_and_its_downgrade_keeps_autoincrement(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    command.upgrade(alembic_config(url), "0013")
+    assert "face_choice" not in _columns(url, "images")
+    command.upgrade(alembic_config(url), "0014")
+    engine = create_engine(url)
+    try:
+        columns = {c["name"]: c for c in inspect(engine).get_columns("images")}
+        assert columns["face_choice"]["nullable"]
+    finally:
+        engine.dispose()
+    command.downgrade(alembic_config(url), "0013")
+    assert "face_choice" not in _columns(url, "images")
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            ddl = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'images'")).scalar_one()
+        assert "AUTOINCREMENT" in ddl
+    finally:
+        engine.dispose()
