@@ -211,6 +211,7 @@ def test_search_jsonl_ranks_the_right_person_first(unit: SignedInUnit, lfw_image
     assert f"{GALLERY}/Colin_Powell" in human
     assert f"case {CASE}" in human
     assert "investigative lead only" in human
+    assert f"quality: {face['quality']['explanation']}" in human  # which aspect lowered the score
 
 
 def test_verify_same_and_different_people(lfw_images: Path, unit: SignedInUnit) -> None:
