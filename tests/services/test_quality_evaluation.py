@@ -178,6 +178,16 @@ def test_reports_and_vectors_are_cached_beside_each_other(layout: tuple[Path, Pa
     assert next(r for r in reports.values() if r is not None).factors is not None
 
 
+def test_worker_processes_give_the_same_figures(layout: tuple[Path, Path]) -> None:
+    def figures(workers: int) -> dict[str, object]:
+        result = evaluate_quality_with(
+            parse_pairs(layout[1]), layout[0], SPEC, threshold=0.5, threshold_source="test", workers=workers
+        )
+        return {k: v for k, v in result.to_dict().items() if k != "seconds"}
+
+    assert figures(2) == figures(1)
+
+
 def test_a_corrupt_quality_cache_is_reported(layout: tuple[Path, Path], tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     cache.mkdir()
