@@ -139,7 +139,9 @@ class Settings:
     accounts: AccountSettings = field(default_factory=AccountSettings)
     # None: use the calibrated default of the model (see faceledger/data/calibration.json).
     threshold: float | None = None
-    quality_floor: float = 40.0
+    # Faces scoring under it are turned down at enrolment and flagged in a probe. 30 is where
+    # the error-versus-discard curve on LFW DevTrain flattens (docs/evaluation.md, eval quality).
+    quality_floor: float = 30.0
     top_k: int = 10
     workers: int = 0  # 0: one per CPU core
     # None: SQLite at <data_dir>/faceledger.db; else any SQLAlchemy URL (e.g. postgresql+psycopg://...).

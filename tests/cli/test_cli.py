@@ -83,7 +83,7 @@ def test_help_lists_every_command_and_each_has_help() -> None:
     for command in (
         ["init"], ["gallery", "create"], ["gallery", "list"], ["gallery", "show"], ["gallery", "purge"],
         ["enroll"], ["search"], ["verify"], ["faces"], ["eval", "lfw"], ["eval", "identify"],
-        ["audit", "log"], ["audit", "verify"],
+        ["eval", "quality"], ["audit", "log"], ["audit", "verify"],
     ):  # fmt: skip
         # An unknown command also prints "Usage" (of its group) but exits 2: check the code and the name.
         result = runner.invoke(app, [*command, "--help"])
@@ -211,6 +211,7 @@ def test_search_jsonl_ranks_the_right_person_first(unit: SignedInUnit, lfw_image
     assert f"{GALLERY}/Colin_Powell" in human
     assert f"case {CASE}" in human
     assert "investigative lead only" in human
+    assert f"quality: {face['quality']['explanation']}" in human  # which aspect lowered the score
 
 
 def test_verify_same_and_different_people(lfw_images: Path, unit: SignedInUnit) -> None:
@@ -249,10 +250,21 @@ def test_faces_needs_no_account_and_prints_one_line_per_face(lfw_images: Path, t
     assert set(face["box"]) == {"left", "top", "right", "bottom"}
     assert {"right_eye", "left_eye", "nose"} <= set(face["landmarks"])
     assert 0 <= face["quality"]["score"] <= 100
+    assert set(face["quality"]["factors"]) == {"size", "sharpness", "pose", "exposure"}
+    assert face["quality"]["explanation"].startswith(f"score {face['quality']['score']:.0f}")
     assert len(face["model"]["weights_sha256"]) == 64
     vector = np.asarray(face["embedding"])
     assert vector.shape == (128,)
     assert abs(float(np.linalg.norm(vector)) - 1.0) < 1e-4
+
+
+def test_faces_says_which_aspect_lowered_the_quality(lfw_images: Path, tmp_path: Path) -> None:
+    photo = lfw_images / "Tony_Blair" / "Tony_Blair_0003.jpg"
+    env = {"FACELEDGER_CONFIG_DIR": str(tmp_path)}
+    face = json.loads(runner.invoke(app, ["faces", str(photo), "--jsonl"], env=env).stdout.splitlines()[0])
+    shown = runner.invoke(app, ["faces", str(photo)], env=env)
+    assert shown.exit_code == 0, shown.output
+    assert f"quality: {face['quality']['explanation']}" in " ".join(shown.output.split())
 
 
 def test_purge_subject_removes_it_from_search(unit: SignedInUnit, lfw_images: Path, tmp_path: Path) -> None:

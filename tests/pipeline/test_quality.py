@@ -194,3 +194,50 @@ def test_face_partly_outside_the_image_is_flagged(
     shifted = Box(face.box.left - 200, face.box.top, face.box.right - 200, face.box.bottom)
     q = assess_quality(np.asarray(bush), DetectedFace(shifted, face.landmarks, face.score, face.detector))
     assert any(i.startswith("face cut off") for i in q.issues)
+
+
+def test_the_score_is_the_product_of_its_factors(
+    bush: Image.Image, models: tuple[DlibHogDetector, DlibLandmarker]
+) -> None:
+    face = only_face(bush, models)
+    shifted = Box(face.box.left - 150, face.box.top, face.box.right - 150, face.box.bottom)
+    for box in (face.box, shifted):
+        q = assess_quality(np.asarray(bush), DetectedFace(box, face.landmarks, face.score, face.detector))
+        factors = q.factors
+        assert factors is not None
+        assert all(0 < v <= 100 for v in factors.values())
+        product = factors["size"] * factors["sharpness"] * factors["pose"] * factors["exposure"] / 100.0**3
+        assert q.score == pytest.approx(product * (1 - q.outside_fraction))
+    assert q.outside_fraction > 0
+
+
+def test_a_worse_aspect_lowers_its_own_factor_and_the_explanation_names_it(
+    bush: Image.Image, models: tuple[DlibHogDetector, DlibLandmarker]
+) -> None:
+    face = only_face(bush, models)
+    blurred = [report(bush.filter(ImageFilter.GaussianBlur(r)) if r else bush, face) for r in (0, 1, 2, 4)]
+    sharp = [q.sharpness_factor for q in blurred]
+    assert all(a is not None and b is not None and a > b for a, b in itertools.pairwise(sharp)), sharp
+    assert {q.pose_factor for q in blurred} == {blurred[0].pose_factor}  # the landmarks are the same
+    assert blurred[-1].explanation().startswith(f"score {blurred[-1].score:.0f}: lowered most by sharpness")
+
+    pixels = np.asarray(bush).astype(np.float64)
+    dark = [
+        assess_quality(np.clip(pixels * k - 40 * (1 - k), 0, 255).astype(np.uint8), face)
+        for k in (1.0, 0.5, 0.2)
+    ]
+    light = [q.exposure_factor for q in dark]
+    assert all(a is not None and b is not None and a > b for a, b in itertools.pairwise(light)), light
+    assert "lowered most by exposure" in dark[-1].explanation()
+
+
+def test_a_turned_face_lowers_the_pose_factor() -> None:
+    pixels = np.full((300, 300, 3), 128, dtype=np.uint8)
+    box = Box(50.0, 50.0, 250.0, 250.0)
+    qualities = [
+        assess_quality(pixels, DetectedFace(box, frontal(nose_dx=dx), 1.0, "test")) for dx in (0.0, 0.2, 0.4)
+    ]
+    pose = [q.pose_factor for q in qualities]
+    assert all(a is not None and b is not None and a > b for a, b in itertools.pairwise(pose)), pose
+    assert {q.size_factor for q in qualities} == {qualities[0].size_factor}
+    assert "yaw +" in qualities[-1].explanation()

@@ -131,6 +131,7 @@ def _print_record(record: SearchRecord, source: str) -> None:
     if result is not None and face is not None:
         q = face.probe.quality
         console.print(f"  face at {_box(face.probe.face.box)}, quality {q.score:.0f}/100")
+        console.print(f"  quality: {q.explanation()}", style="dim", markup=False, highlight=False)
         if face.below_quality_floor:
             err_console.print(
                 f"  [yellow]warning:[/] probe quality {q.score:.0f} is below the floor "
@@ -383,3 +384,4 @@ def _emit_faces(
                 f"quality {q.score:.0f}/100, inter-eye {q.inter_eye_px:.0f} px, yaw {q.yaw_deg:+.0f}°"
                 + (f"  [{'; '.join(q.issues)}]" if q.issues else "")
             )
+            console.print(f"    quality: {q.explanation()}", style="dim", markup=False, highlight=False)

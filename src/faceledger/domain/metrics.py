@@ -286,3 +286,109 @@ def threshold_at_fpir(nonmated_top: Scores, target_fpir: float) -> float:
         # Every threshold meets the target; the lowest acquired score keeps all mates in play.
         return float(acquired[-1]) if acquired.size else -math.inf
     return float(np.nextafter(acquired[allowed], np.inf))
+
+
+# --- quality: error versus discard (ISO/IEC 29794-1) -----------------------------------
+
+
+def pair_quality(quality_a: Scores, quality_b: Scores) -> FloatArray:
+    """Each comparison's quality: the lower of its two images' (ISO/IEC 29794-1's usual choice).
+
+    ``NaN`` (no face found, so no quality) counts as quality 0: such a comparison is
+    always among the first discarded.
+    """
+    a = np.nan_to_num(_as_scores(quality_a), nan=0.0)
+    b = np.nan_to_num(_as_scores(quality_b), nan=0.0)
+    if a.size != b.size:
+        raise ValueError("one quality per image of each comparison")
+    return np.minimum(a, b)
+
+
+@dataclass(frozen=True, slots=True)
+class EdcPoint:
+    """FNMR after discarding the lowest-quality comparisons, and what random discard gives.
+
+    ``discarded`` can be below ``requested``: comparisons of equal quality are discarded
+    together or not at all (a quality floor cannot tell them apart), so the cut stops at
+    the last whole group of ties that fits. ``random_fnmr`` is the exact expected FNMR when
+    the same number of comparisons is discarded uniformly at random, which equals the FNMR
+    before discarding; ``random_sd`` is the standard deviation of that random FNMR over
+    all such draws (hypergeometric), a yardstick for "clearly lower than random".
+    """
+
+    requested: float
+    discarded: float
+    quality_floor: float
+    """Comparisons with a quality below this were discarded (``-inf``: none were)."""
+    kept: int
+    errors: int
+    fnmr: float
+    random_fnmr: float
+    random_sd: float
+
+    def to_dict(self) -> dict[str, float | int | None]:
+        def number(value: float) -> float | None:
+            return None if not math.isfinite(value) else round(value, 6)
+
+        return {
+            "requested": self.requested,
+            "discarded": number(self.discarded),
+            "quality_floor": number(self.quality_floor),
+            "kept": self.kept,
+            "errors": self.errors,
+            "fnmr": number(self.fnmr),
+            "random_fnmr": number(self.random_fnmr),
+            "random_sd": number(self.random_sd),
+        }
+
+
+def edc(genuine: Scores, quality: Scores, threshold: float, fractions: Scores) -> tuple[EdcPoint, ...]:
+    """The error-versus-discard characteristic of genuine comparisons (FNMR EDC, ISO/IEC 29794-1).
+
+    ``genuine`` are the genuine comparisons' scores (``NaN``: failure to acquire, counted
+    as a false non-match and, through ``quality`` ``NaN`` or 0, as the lowest quality);
+    ``quality`` is each comparison's quality (see :func:`pair_quality`); a comparison
+    is an error when it scores below ``threshold``. For each fraction f in
+    ``fractions`` the ``floor(f * n)`` lowest-quality comparisons are discarded, except
+    that a tie group at the cut is kept whole; FNMR is over what is kept, failures
+    included.
+    """
+    scores = _as_scores(genuine)
+    qualities = np.nan_to_num(_as_scores(quality), nan=0.0)
+    if scores.size != qualities.size:
+        raise ValueError("one quality per genuine comparison")
+    wanted = _as_scores(fractions)
+    if wanted.size and (np.isnan(wanted).any() or wanted.min() < 0.0 or wanted.max() > 1.0):
+        raise ValueError("discard fractions must be in [0, 1]")
+    n = scores.size
+    wrong = np.isnan(scores) | (np.nan_to_num(scores, nan=-math.inf) < threshold)
+    n_wrong = int(np.count_nonzero(wrong))
+    ordered = np.sort(qualities)
+    points = []
+    for fraction in wanted:
+        target = math.floor(float(fraction) * n + 1e-9)
+        floor = -math.inf if target == 0 else (float(ordered[target]) if target < n else math.inf)
+        keep = qualities >= floor
+        kept = int(np.count_nonzero(keep))
+        errors = int(np.count_nonzero(wrong & keep))
+        removed = n - kept
+        random_fnmr = _rate(n_wrong, n) if kept else math.nan
+        if kept and n > 1:
+            p = n_wrong / n
+            variance = kept * p * (1.0 - p) * removed / (n - 1)
+            random_sd = math.sqrt(variance) / kept
+        else:
+            random_sd = math.nan if not kept else 0.0
+        points.append(
+            EdcPoint(
+                requested=float(fraction),
+                discarded=_rate(removed, n),
+                quality_floor=floor,
+                kept=kept,
+                errors=errors,
+                fnmr=_rate(errors, kept),
+                random_fnmr=random_fnmr,
+                random_sd=random_sd,
+            )
+        )
+    return tuple(points)

@@ -134,9 +134,19 @@ class DetectedFace:
     detector: str
 
 
+#: The aspects the quality score multiplies, in the order reports list them.
+QUALITY_ASPECTS = ("size", "sharpness", "pose", "exposure")
+
+
 @dataclass(frozen=True, slots=True)
 class QualityReport:
-    """A per-face quality assessment a person can read, and one 0-100 score."""
+    """A per-face quality assessment a person can read, and one 0-100 score.
+
+    ``score`` is the product of the four aspect factors (each 0-100: the factor times
+    100), divided by 100 cubed, times the share of the face box inside the image. The
+    factors are None in a report made before they were recorded; :meth:`explanation`
+    then says only the score and the issues.
+    """
 
     face_size_px: float
     inter_eye_px: float
@@ -150,8 +160,57 @@ class QualityReport:
     underexposed_fraction: float
     score: float
     issues: tuple[str, ...] = ()
+    size_factor: float | None = None
+    sharpness_factor: float | None = None
+    pose_factor: float | None = None
+    exposure_factor: float | None = None
+    outside_fraction: float = 0.0
+
+    @property
+    def factors(self) -> dict[str, float] | None:
+        """Each aspect's factor (0-100) by name, or None when the report predates them."""
+        values = (self.size_factor, self.sharpness_factor, self.pose_factor, self.exposure_factor)
+        if any(v is None for v in values):
+            return None
+        return {name: float(v) for name, v in zip(QUALITY_ASPECTS, values, strict=True) if v is not None}
+
+    def _detail(self, aspect: str) -> str:
+        if aspect == "size":
+            return f"face {self.face_size_px:.0f} px, eyes {self.inter_eye_px:.0f} px apart"
+        if aspect == "sharpness":
+            return f"sharpness {self.sharpness:.2f}"
+        if aspect == "pose":
+            angles = {"yaw": self.yaw_deg, "pitch": self.pitch_deg, "roll": self.roll_deg}
+            name = max(angles, key=lambda k: abs(angles[k]))
+            return f"{name} {angles[name]:+.0f} degrees"
+        return f"brightness {self.brightness:.0f} of 255, contrast {self.contrast:.0f}"
+
+    def explanation(self, *, shown: float = 99.5) -> str:
+        """Which aspects lowered the score, worst first, e.g.
+
+        ``score 52: lowered most by pose (factor 0.61, yaw +28 degrees), then sharpness (0.90)``.
+        Aspects with a factor of ``shown`` or more (out of 100) are left out; a face cut
+        off by the image edge says how much of it is outside.
+        """
+        head = f"score {self.score:.0f}"
+        factors = self.factors
+        if factors is None:
+            return f"{head}: {'; '.join(self.issues)}" if self.issues else head
+        lowered = sorted((v, k) for k, v in factors.items() if v < shown)
+        parts = []
+        for rank, (value, aspect) in enumerate(lowered):
+            if rank == 0:
+                parts.append(f"lowered most by {aspect} (factor {value / 100:.2f}, {self._detail(aspect)})")
+            else:
+                parts.append(f"then {aspect} ({value / 100:.2f}, {self._detail(aspect)})")
+        if self.outside_fraction > 0.005:
+            parts.append(f"{self.outside_fraction:.0%} of the face outside the image")
+        if not parts:
+            return f"{head}: no aspect lowered it"
+        return f"{head}: " + ", ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
+        factors = self.factors
         return {
             "score": round(self.score, 1),
             "face_size_px": round(self.face_size_px, 1),
@@ -164,6 +223,9 @@ class QualityReport:
             "contrast": round(self.contrast, 1),
             "overexposed_fraction": round(self.overexposed_fraction, 4),
             "underexposed_fraction": round(self.underexposed_fraction, 4),
+            "outside_fraction": round(self.outside_fraction, 4),
+            "factors": {k: round(v, 1) for k, v in factors.items()} if factors is not None else None,
+            "explanation": self.explanation(),
             "issues": list(self.issues),
         }
 

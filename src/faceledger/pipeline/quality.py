@@ -23,7 +23,8 @@ moves the nose base little more, so a strong downward tilt reads smaller than it
 
 The score multiplies one factor per aspect (size, sharpness, pose, exposure), each
 strictly decreasing as the aspect gets worse, so a worse photo of the same face always
-scores lower; ``issues`` names, in words, each aspect past its threshold.
+scores lower; the report keeps each factor (0-100), so it can say which aspect lowered
+the score and by how much, and ``issues`` names, in words, each aspect past its threshold.
 """
 
 from __future__ import annotations
@@ -198,7 +199,8 @@ class _Measures:
     outside: float
 
 
-def _score(m: _Measures, t: QualityThresholds) -> float:
+def _factors(m: _Measures, t: QualityThresholds) -> tuple[float, float, float, float]:
+    """(size, sharpness, pose, exposure), each in (0, 1]; each falls as its aspect gets worse."""
     size = _rise(m.size, 0.6 * t.min_face_px) * _rise(m.ied, 0.8 * t.min_inter_eye_px)
     sharp = _rise(m.sharp, 0.7 * t.min_sharpness, power=3.0)
     pose = (
@@ -213,7 +215,7 @@ def _score(m: _Measures, t: QualityThresholds) -> float:
         * _rise(m.contrast, 0.7 * t.min_contrast, power=2.0)
         * _falloff(m.over + m.under, 2.0 * t.max_clipped_fraction, power=2.0)
     )
-    return 100.0 * size * sharp * pose * light * (1.0 - m.outside)
+    return size, sharp, pose, light
 
 
 def _issues(m: _Measures, t: QualityThresholds) -> tuple[str, ...]:
@@ -257,6 +259,7 @@ def assess_quality(
         under=under,
         outside=outside_fraction(face.box, pixels.shape[1], pixels.shape[0]),
     )
+    size, sharp, pose, light = _factors(m, thresholds)
     return QualityReport(
         face_size_px=m.size,
         inter_eye_px=m.ied,
@@ -268,6 +271,11 @@ def assess_quality(
         contrast=m.contrast,
         overexposed_fraction=m.over,
         underexposed_fraction=m.under,
-        score=_score(m, thresholds),
+        score=100.0 * size * sharp * pose * light * (1.0 - m.outside),
         issues=_issues(m, thresholds),
+        size_factor=100.0 * size,
+        sharpness_factor=100.0 * sharp,
+        pose_factor=100.0 * pose,
+        exposure_factor=100.0 * light,
+        outside_fraction=m.outside,
     )

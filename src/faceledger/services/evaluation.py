@@ -11,6 +11,7 @@ core.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -21,14 +22,14 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from faceledger.domain import metrics
 from faceledger.domain.calibration import Calibration, find_calibration
-from faceledger.domain.models import Embedding, ImageAnalysis, ModelRef
+from faceledger.domain.models import AnalyzedFace, Embedding, ImageAnalysis, ModelRef
 from faceledger.errors import EvaluationError, FaceLedgerError, NoFaceError
 
 if TYPE_CHECKING:
@@ -41,6 +42,9 @@ Progress = Callable[[int, int], None]
 """Called with (images done, images in all) while embedding."""
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+W = TypeVar("W")
+T = TypeVar("T")
 
 
 # --- protocol files -------------------------------------------------------------------
@@ -226,17 +230,23 @@ class EmbeddingTable:
         return sum(v is None for v in self.vectors.values())
 
 
-def nearest_centre(analysis: ImageAnalysis) -> Embedding | None:
-    """The embedding of the face nearest the image centre (the LFW convention), if any."""
+def nearest_centre_face(analysis: ImageAnalysis) -> AnalyzedFace | None:
+    """The face nearest the image centre (the LFW convention), if any."""
     if not analysis.faces:
         return None
     cx, cy = analysis.width / 2.0, analysis.height / 2.0
 
-    def distance(face: Any) -> float:
+    def distance(face: AnalyzedFace) -> float:
         centre = face.face.box.center
         return math.hypot(centre.x - cx, centre.y - cy)
 
-    return min(analysis.faces, key=distance).embedding
+    return min(analysis.faces, key=distance)
+
+
+def nearest_centre(analysis: ImageAnalysis) -> Embedding | None:
+    """The embedding of the face nearest the image centre (the LFW convention), if any."""
+    face = nearest_centre_face(analysis)
+    return face.embedding if face is not None else None
 
 
 class _PipelineEmbedder:
@@ -248,11 +258,16 @@ class _PipelineEmbedder:
         # In a pool every core already runs a pipeline: a flip helper process would only compete.
         self._pipeline = Pipeline.from_settings(settings, parallel_flip=False if _IN_POOL else None)
 
-    def __call__(self, path: Path) -> Embedding | None:
+    def face(self, path: Path) -> AnalyzedFace | None:
+        """The face an evaluation uses (nearest the centre), with its quality and embedding."""
         try:
-            return nearest_centre(self._pipeline.analyze_path(path))
+            return nearest_centre_face(self._pipeline.analyze_path(path))
         except NoFaceError:
             return None
+
+    def __call__(self, path: Path) -> Embedding | None:
+        face = self.face(path)
+        return face.embedding if face is not None else None
 
     def close(self) -> None:
         self._pipeline.close()
@@ -263,7 +278,12 @@ def pipeline_embedder(settings: Settings) -> Embedder:
     return _PipelineEmbedder(settings)
 
 
-def _close(embedder: Embedder) -> None:
+def pipeline_faces(settings: Settings) -> _PipelineEmbedder:
+    """The real pipeline, whose ``face(path)`` gives the evaluated face with its quality."""
+    return _PipelineEmbedder(settings)
+
+
+def _close(embedder: object) -> None:
     """Release what an embedder holds (the pipeline's helper process), if it can say so."""
     close = getattr(embedder, "close", None)
     if callable(close):
@@ -297,8 +317,6 @@ def component_fingerprint(component: object) -> dict[str, Any]:
 
 def pipeline_spec(settings: Settings) -> EmbedderSpec:
     """The spec of the real pipeline under ``settings`` (loads the models once to learn their identity)."""
-    import functools
-
     from faceledger.pipeline.run import Pipeline
 
     pipeline = Pipeline.from_settings(settings, parallel_flip=False)
@@ -370,28 +388,34 @@ class EmbeddingCache:
             if vector is not None:
                 vectors[row], found[row] = vector, True
         meta = json.dumps({"model": self._spec.model.key, "settings": self._spec.settings}, default=str)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.path.with_name(f"{self.path.name}.{os.getpid()}.partial")
-        with partial.open("wb") as handle:
-            np.savez(
-                handle, keys=np.array(keys, dtype="U64"), vectors=vectors, found=found, meta=np.array(meta)
-            )
-        os.replace(partial, self.path)
+        write_npz_atomically(
+            self.path, keys=np.array(keys, dtype="U64"), vectors=vectors, found=found, meta=np.array(meta)
+        )
 
 
-_WORKER_EMBEDDER: Embedder | None = None
+def write_npz_atomically(path: Path, **arrays: npt.NDArray[Any]) -> None:
+    """Write an ``.npz`` through a temporary file and a rename, so a reader never sees half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    with partial.open("wb") as handle:
+        np.savez(handle, **arrays)  # type: ignore[arg-type]  # numpy's stub wants a narrower mapping
+    os.replace(partial, path)
+
+
+_WORKER: Any = None
+_WORKER_TASK: Callable[[Any, Path], Any] | None = None
 _IN_POOL = False
 
 
-def _start_worker(factory: Callable[[], Embedder]) -> None:
-    global _WORKER_EMBEDDER, _IN_POOL  # one embedder per worker process, by design
+def _start_worker(factory: Callable[[], Any], task: Callable[[Any, Path], Any]) -> None:
+    global _WORKER, _WORKER_TASK, _IN_POOL  # one worker object per process, by design
     _IN_POOL = True
-    _WORKER_EMBEDDER = factory()
+    _WORKER, _WORKER_TASK = factory(), task
     # Runs when the pool closes the worker normally, so its pipeline shuts down cleanly.
-    multiprocessing.util.Finalize(None, _close, args=(_WORKER_EMBEDDER,), exitpriority=10)
+    multiprocessing.util.Finalize(None, _close, args=(_WORKER,), exitpriority=10)
 
 
-def _embed_one(embedder: Embedder, model: ModelRef, path: Path) -> FloatArray | None:
+def _embed_one(model: ModelRef, embedder: Embedder, path: Path) -> FloatArray | None:
     try:
         embedding = embedder(path)
     except EvaluationError:
@@ -400,6 +424,11 @@ def _embed_one(embedder: Embedder, model: ModelRef, path: Path) -> FloatArray | 
         raise EvaluationError(f"{path}: {exc}") from exc
     if embedding is None:
         return None
+    return unit_vector(path, embedding, model)
+
+
+def unit_vector(path: Path, embedding: Embedding, model: ModelRef) -> FloatArray:
+    """``embedding`` as a float32 unit vector, checked to come from ``model`` with its dimension."""
     if embedding.model.key != model.key:
         raise EvaluationError(f"{path}: embedded by {embedding.model.key}, expected {model.key}")
     vector = np.asarray(embedding.vector, dtype=np.float32).ravel()
@@ -411,32 +440,46 @@ def _embed_one(embedder: Embedder, model: ModelRef, path: Path) -> FloatArray | 
     return vector / norm
 
 
-def _worker_task(item: tuple[str, Path, ModelRef]) -> tuple[str, FloatArray | None]:
-    sha, path, model = item
-    if _WORKER_EMBEDDER is None:  # pragma: no cover - the pool initializer always runs first
-        raise EvaluationError("embedding worker started without an embedder")
-    return sha, _embed_one(_WORKER_EMBEDDER, model, path)
+def _worker_task(item: tuple[str, Path]) -> tuple[str, Any]:
+    sha, path = item
+    if _WORKER_TASK is None:  # pragma: no cover - the pool initializer always runs first
+        raise EvaluationError("evaluation worker started without a task")
+    return sha, _WORKER_TASK(_WORKER, path)
+
+
+def map_images(
+    todo: Sequence[tuple[str, Path]],
+    factory: Callable[[], W],
+    task: Callable[[W, Path], T],
+    workers: int,
+) -> Iterator[tuple[str, T]]:
+    """``task(worker, path)`` for each (sha256, path), in any order, over ``workers`` processes.
+
+    Each process builds one worker with ``factory`` (both must be picklable: module-level
+    functions or ``functools.partial`` of them) and closes it at the end; with
+    ``workers <= 1`` it all runs in this process.
+    """
+    if not todo:
+        return
+    if workers <= 1 or len(todo) < 2:
+        worker = factory()
+        try:
+            for sha, path in todo:
+                yield sha, task(worker, path)
+        finally:
+            _close(worker)
+        return
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(min(workers, len(todo)), initializer=_start_worker, initargs=(factory, task)) as pool:
+        yield from pool.imap_unordered(_worker_task, list(todo), chunksize=4)
+        pool.close()  # a normal exit (not terminate) runs each worker's finaliser
+        pool.join()
 
 
 def _compute(
     todo: Sequence[tuple[str, Path]], spec: EmbedderSpec, workers: int
 ) -> Iterator[tuple[str, FloatArray | None]]:
-    if not todo:
-        return
-    if workers <= 1 or len(todo) < 2:
-        embedder = spec.factory()
-        try:
-            for sha, path in todo:
-                yield sha, _embed_one(embedder, spec.model, path)
-        finally:
-            _close(embedder)
-        return
-    context = multiprocessing.get_context("spawn")
-    items = [(sha, path, spec.model) for sha, path in todo]
-    with context.Pool(min(workers, len(todo)), initializer=_start_worker, initargs=(spec.factory,)) as pool:
-        yield from pool.imap_unordered(_worker_task, items, chunksize=4)
-        pool.close()  # a normal exit (not terminate) runs each worker's finaliser
-        pool.join()
+    return map_images(todo, spec.factory, functools.partial(_embed_one, spec.model), workers)
 
 
 def embed_images(
@@ -685,7 +728,7 @@ def evaluate_pairs(
     progress: Progress | None = None,
 ) -> PairsEvaluation:
     """``faceledger eval lfw``: the pairs protocol with the real pipeline under ``settings``."""
-    directory = _existing_dir(images_dir)
+    directory = existing_images_dir(images_dir)
     protocol = parse_pairs(pairs_file)
     protocol_images(protocol, directory)  # fail on missing photos before loading any model
     spec = pipeline_spec(settings)
@@ -700,7 +743,7 @@ def evaluate_pairs(
     )
 
 
-def _existing_dir(path: Path | str) -> Path:
+def existing_images_dir(path: Path | str) -> Path:
     directory = Path(path)
     if not directory.is_dir():
         raise EvaluationError(
@@ -714,7 +757,7 @@ def _existing_dir(path: Path | str) -> Path:
 
 def scan_people(images_dir: Path | str) -> dict[str, list[Path]]:
     """Each person folder's images, in file-name order (LFW numbers them from 0001)."""
-    directory = _existing_dir(images_dir)
+    directory = existing_images_dir(images_dir)
     people: dict[str, list[Path]] = {}
     for folder in sorted(p for p in directory.iterdir() if p.is_dir()):
         images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
@@ -934,7 +977,7 @@ def evaluate_identification(
     fnir_rank: int = 1,
 ) -> IdentificationEvaluation:
     """``faceledger eval identify``: 1:N identification with the real pipeline under ``settings``."""
-    directory = _existing_dir(images_dir)
+    directory = existing_images_dir(images_dir)
     people = scan_people(directory)
     spec = pipeline_spec(settings)
     return evaluate_identification_with(
