@@ -22,6 +22,7 @@ from alembic import command
 from sqlalchemy import String, create_engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
+import postgres_db
 from faceledger.adapters.store.engine import alembic_config
 from faceledger.domain.normalisation import MAX_KEY_CHARS
 
@@ -172,3 +173,15 @@ def test_0015_downgrade_drops_the_normalisation_and_keeps_the_rows(tmp_path: Pat
             assert conn.execute(text("SELECT kind FROM searches")).scalars().all() == ["verify"]
     finally:
         engine.dispose()
+
+
+def test_0015_on_postgresql_leaves_a_required_column_without_a_default() -> None:
+    with postgres_db.pg_database() as url:
+        command.upgrade(alembic_config(url), "0015")
+        engine = create_engine(url)
+        try:
+            columns = {c["name"]: c for c in inspect(engine).get_columns("searches")}
+        finally:
+            engine.dispose()
+    assert not columns["score_normalisation"]["nullable"]
+    assert columns["score_normalisation"]["default"] is None

@@ -24,10 +24,13 @@ def test_an_unknown_key_is_refused_and_names_the_known_ones() -> None:
         normalisation.KNOWN["x"] = normalisation.NONE  # type: ignore[index]
 
 
-@pytest.mark.parametrize("key", ["", " none", "x" * (normalisation.MAX_KEY_CHARS + 1), "normé"])
-def test_a_key_must_fit_the_stored_column(key: str) -> None:
+@pytest.mark.parametrize(
+    "key", ["", " none", "None", "cohort tnorm", "cohort-", "x" * (normalisation.MAX_KEY_CHARS + 1), "normé"]
+)
+def test_a_key_is_a_short_lower_case_word_list_that_fits_the_stored_column(key: str) -> None:
     with pytest.raises(ValueError, match="key"):
         normalisation.ScoreNormalisation(key, "something")
+    assert normalisation.ScoreNormalisation("cohort-tnorm-2", "something").key == "cohort-tnorm-2"
 
 
 def test_a_normalisation_says_what_it_is() -> None:

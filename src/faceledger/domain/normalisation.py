@@ -16,6 +16,7 @@ Pure: no I/O.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -24,6 +25,7 @@ from faceledger.errors import ValidationError
 
 #: The most characters a key may have (the stored column is this wide).
 MAX_KEY_CHARS = 32
+_KEY = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,14 +36,10 @@ class ScoreNormalisation:
     description: str
 
     def __post_init__(self) -> None:
-        if (
-            not self.key
-            or len(self.key) > MAX_KEY_CHARS
-            or not self.key.isascii()
-            or self.key != self.key.strip()
-        ):
+        if len(self.key) > MAX_KEY_CHARS or _KEY.fullmatch(self.key) is None:
             raise ValueError(
-                f"a score normalisation key is 1 to {MAX_KEY_CHARS} ASCII characters: {self.key!r}"
+                f"a score normalisation key is up to {MAX_KEY_CHARS} lower-case letters and digits, "
+                f"in words joined by '-': {self.key!r}"
             )
         if not self.description.strip():
             raise ValueError(f"score normalisation {self.key!r} needs a description")
