@@ -60,6 +60,7 @@ def _event(n: int) -> ev.AuditEvent:
         galleries=["custody"],
         model_key="dlib/resnet/1/abcdef012345",
         threshold="0.930000",
+        score_normalisation="none",
         top_k=10,
         case_ref=f"CASE-{n}",
         purpose="investigation",

@@ -76,6 +76,7 @@ def sample_event(n: int) -> ev.AuditEvent:
             galleries=["arrests", "missing"],
             model_key="dlib/resnet/1/abcdef012345",
             threshold=ev.decimal_string(0.93),
+            score_normalisation="none",
             top_k=10,
             case_ref=f"CASE-{n}",
             purpose="investigation",

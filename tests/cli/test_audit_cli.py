@@ -62,6 +62,7 @@ def _fill(dd: DataDir) -> int:
             galleries=["custody"],
             model_key="dlib/test",
             threshold="0.930000",
+            score_normalisation="none",
             top_k=10,
             case_ref="CASE-1",
             purpose="investigation",

@@ -149,9 +149,14 @@ def test_a_search_is_reviewed_from_the_command_line(unit: SignedInUnit, lfw_imag
     assert kinds.count("review") == 4
     assert kinds.index("search") < kinds.index("review")
     assert any(e["kind"] == "decision" and "REFUSED approve" in e["summary"] for e in history["history"])
+    [searched] = [e for e in history["history"] if e["kind"] == "search"]
+    assert searched["details"]["score_normalisation"] == "none"
+    assert 'score normalisation "none"' in searched["summary"]
+    assert [s["score_normalisation"] for s in history["searches"]] == ["none"]
     text = unit.run("sue.super", "case", "show", CASE)
     assert f"case {CASE}: opened" in text
     assert "review of search" in text
+    assert "cosine similarity of unit embeddings; no normalisation" in " ".join(text.split())
 
 
 def test_a_malformed_finding_is_refused_with_the_form_to_use(unit: SignedInUnit) -> None:

@@ -186,6 +186,7 @@ def test_a_json_search_that_fails_part_way_still_shows_what_it_recorded(
     shown = json.loads(result.stdout)
     recorded = unit.entries(actor=EVE, action="search")[-1].object
     assert [f"search:{doc['search_id']}" for doc in shown] == [recorded]
+    assert shown[0]["score_normalisation"] == "none"
     assert len(unit.entries(actor=EVE, action="search")) == before + 1
     assert "not a supported image" in result.stderr
 
@@ -200,18 +201,21 @@ def test_search_jsonl_ranks_the_right_person_first(unit: SignedInUnit, lfw_image
     assert face["subjects"][0]["score"] > face["subjects"][1]["score"]
     assert face["model"]["backend"] == "dlib"
     assert isinstance(face["threshold"], float)
+    assert face["score_normalisation"] == "none"
     assert len({c["subject_id"] for c in face["subjects"]}) == len(face["subjects"])
     assert (face["case_number"], face["purpose"]) == (CASE, PURPOSE)
     assert face["policy"]["version"] == "example-2025.1"
     searches = unit.entries(actor=EVE, action="search")
     assert searches[-1].object == f"search:{face['search_id']}"
     assert searches[-1].details["device_id"] == f"ws-{EVE}"
+    assert searches[-1].details["score_normalisation"] == "none"
 
     human = " ".join(unit.run(EVE, "search", str(probe), "-g", GALLERY, *BOUND).split())  # unwrapped
     assert f"{GALLERY}/Colin_Powell" in human
     assert f"case {CASE}" in human
     assert "investigative lead only" in human
     assert f"quality: {face['quality']['explanation']}" in human  # which aspect lowered the score
+    assert 'cosine similarity of unit embeddings; no normalisation (score normalisation "none")' in human
 
 
 def test_verify_same_and_different_people(lfw_images: Path, unit: SignedInUnit) -> None:
@@ -225,6 +229,7 @@ def test_verify_same_and_different_people(lfw_images: Path, unit: SignedInUnit) 
     assert 0 <= same["estimated_fmr"] < different["estimated_fmr"] <= 1  # kept with the record
     assert same["score"] > different["score"]
     assert same["verified_by"] == EVE
+    assert same["score_normalisation"] == different["score_normalisation"] == "none"
     recorded = [e.object for e in unit.entries(actor=EVE, action="verify")]
     assert recorded[-2:] == [f"search:{same['search_id']}", f"search:{different['search_id']}"]
     # In words: a possible match above the threshold; below it, never "not the same person".
@@ -235,6 +240,10 @@ def test_verify_same_and_different_people(lfw_images: Path, unit: SignedInUnit) 
     assert "does not show that they are different people" in below
     assert "different people score this high at a rate of" in below
     assert "not the same person" not in above + below
+    assert (
+        above.count('cosine similarity of unit embeddings; no normalisation (score normalisation "none")')
+        == 1
+    )
 
 
 def test_faces_needs_no_account_and_prints_one_line_per_face(lfw_images: Path, tmp_path: Path) -> None:

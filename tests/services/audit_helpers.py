@@ -64,6 +64,7 @@ def search_event(n: int, *, actor: str = "alice", purpose: str | None = "investi
         galleries=["custody"],
         model_key="dlib/test",
         threshold="0.930000",
+        score_normalisation="none",
         top_k=10,
         case_ref=f"CASE-{n}",
         purpose=purpose,

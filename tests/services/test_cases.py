@@ -113,6 +113,12 @@ def test_the_history_lists_everything_in_time_order(story: DataDir) -> None:
     assert search.probe_sha256 != search.searched_sha256
     [verification] = history.verifications
     assert verification.same_person
+    # Each scored entry says which normalisation produced its scores, in words and as the key.
+    says = 'cosine similarity of unit embeddings; no normalisation (score normalisation "none")'
+    for kind in ("search", "verify"):
+        [entry] = [e for e in history.entries if e.kind == kind]
+        assert entry.details["score_normalisation"] == "none"
+        assert entry.summary.endswith(says)
     review = history.entries[-1]
     assert review.details["event"] == "propose_match"
     assert review.details["findings"][0]["notes"] == "scar above the left eyebrow"

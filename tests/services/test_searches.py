@@ -40,14 +40,15 @@ from faceledger.adapters.store.tables_cases import (
     search_candidates,
     searches,
 )
+from faceledger.domain import normalisation
 from faceledger.domain.roles import Role
-from faceledger.errors import NoFaceError, NotFoundError, PermissionDeniedError
+from faceledger.errors import NoFaceError, NotFoundError, PermissionDeniedError, StoreError
 from faceledger.pipeline.edit import Brightness, Crop, pixels_sha256
 from faceledger.pipeline.ingest import load_image
 from faceledger.services import probes as probe_service
 from faceledger.services.datadir import DataDir
 from faceledger.services.policies import from_db
-from faceledger.services.search_records import load_search
+from faceledger.services.search_records import load_search, load_verification
 from faceledger.services.searches import (
     SearchInput,
     VerifyInput,
@@ -117,6 +118,8 @@ def test_an_allowed_search_is_stored_with_everything_that_explains_it(
     assert record.result is not None
     assert record.result.faces[0].subjects == record.candidates
     assert {"decode", "analyse", "search"} <= set(record.timings_ms)
+    assert record.score_normalisation is record.result.score_normalisation is normalisation.NONE
+    assert record.to_dict()["score_normalisation"] == "none"
 
     assert probe_service.probe_store(ready).read(probe.sha256) == probe.data
     with ready.store.read() as conn:
@@ -130,6 +133,7 @@ def test_an_allowed_search_is_stored_with_everything_that_explains_it(
             select(policy_decisions.c.rule_id).where(policy_decisions.c.search_id == 1)
         ).scalars()
         assert sorted(rules) == ["probe.quality_ok", "search.allowed_pending_quality"]
+        assert conn.execute(select(searches.c.score_normalisation)).scalar_one() == "none"
 
     [search_entry] = audit_rows(ready, "search")
     assert search_entry["object"] == f"search:{record.search_id}"
@@ -138,6 +142,7 @@ def test_an_allowed_search_is_stored_with_everything_that_explains_it(
     assert (details["policy_version"], details["device_id"]) == ("example-2025.1", "ws-01")
     assert details["rule_ids"] == list(record.rule_ids)
     assert details["galleries"] == [CUSTODY]
+    assert details["score_normalisation"] == "none"  # the exported log says how the scores were made
     [shown_entry] = audit_rows(ready, "candidates_shown")
     assert [c["subject_id"] for c in shown_entry["details"]["candidates"]] == [
         c.subject_id for c in record.candidates
@@ -156,6 +161,23 @@ def test_a_stored_search_reads_back_the_same_and_showing_it_is_recorded(
     assert [e["actor"] for e in audit_rows(ready, "candidates_shown")] == ["eve.examiner", "rita.reviewer"]
     with pytest.raises(NotFoundError, match="no search 99"):
         get_search(ready, reviewer, 99, now=T0)
+
+
+def test_a_record_scored_under_a_normalisation_this_version_does_not_know_is_not_shown(
+    ready: DataDir, analyzer: CachingAnalyzer, lfw_images: Path
+) -> None:
+    first, second = _probe(lfw_images, "Tony_Blair", 1), _probe(lfw_images, "Tony_Blair", 2)
+    made = accountable_search(ready, analyzer, EXAMINER, first, REQUEST, now=T0)
+    compared = accountable_verify(
+        ready, analyzer, EXAMINER, first, second, VerifyInput(CASE, PURPOSE), now=T0
+    )
+    with ready.store.begin() as conn:  # as a newer version would have written them
+        conn.execute(searches.update().values(score_normalisation="cohort-tnorm"))
+    with ready.store.read() as conn:
+        with pytest.raises(StoreError, match=f"record {made.search_id} .*'cohort-tnorm'"):
+            load_search(conn, made.search_id)
+        with pytest.raises(StoreError, match=f"record {compared.search_id} .*'cohort-tnorm'"):
+            load_verification(conn, compared.search_id)
 
 
 class NoTouch:
@@ -344,8 +366,13 @@ def test_one_to_one_verification_is_decided_and_recorded_like_a_search(
     assert record.score >= record.threshold
     assert record.probe_sha256s == (first.sha256, second.sha256)
     assert record.rule_ids == ("verify.allowed", "probe.quality_ok")
+    assert record.score_normalisation is normalisation.NONE
+    assert record.to_dict()["score_normalisation"] == "none"
+    with ready.store.read() as conn:
+        assert conn.execute(select(searches.c.score_normalisation)).scalar_one() == "none"
     [entry] = audit_rows(ready, "verify")
     assert entry["details"]["probe_sha256s"] == [first.sha256, second.sha256]
+    assert entry["details"]["score_normalisation"] == "none"
     assert entry["details"]["case_ref"] == CASE
     store = probe_service.probe_store(ready)
     assert store.exists(first.sha256)

@@ -114,6 +114,7 @@ def test_a_search_returns_ranked_leads_with_everything_that_explains_them(
     assert top["above_threshold"] is True
     assert all(c["score"] < top["score"] for c in found["candidates"][1:])
     assert found["threshold"] == THRESHOLD
+    assert found["score_normalisation"] == "none"
     assert (found["case_number"], found["purpose"], found["searched_by"]) == (CASE, PURPOSE, "eve.examiner")
     assert found["device_id"] == "ws-01"
     assert found["decision"]["allowed"] is True
@@ -136,6 +137,7 @@ def test_reading_a_search_back_shows_the_same_leads_and_is_recorded(unit: Unit, 
     again = unit.agency.client.get(f"{API}/searches/{found['search_id']}", headers=unit.eve.headers)
     assert again.status_code == 200
     assert again.json()["candidates"] == found["candidates"]
+    assert again.json()["score_normalisation"] == "none"  # read back from the stored row
     assert len(audit_rows(unit.agency.dd, "candidates_shown")) == before + 1
 
 
@@ -185,10 +187,20 @@ def test_verification_compares_two_photos_under_the_policy(unit: Unit, lfw_image
     assert other["same_person"] is False
     assert same["score"] > other["score"]
     assert same["threshold"] == THRESHOLD
+    assert same["score_normalisation"] == other["score_normalisation"] == "none"
     assert [v["object"] for v in audit_rows(unit.agency.dd, "verify")[-2:]] == [
         f"search:{same['search_id']}",
         f"search:{other['search_id']}",
     ]
+
+
+def test_the_schema_says_every_search_and_comparison_names_its_score_normalisation(unit: Unit) -> None:
+    schemas = unit.agency.client.get("/openapi.json").json()["components"]["schemas"]
+    for name in ("SearchOut", "VerifyOut"):
+        assert "score_normalisation" in schemas[name]["required"]
+        field = schemas[name]["properties"]["score_normalisation"]
+        assert field["type"] == "string"
+        assert '"none": cosine similarity of unit embeddings; no normalisation' in field["description"]
 
 
 def test_a_probe_below_the_quality_floor_is_refused_after_analysis(unit: Unit, lfw_images: Path) -> None:

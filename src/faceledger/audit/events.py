@@ -149,6 +149,7 @@ def search(
     galleries: Sequence[str],
     model_key: str,
     threshold: str,
+    score_normalisation: str,
     top_k: int,
     case_ref: str | None,
     purpose: str | None,
@@ -160,6 +161,9 @@ def search(
     probe_edits: Sequence[Mapping[str, JsonValue]] = (),
 ) -> AuditEvent:
     """A 1:N search. ``threshold`` is a decimal string (see :func:`decimal_string`).
+
+    ``score_normalisation`` is the key of the normalisation that produced the candidates'
+    scores (``none``: raw cosine similarity; faceledger.domain.normalisation).
 
     ``searched_sha256`` is the hash of the pixels searched when an examiner edited the
     probe (``probe_edits``: each transformation with its parameters and resulting hash).
@@ -173,6 +177,7 @@ def search(
             "galleries": list(galleries),
             "model": model_key,
             "threshold": threshold,
+            "score_normalisation": score_normalisation,
             "top_k": top_k,
             "case_ref": case_ref,
             "purpose": purpose,
@@ -194,13 +199,17 @@ def verified(
     model_key: str,
     threshold: str,
     score: str | None,
+    score_normalisation: str,
     case_ref: str,
     purpose: str,
     device_id: str | None,
     policy_version: str,
     rule_ids: Sequence[str],
 ) -> AuditEvent:
-    """A 1:1 comparison of two probe images; scores and thresholds are decimal strings."""
+    """A 1:1 comparison of two probe images; scores and thresholds are decimal strings.
+
+    ``score_normalisation`` is the key of the normalisation that produced ``score``.
+    """
     return AuditEvent(
         actor,
         AuditAction.VERIFY,
@@ -210,6 +219,7 @@ def verified(
             "model": model_key,
             "threshold": threshold,
             "score": score,
+            "score_normalisation": score_normalisation,
             "case_ref": case_ref,
             "purpose": purpose,
             "device_id": device_id,

@@ -109,7 +109,8 @@ def _record_line(record: SearchRecord, source: str) -> dict[str, Any]:
         line |= face_dict(face.probe, embedding=False)
         line["below_quality_floor"] = face.below_quality_floor
         line["subjects"] = [c.to_dict() for c in face.subjects]
-    line |= {k: data[k] for k in ("case_number", "purpose", "threshold", "threshold_fmr", "galleries")}
+    kept = ("case_number", "purpose", "threshold", "threshold_fmr", "score_normalisation", "galleries")
+    line |= {k: data[k] for k in kept}
     # The face's model (backend, name, weights hash, key) stays; only its key was recorded.
     line.setdefault("model", {"key": record.model_key})
     line["candidates"] = data["candidates"]
@@ -147,7 +148,9 @@ def _print_record(record: SearchRecord, source: str) -> None:
             f"   {mark}{c.rank:>3}. {shown(c.gallery)}/{shown(c.subject_id)}  score {c.score:.4f}{est}"
         )
     fmr = f", FMR {record.threshold_fmr:.1e}" if record.threshold_fmr is not None else ""
-    console.print(f"    (* at or above threshold {record.threshold:.4f}{fmr})")
+    console.print(
+        f"    (* at or above threshold {record.threshold:.4f}{fmr}; {record.score_normalisation.says()})"
+    )
     if record.faces_found > 1:
         console.print(
             f"    the probe has {record.faces_found} faces; the largest was searched "
@@ -319,6 +322,7 @@ def verify(
     console.print(
         verification_statement(record.score, record.threshold, record.threshold_fmr, record.estimated_fmr)
     )
+    console.print(f"({record.score_normalisation.says()})")
     console.print(
         f"recorded as comparison {record.search_id} in case {record.case_number}. {record.lead_notice}"
     )

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
+from faceledger.domain.normalisation import ScoreNormalisation
+
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
@@ -371,6 +373,8 @@ class SearchResult:
     threshold_fmr: float | None
     quality_floor: float
     faces: tuple[ProbeFaceResult, ...]
+    score_normalisation: ScoreNormalisation
+    """What produced every candidate's score (and the scale ``threshold`` is on)."""
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
@@ -383,6 +387,8 @@ class VerificationResult:
     estimated_fmr: float | None
     same_person: bool
     model: ModelRef
+    score_normalisation: ScoreNormalisation
+    """What produced ``score`` (and the scale ``threshold`` is on)."""
 
 
 # --- what the gallery and search services report (built by the store, shown by the web) ----

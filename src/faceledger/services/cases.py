@@ -230,7 +230,8 @@ def _search_entries(record: SearchRecord) -> list[HistoryEntry]:
             actor=record.username,
             search_id=record.search_id,
             summary=f"search {record.search_id} of {galleries} for {record.purpose!r}: "
-            f"{len(record.candidates)} candidate(s) shown; probe sha256 {record.probe_sha256[:12]}",
+            f"{len(record.candidates)} candidate(s) shown; probe sha256 {record.probe_sha256[:12]}; "
+            f"{record.score_normalisation.says()}",
             details={
                 "purpose": record.purpose,
                 "galleries": list(record.galleries),
@@ -238,6 +239,7 @@ def _search_entries(record: SearchRecord) -> list[HistoryEntry]:
                 "searched_sha256": record.searched_sha256,
                 "policy_version": record.policy_version,
                 "rule_ids": list(record.rule_ids),
+                "score_normalisation": record.score_normalisation.key,
                 "candidates": [c.to_dict() for c in record.candidates],
             },
         )
@@ -252,7 +254,8 @@ def _verify_entry(record: VerifyRecord) -> HistoryEntry:
         actor=record.username,
         search_id=record.search_id,
         summary=f"1:1 comparison {record.search_id} for {record.purpose!r}: "
-        + verification_statement(record.score, record.threshold, record.threshold_fmr, record.estimated_fmr),
+        + verification_statement(record.score, record.threshold, record.threshold_fmr, record.estimated_fmr)
+        + f"; {record.score_normalisation.says()}",
         details=record.to_dict(),
     )
 

@@ -1,6 +1,7 @@
 """1:N search and 1:1 verification: a probe photo in, ranked and calibrated leads out.
 
-The score of a comparison is the cosine similarity of two unit descriptors. What it means
+The score of a comparison is the cosine similarity of two unit descriptors, with no
+normalisation (:data:`faceledger.domain.normalisation.NONE`, named in every result). What it means
 comes from the model's calibration (``faceledger/data/calibration.json``): how often two
 *different* people score at least that high (the estimated false match rate), and the
 default decision threshold. An operator may set ``threshold`` in config.toml instead; a
@@ -29,6 +30,7 @@ from faceledger.domain.models import (
     SearchResult,
     VerificationResult,
 )
+from faceledger.domain.normalisation import IN_USE, ScoreNormalisation
 from faceledger.errors import ConfigError, ConflictError, NoFaceError, ValidationError
 from faceledger.pipeline.search import Hit, rank
 from faceledger.services.datadir import DataDir
@@ -50,11 +52,12 @@ class Analyzer(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """The threshold in force and what it means."""
+    """The threshold in force, what it means, and the normalisation whose scale it is on."""
 
     threshold: float
     threshold_fmr: float | None
     calibration: Calibration | None
+    normalisation: ScoreNormalisation
 
     def estimated_fmr(self, score: float) -> float | None:
         return None if self.calibration is None else self.calibration.estimated_fmr(score)
@@ -65,13 +68,13 @@ def decision_for(settings: Settings, model: ModelRef) -> Decision:
     calibration = find_calibration(model.key, flip=settings.embedder.flip)
     if settings.threshold is not None:
         fmr = None if calibration is None else calibration.estimated_fmr(settings.threshold)
-        return Decision(settings.threshold, fmr, calibration)
+        return Decision(settings.threshold, fmr, calibration, IN_USE)
     if calibration is None:
         raise ConfigError(
             f"model {model.key} has no calibration, so there is no default threshold: "
             "set `threshold = <cosine similarity>` in the data directory's config.toml"
         )
-    return Decision(calibration.default_threshold, calibration.default_fmr, calibration)
+    return Decision(calibration.default_threshold, calibration.default_fmr, calibration, IN_USE)
 
 
 def best_face(analysis: ImageAnalysis, what: str) -> AnalyzedFace:
@@ -95,6 +98,7 @@ def verify(
         estimated_fmr=decision.estimated_fmr(score),
         same_person=score >= decision.threshold,
         model=analyzer.model,
+        score_normalisation=decision.normalisation,
     )
 
 
@@ -173,6 +177,7 @@ def search(
         threshold_fmr=decision.threshold_fmr,
         quality_floor=settings.quality_floor,
         faces=tuple(results),
+        score_normalisation=decision.normalisation,
         timings_ms={
             "analyse": round((analysed - started) * 1000, 2),
             "search": round((finished - analysed) * 1000, 2),

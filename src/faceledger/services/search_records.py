@@ -3,7 +3,9 @@
 A :class:`SearchRecord` is what a person is shown with a result and what a case history
 lists: who searched, for which case and purpose, under which policy version and rules,
 which probe (as submitted and as searched, with every edit), which model and threshold,
-and the candidates shown. Audit details carry no floats, so scores and edit parameters go
+and the candidates shown, and the score normalisation that produced their scores (a key of
+:mod:`faceledger.domain.normalisation`, kept with the row and refused on reading when this
+version does not know it). Audit details carry no floats, so scores and edit parameters go
 to the log as decimal strings (:func:`candidate_json`, :func:`edit_json`).
 """
 
@@ -19,8 +21,10 @@ from sqlalchemy.exc import IntegrityError
 
 from faceledger.adapters.store.tables_cases import cases, probe_edits, probes, search_candidates, searches
 from faceledger.audit.events import JsonValue, decimal_string
+from faceledger.domain import normalisation
 from faceledger.domain.models import Candidate, FaceInfo, SearchResult
-from faceledger.errors import NotFoundError, StoreError
+from faceledger.domain.normalisation import ScoreNormalisation
+from faceledger.errors import NotFoundError, StoreError, ValidationError
 from faceledger.pipeline.edit import AppliedEdit, make_edit
 from faceledger.services.policies import from_db, stored_policy
 
@@ -55,6 +59,8 @@ class SearchRecord:
     model_key: str
     threshold: float
     threshold_fmr: float | None
+    #: What produced every candidate's score (and the scale ``threshold`` is on).
+    score_normalisation: ScoreNormalisation
     top_k: int | None
     galleries: tuple[str, ...]
     faces_found: int
@@ -94,6 +100,7 @@ class SearchRecord:
             "model": self.model_key,
             "threshold": self.threshold,
             "threshold_fmr": self.threshold_fmr,
+            "score_normalisation": self.score_normalisation.key,
             "top_k": self.top_k,
             "galleries": list(self.galleries),
             "candidates": [c.to_dict() for c in self.candidates],
@@ -121,6 +128,8 @@ class VerifyRecord:
     threshold: float
     threshold_fmr: float | None
     same_person: bool
+    #: What produced ``score`` (and the scale ``threshold`` is on).
+    score_normalisation: ScoreNormalisation
     lead_notice: str
     #: How often two different people score this high (None: recorded before it was kept).
     estimated_fmr: float | None = None
@@ -141,6 +150,7 @@ class VerifyRecord:
             "threshold_fmr": self.threshold_fmr,
             "same_person": self.same_person,
             "estimated_fmr": self.estimated_fmr,
+            "score_normalisation": self.score_normalisation.key,
             "lead_notice": self.lead_notice,
         }
 
@@ -285,6 +295,20 @@ def stored_candidates(conn: Connection, search_id: int) -> tuple[Candidate, ...]
     )
 
 
+def stored_normalisation(row: Row[Any]) -> ScoreNormalisation:
+    """The normalisation a stored search or comparison names; :class:`StoreError` if unknown here.
+
+    A key this version does not know was written by a newer one: its scores are on a scale
+    this version cannot describe, so they are not shown as if they were raw similarities.
+    """
+    try:
+        return normalisation.by_key(row.score_normalisation)
+    except ValidationError as exc:
+        raise StoreError(
+            f"record {row.id} was scored under a normalisation this version does not know: {exc}"
+        ) from None
+
+
 def load_search(conn: Connection, search_id: int) -> SearchRecord:
     """A stored 1:N search, by id (:class:`NotFoundError` if there is none)."""
     row = _search_row(conn, search_id)
@@ -311,6 +335,7 @@ def load_search(conn: Connection, search_id: int) -> SearchRecord:
         model_key=row.model_key,
         threshold=float(row.threshold),
         threshold_fmr=None if row.threshold_fmr is None else float(row.threshold_fmr),
+        score_normalisation=stored_normalisation(row),
         top_k=row.top_k,
         galleries=tuple(row.galleries),
         faces_found=int(row.faces_found),
@@ -345,6 +370,7 @@ def load_verification(conn: Connection, search_id: int) -> VerifyRecord:
         threshold=float(row.threshold),
         threshold_fmr=None if row.threshold_fmr is None else float(row.threshold_fmr),
         same_person=bool(row.same_person),
+        score_normalisation=stored_normalisation(row),
         lead_notice=policy.policy().lead_notice,
         estimated_fmr=None if row.estimated_fmr is None else float(row.estimated_fmr),
     )

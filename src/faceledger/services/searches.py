@@ -462,6 +462,7 @@ def _record_search(dd: DataDir, conn: Connection, done: _Search) -> int:
         model_key=result.model.key,
         threshold=result.threshold,
         threshold_fmr=result.threshold_fmr,
+        score_normalisation=result.score_normalisation.key,
         top_k=done.top_k,
         galleries=list(result.galleries),
         faces_found=len(result.faces),
@@ -525,6 +526,7 @@ def _search_event(done: _Search, search_id: int) -> ev.AuditEvent:
         galleries=done.result.galleries,
         model_key=done.result.model.key,
         threshold=decimal_string(done.result.threshold),
+        score_normalisation=done.result.score_normalisation.key,
         top_k=done.top_k,
         case_ref=done.request.case_number,
         purpose=done.request.purpose,
@@ -716,8 +718,8 @@ def _record_verification(
         model_key=result.model.key, threshold=result.threshold, threshold_fmr=threshold_fmr, top_k=None,
         galleries=[], faces_found=len(first.analysis.faces), probe_face=_face_json(first.face),
         probe_quality=min(p.face.quality.score for p in done.prepared), score=result.score,
-        same_person=result.same_person, estimated_fmr=result.estimated_fmr, timings=first.timings,
-        created_at=now,
+        same_person=result.same_person, estimated_fmr=result.estimated_fmr,
+        score_normalisation=result.score_normalisation.key, timings=first.timings, created_at=now,
         probe_retain_until=now + timedelta(days=done.policy.probe_retention_for("default")),
     )  # fmt: skip
     for decision in done.decisions:
@@ -728,7 +730,8 @@ def _record_verification(
     event = ev.verified(
         actor.username, search_id=str(search_id), probe_sha256s=[p.sha256 for p in done.probes],
         model_key=result.model.key, threshold=decimal_string(result.threshold),
-        score=decimal_string(result.score), case_ref=request.case_number, purpose=request.purpose,
+        score=decimal_string(result.score), score_normalisation=result.score_normalisation.key,
+        case_ref=request.case_number, purpose=request.purpose,
         device_id=actor.device_id, policy_version=done.policy.version, rule_ids=rule_ids,
     )  # fmt: skip
     audit.record(dd, conn, event, now=now)

@@ -35,6 +35,7 @@ from faceledger.adapters.store.tables_base import (
     Id,
     metadata,
 )
+from faceledger.domain.normalisation import MAX_KEY_CHARS
 
 USER_LEN = 200
 VERSION_LEN = 100
@@ -42,6 +43,7 @@ CASE_LEN = 100  # faceledger.domain.policy.MAX_CASE_NUMBER_CHARS
 PURPOSE_LEN = 100
 RULE_LEN = 64
 STATE_LEN = 32
+NORMALISATION_LEN = MAX_KEY_CHARS
 
 TS = DateTime(timezone=True)
 
@@ -124,6 +126,9 @@ searches = Table(
     Column("same_person", Boolean, nullable=True),
     # 1:1 only: how often two different people score this high (migration 0013; NULL before).
     Column("estimated_fmr", Float, nullable=True),
+    # The key of the score normalisation that produced the scores (faceledger.domain.normalisation;
+    # migration 0015: "none" for every row before it, and no default since, so each row names it).
+    Column("score_normalisation", String(NORMALISATION_LEN), nullable=False),
     Column("timings", JSON, nullable=False),
     Column("created_at", TS, nullable=False),
     Column("probe_retain_until", TS, nullable=False),

@@ -7,9 +7,16 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from faceledger.domain import normalisation
 from faceledger.domain.models import FaceInfo
 from faceledger.services.search_records import CandidateView, SearchRecord, VerifyRecord
 from faceledger.web.models.common import CandidateOut
+
+
+def _normalisation_field(what: str) -> str:
+    """The description of a response's ``score_normalisation``, naming what it produced."""
+    known = "; ".join(f'"{n.key}": {n.description}' for n in normalisation.KNOWN.values())
+    return f"Key of the score normalisation that produced {what} (the threshold is on its scale); {known}."
 
 
 class SearchDecision(BaseModel):
@@ -63,6 +70,9 @@ class SearchOut(BaseModel):
     model: str
     threshold: float
     threshold_fmr: float | None = Field(description="Estimated false match rate at the threshold.")
+    score_normalisation: str = Field(
+        description=_normalisation_field("every candidate's score"), examples=["none"]
+    )
     top_k: int | None
     galleries: list[str]
     candidates: list[CandidateOut]
@@ -104,6 +114,7 @@ class VerifyOut(BaseModel):
         description="How often two different people score this high (null on comparisons recorded before it "
         "was kept). A score below the threshold is not evidence of different people."
     )
+    score_normalisation: str = Field(description=_normalisation_field("the score"), examples=["none"])
     lead_notice: str
 
     @classmethod
