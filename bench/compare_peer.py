@@ -257,6 +257,24 @@ class Searches:
     mated_scores: F64  # (mated probes x gallery), NaN rows for probes without a face
     nonmated_scores: F64  # (non-mated probes x gallery)
 
+    @classmethod
+    def of(
+        cls, gallery_names: Sequence[str], mated_names: Sequence[str], mated_scores: F64, nonmated_scores: F64
+    ) -> Searches:
+        """Mate ranks and scores, and non-mated best scores, from the two score matrices."""
+        column = {name: i for i, name in enumerate(gallery_names)}
+        cols = np.array([column.get(name, -1) for name in mated_names], dtype=np.int64)
+        present = cols >= 0
+        ranks = np.zeros(len(cols), dtype=np.int64)
+        mate = np.full(len(cols), np.nan)
+        if present.any():
+            ranks[present] = metrics.mate_ranks(mated_scores[present], cols[present])
+            mate[present] = mated_scores[present, cols[present]]
+        top = (
+            nonmated_scores.max(axis=1) if nonmated_scores.shape[1] else np.full(len(nonmated_scores), np.nan)
+        )
+        return cls(ranks, mate, top, mated_scores, nonmated_scores)
+
 
 def search_all(
     gallery_names: Sequence[str],
@@ -269,7 +287,6 @@ def search_all(
     A mated probe whose person is not in the gallery (turned down at enrolment) or that has
     no face is a miss at every rank; a non-mated probe without a face returns no candidate.
     """
-    column = {name: i for i, name in enumerate(gallery_names)}
     dim = gallery.shape[1]
 
     def matrix(vectors: Sequence[F64 | None]) -> F64:
@@ -279,17 +296,7 @@ def search_all(
                 out[row] = vector
         return out @ gallery.T
 
-    mated_scores = matrix([v for _, v in mated])
-    nonmated_scores = matrix(nonmated)
-    cols = np.array([column.get(name, -1) for name, _ in mated], dtype=np.int64)
-    present = cols >= 0
-    ranks = np.zeros(len(mated), dtype=np.int64)
-    mate = np.full(len(mated), np.nan)
-    if present.any():
-        ranks[present] = metrics.mate_ranks(mated_scores[present], cols[present])
-        mate[present] = mated_scores[present, cols[present]]
-    top = nonmated_scores.max(axis=1) if gallery.size else np.full(len(nonmated), np.nan)
-    return Searches(ranks, mate, top, mated_scores, nonmated_scores)
+    return Searches.of(gallery_names, [n for n, _ in mated], matrix([v for _, v in mated]), matrix(nonmated))
 
 
 def open_set_row(searches: Searches, fpirs: Sequence[float] = (0.01, 0.003)) -> dict[str, float]:
@@ -408,16 +415,7 @@ def _peer_search(
 
     raw = search_all(names, gallery, mated, nonmated)
     mated_d = as_distance(raw.mated_scores, [v for _, v in mated])
-    nonmated_d = as_distance(raw.nonmated_scores, nonmated)
-    column = {name: i for i, name in enumerate(names)}
-    cols = np.array([column.get(name, -1) for name, _ in mated], dtype=np.int64)
-    present = cols >= 0
-    ranks = np.zeros(len(mated), dtype=np.int64)
-    mate = np.full(len(mated), np.nan)
-    if present.any():
-        ranks[present] = metrics.mate_ranks(mated_d[present], cols[present])
-        mate[present] = mated_d[present, cols[present]]
-    return Searches(ranks, mate, nonmated_d.max(axis=1), mated_d, nonmated_d)
+    return Searches.of(names, [n for n, _ in mated], mated_d, as_distance(raw.nonmated_scores, nonmated))
 
 
 def _print_identify(out: dict[str, dict[str, float]]) -> None:

@@ -45,6 +45,8 @@ own ``filter_failure``), each matched by operation, error code and message, and 
 * ``GET /audit/proofs/entries/{seq}``, ``GET /audit/proofs/consistency``: an entry the log does
   not hold yet, a checkpoint that does not cover it, an older checkpoint named as the newer:
   that depends on the log as it is (422).
+* ``POST /auth/bootstrap``, ``POST /auth/activate``: a new password must not be the account's
+  username; a schema cannot compare one field with another (422, ``the password for ...``).
 * ``POST /searches``: ``edits`` is a JSON list of edits inside a form field; the document says
   so, but a form field's schema cannot describe JSON held in a string (422, ``edits: ...``).
 
@@ -137,6 +139,8 @@ REFUSALS = (
     Refusal("GET /api/v1/audit/proofs/entries/{seq}", "invalid_input", "entry "),
     Refusal("GET /api/v1/audit/proofs/entries/{seq}", "invalid_input", "checkpoint of size "),
     Refusal("GET /api/v1/audit/proofs/consistency", "invalid_input", "checkpoint "),
+    Refusal("POST /api/v1/auth/bootstrap", "invalid_input", "the password for "),
+    Refusal("POST /api/v1/auth/activate", "invalid_input", "the password for "),
 )
 
 

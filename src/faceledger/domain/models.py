@@ -195,9 +195,15 @@ class QualityReport:
         off by the image edge says how much of it is outside.
         """
         head = f"score {self.score:.0f}"
+        if self.factors is None:
+            return f"{head}: {'; '.join(self.issues)}" if self.issues else head
+        return f"{head}: {self.lowered_by(shown=shown)}"
+
+    def lowered_by(self, *, shown: float = 99.5) -> str:
+        """:meth:`explanation` without the score: which aspects lowered it, worst first."""
         factors = self.factors
         if factors is None:
-            return f"{head}: {'; '.join(self.issues)}" if self.issues else head
+            return "; ".join(self.issues) if self.issues else "no factors recorded"
         lowered = sorted((v, k) for k, v in factors.items() if v < shown)
         parts = []
         for rank, (value, aspect) in enumerate(lowered):
@@ -207,9 +213,7 @@ class QualityReport:
                 parts.append(f"then {aspect} ({value / 100:.2f}, {self._detail(aspect)})")
         if self.outside_fraction > 0.005:
             parts.append(f"{self.outside_fraction:.0%} of the face outside the image")
-        if not parts:
-            return f"{head}: no aspect lowered it"
-        return f"{head}: " + ", ".join(parts)
+        return ", ".join(parts) if parts else "no aspect lowered it"
 
     def to_dict(self) -> dict[str, Any]:
         factors = self.factors

@@ -482,6 +482,18 @@ def _compute(
     return map_images(todo, spec.factory, functools.partial(_embed_one, spec.model), workers)
 
 
+def pending_images(
+    shas: Mapping[Path, str], known: Callable[[str], bool]
+) -> tuple[dict[str, list[Path]], int]:
+    """The images still to compute, grouped by sha256 (one computation serves every copy),
+    and how many of ``shas`` are already known."""
+    waiting: dict[str, list[Path]] = {}
+    for path, sha in shas.items():
+        if not known(sha):
+            waiting.setdefault(sha, []).append(path)
+    return waiting, len(shas) - sum(len(v) for v in waiting.values())
+
+
 def embed_images(
     paths: Sequence[Path],
     spec: EmbedderSpec,
@@ -499,12 +511,9 @@ def embed_images(
     shas = {path: file_sha256(path) for path in paths}
     cache = EmbeddingCache(cache_dir, spec) if cache_dir is not None else None
     known = cache.load() if cache is not None else {}
-    waiting: dict[str, list[Path]] = {}
-    for path, sha in shas.items():
-        if sha not in known:
-            waiting.setdefault(sha, []).append(path)
+    waiting, n_cached = pending_images(shas, lambda sha: sha in known)
     total = len(shas)
-    done = n_cached = total - sum(len(v) for v in waiting.values())
+    done = n_cached
     if progress is not None:
         progress(done, total)
     todo = [(sha, same[0]) for sha, same in waiting.items()]

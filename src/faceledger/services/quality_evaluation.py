@@ -47,6 +47,7 @@ from faceledger.services.evaluation import (
     lfw_image_path,
     map_images,
     parse_pairs,
+    pending_images,
     pipeline_faces,
     pipeline_spec,
     protocol_images,
@@ -178,12 +179,9 @@ def assess_images(
     quality_cache = QualityCache(cache_dir, spec) if cache_dir is not None else None
     vectors = vector_cache.load() if vector_cache is not None else {}
     reports = quality_cache.load() if quality_cache is not None else {}
-    waiting: dict[str, list[Path]] = {}
-    for path, sha in shas.items():
-        if sha not in vectors or sha not in reports:
-            waiting.setdefault(sha, []).append(path)
+    waiting, n_cached = pending_images(shas, lambda sha: sha in vectors and sha in reports)
     total = len(shas)
-    done = n_cached = total - sum(len(v) for v in waiting.values())
+    done = n_cached
     if progress is not None:
         progress(done, total)
     todo = [(sha, same[0]) for sha, same in waiting.items()]

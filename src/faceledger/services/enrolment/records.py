@@ -60,7 +60,7 @@ def screen(
         which = "" if choice.faces_found == 1 else f" (chosen: {choice.detail})"
         return (
             SkipReason.LOW_QUALITY,
-            f"quality {quality.score:.1f} below the floor {floor:g}{issues}{which}",
+            f"quality {quality.score:.1f} below the floor {floor:g}: {quality.lowered_by()}{issues}{which}",
         )
     return choice
 
