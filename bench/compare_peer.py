@@ -290,11 +290,8 @@ def search_all(
     dim = gallery.shape[1]
 
     def matrix(vectors: Sequence[F64 | None]) -> F64:
-        out = np.full((len(vectors), dim), np.nan)
-        for row, vector in enumerate(vectors):
-            if vector is not None:
-                out[row] = vector
-        return out @ gallery.T
+        scores: F64 = evaluation.stack_rows(vectors, dim) @ gallery.T
+        return scores
 
     return Searches.of(gallery_names, [n for n, _ in mated], matrix([v for _, v in mated]), matrix(nonmated))
 

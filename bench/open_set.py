@@ -84,11 +84,7 @@ def normalisation_rows(table: evaluation.EmbeddingTable, protocol: IdentifyProto
     raw = search_all(names, gallery, mated, nonmated)
 
     def cohort_scores(vectors: Sequence[F64 | None]) -> F64:
-        out = np.full((len(vectors), cohort.shape[1]), np.nan)
-        for row, vector in enumerate(vectors):
-            if vector is not None:
-                out[row] = vector
-        result: F64 = out @ cohort.T
+        result: F64 = evaluation.stack_rows(vectors, cohort.shape[1]) @ cohort.T
         return result
 
     mated_cohort = cohort_scores([v for _, v in mated])

@@ -862,7 +862,8 @@ class _Searches:
     nonmated_top: npt.NDArray[np.float64]
 
 
-def _stack(vectors: Sequence[FloatArray | None], dim: int) -> npt.NDArray[np.float64]:
+def stack_rows(vectors: Sequence[npt.NDArray[Any] | None], dim: int) -> npt.NDArray[np.float64]:
+    """One row per vector; a row of NaN where there is none (failure to acquire)."""
     out = np.full((len(vectors), dim), np.nan)
     for row, vector in enumerate(vectors):
         if vector is not None:
@@ -940,7 +941,10 @@ def evaluate_identification_with(
         )
     dim = spec.model.dim
     searches = _search(
-        _stack(gallery, dim), _stack(mated, dim), np.asarray(columns, dtype=np.int64), _stack(nonmated, dim)
+        stack_rows(gallery, dim),
+        stack_rows(mated, dim),
+        np.asarray(columns, dtype=np.int64),
+        stack_rows(nonmated, dim),
     )
     threshold = metrics.threshold_at_fpir(searches.nonmated_top, target_fpir) if len(nonmated) else math.nan
 
