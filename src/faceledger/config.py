@@ -128,6 +128,36 @@ class AuditSettings:
             )
 
 
+#: The values ``[web] secure_cookies`` takes (see :class:`WebSettings`).
+SECURE_COOKIE_CHOICES = ("auto", "always", "never")
+
+
+@dataclass(frozen=True, slots=True)
+class WebSettings:
+    """The web pages (docs/web.md): their session cookie, idle timeout and front-end files.
+
+    ``secure_cookies``: ``"auto"`` marks the session cookie ``Secure`` unless the request came
+    over plain HTTP to a loopback address (development on 127.0.0.1, ::1 or localhost);
+    ``"always"`` marks it ``Secure`` on every request (behind a TLS-terminating proxy);
+    ``"never"`` only for a test rig. ``idle_minutes``: a page session unused for longer is
+    ended and the person signs in again. ``assets_dir``: where ``npm ci`` put the third-party
+    files (None: ``web-assets/node_modules`` beside the source tree).
+    """
+
+    secure_cookies: str = "auto"
+    idle_minutes: int = 30
+    assets_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.secure_cookies not in SECURE_COOKIE_CHOICES:
+            raise ConfigError(
+                f"setting 'web.secure_cookies': {self.secure_cookies!r} is not one of "
+                f"{', '.join(SECURE_COOKIE_CHOICES)}"
+            )
+        if not 1 <= self.idle_minutes <= 24 * 60:
+            raise ConfigError(f"setting 'web.idle_minutes': {self.idle_minutes} must be 1-{24 * 60} minutes")
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     data_dir: Path = DEFAULT_DATA_DIR
@@ -137,6 +167,7 @@ class Settings:
     index: IndexSettings = field(default_factory=IndexSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
     accounts: AccountSettings = field(default_factory=AccountSettings)
+    web: WebSettings = field(default_factory=WebSettings)
     # None: use the calibrated default of the model (see faceledger/data/calibration.json).
     threshold: float | None = None
     # Faces scoring under it are turned down at enrolment and flagged in a probe. 30 is where
@@ -158,11 +189,17 @@ _SECTIONS: dict[str, type[Any]] = {
     "index": IndexSettings,
     "audit": AuditSettings,
     "accounts": AccountSettings,
+    "web": WebSettings,
 }
 
 
 # Settings whose default is None, and the type a value given for them must have.
-_OPTIONAL_TYPES: dict[str, type[Any]] = {"threshold": float, "onnx_model": str, "database_url": str}
+_OPTIONAL_TYPES: dict[str, type[Any]] = {
+    "threshold": float,
+    "onnx_model": str,
+    "database_url": str,
+    "assets_dir": Path,
+}
 
 
 def _coerce(name: str, value: Any, default: Any) -> Any:

@@ -166,15 +166,15 @@ def test_the_docs_page_loads_swagger_ui_from_the_service_itself(agency: Agency) 
 def test_error_messages_carry_no_server_paths(agency: Agency) -> None:
     root = agency.dd.path
 
-    @agency.app.get("/boom-store")
+    @agency.app.get(f"{API}/boom-store")  # under the API: a path outside it is a web page (HTML)
     def boom_store() -> None:
         raise StoreError(f"cannot read the image file {root}/images/ab/cd/abcd: No such file or directory")
 
-    @agency.app.get("/boom-model")
+    @agency.app.get(f"{API}/boom-model")
     def boom_model() -> None:
         raise StoreError("cannot load the model /opt/models/arcface/model.onnx")
 
-    for route in ("/boom-store", "/boom-model"):
+    for route in (f"{API}/boom-store", f"{API}/boom-model"):
         answer = agency.client.get(route)
         assert answer.status_code == 503
         message = error_of(answer)["message"]

@@ -280,12 +280,12 @@ def test_unknown_routes_and_methods_get_json_errors(agency: Agency) -> None:
 def test_an_unexpected_failure_is_logged_and_never_shown(
     agency: Agency, caplog: pytest.LogCaptureFixture
 ) -> None:
-    @agency.app.get("/boom")
+    @agency.app.get(f"{API}/boom")  # under the API: a path outside it is a web page, answered in HTML
     def boom() -> None:
         raise RuntimeError("database password is hunter2")
 
     with caplog.at_level(logging.ERROR, logger="faceledger.web"):
-        answer = agency.client.get("/boom")
+        answer = agency.client.get(f"{API}/boom")
     assert answer.status_code == 500
     error = error_of(answer)
     assert error["code"] == "internal_error"

@@ -7,7 +7,8 @@
 
 Every route calls the same services as the CLI, so a person is refused, recorded and
 audited the same way whichever they use. The OpenAPI document is at ``/openapi.json``
-(interactive: ``/docs``, with Swagger UI's files served by the service itself); every response
+(interactive: ``/docs``, with Swagger UI's files served by the service itself); the pages for
+people are at ``/`` (:mod:`faceledger.web.pages`, docs/web.md); every response
 carries the headers of :mod:`faceledger.web.security_headers`; docs/api.md describes the API
 and docs/running.md how to run it.
 """
@@ -36,7 +37,7 @@ from faceledger.errors import FaceLedgerError
 from faceledger.services import audit
 from faceledger.services.datadir import DataDir, open_data_dir
 from faceledger.services.identification import Analyzer
-from faceledger.web import errors
+from faceledger.web import errors, pages
 from faceledger.web.api import routers
 from faceledger.web.api.galleries import sweep_uploads
 from faceledger.web.engine import FaceEngine
@@ -138,6 +139,7 @@ def create_app(
     _exact_integer_bounds(app)
     _form_fields_without_null(app)
     _serve_docs_page(app)
+    pages.install(app, dd.settings.web)
     return app
 
 

@@ -23,6 +23,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from urllib.parse import parse_qs
 
 from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage
@@ -74,8 +75,9 @@ class BodyLimitMiddleware:
             return
         limit = self.limits.for_content_type(_header(scope, b"content-type"))
         declared = _header(scope, b"content-length")
+        page = is_page_path(str(scope.get("path", "")))
         if declared.strip().isdigit() and int(declared) > limit:
-            await _refuse(send, limit)
+            await _refuse(send, limit, page=page)
             return
         started = False
         received = 0
@@ -101,18 +103,41 @@ class BodyLimitMiddleware:
             # Raised where nothing turned it into a response (e.g. read outside body parsing).
             if started:
                 raise
-            await _refuse(send, limit)
+            await _refuse(send, limit, page=page)
 
 
-async def _refuse(send: Send, limit: int) -> None:
+#: Paths of the API and its documents; every other path is a web page (faceledger.web.pages).
+API_PREFIXES = ("/api/", "/openapi.json", "/docs")
+
+
+def is_page_path(path: str) -> bool:
+    """Whether ``path`` belongs to the web pages, whose errors are HTML, rather than to the API."""
+    return not (path.startswith(API_PREFIXES) or path == "/api")
+
+
+def _plain_page(title: str, message: str) -> bytes:
+    """A minimal HTML error page, for answers given before any route or template is reached."""
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title} - faceledger</title>'
+        f"</head><body><main><h1>{title}</h1><p>{message}</p>"
+        '<p><a href="/">Back to faceledger</a></p></main></body></html>'
+    ).encode()
+
+
+async def _refuse(send: Send, limit: int, *, page: bool = False) -> None:
     error = RequestTooLargeError(limit)
-    body = json.dumps(error_body("request_too_large", str(error.detail))).encode("utf-8")
+    if page:
+        body = _plain_page("Request too large", str(error.detail))
+        content_type = b"text/html; charset=utf-8"
+    else:
+        body = json.dumps(error_body("request_too_large", str(error.detail))).encode("utf-8")
+        content_type = b"application/json"
     await send(
         {
             "type": "http.response.start",
             "status": 413,
             "headers": [
-                (b"content-type", b"application/json"),
+                (b"content-type", content_type),
                 (b"content-length", str(len(body)).encode("ascii")),
                 (b"connection", b"close"),
             ],
@@ -125,6 +150,10 @@ async def _refuse(send: Send, limit: int) -> None:
 LOGIN_PATH = "/api/v1/auth/login"
 ACTIVATE_PATH = "/api/v1/auth/activate"
 THROTTLED_PATHS = frozenset({LOGIN_PATH, ACTIVATE_PATH})
+#: The web pages' sign-in and activation forms (faceledger.web.pages), throttled with the same counts.
+PAGE_SIGN_IN_PATH = "/signin"
+PAGE_ACTIVATE_PATH = "/activate"
+PAGE_THROTTLED_PATHS = frozenset({PAGE_SIGN_IN_PATH, PAGE_ACTIVATE_PATH})
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +183,7 @@ class SignInThrottleMiddleware:
         if (
             scope["type"] != "http"
             or scope.get("method") != "POST"
-            or scope.get("path") not in THROTTLED_PATHS
+            or scope.get("path") not in THROTTLED_PATHS | PAGE_THROTTLED_PATHS
         ):
             await self.app(scope, receive, send)
             return
@@ -168,7 +197,8 @@ class SignInThrottleMiddleware:
             item = self.items[kind]
             if not self.limiter.test(item, kind, key):
                 reset = self.limiter.get_window_stats(item, kind, key).reset_time
-                await _too_many(send, kind, max(1, int(reset - time.time()) + 1))
+                page = scope.get("path") in PAGE_THROTTLED_PATHS
+                await _too_many(send, kind, max(1, int(reset - time.time()) + 1), page=page)
                 return
         status = 0
 
@@ -210,27 +240,39 @@ def _replay(body: bytes, receive: Receive) -> Callable[[], Awaitable[Message]]:
 
 
 def _username(body: bytes) -> str | None:
-    """The username a sign-in body names (case-folded, as accounts are looked up), if any."""
+    """The username a sign-in body names (case-folded, as accounts are looked up), if any.
+
+    The API sends JSON; the pages' forms send ``application/x-www-form-urlencoded``.
+    """
     try:
         data = json.loads(body)
     except ValueError:
-        return None
+        try:
+            form = parse_qs(body.decode("utf-8"), max_num_fields=20)
+        except (UnicodeDecodeError, ValueError):
+            return None
+        data = {key: values[0] for key, values in form.items() if values}
     name = data.get("username") if isinstance(data, dict) else None
     return name.strip().casefold()[:256] if isinstance(name, str) else None
 
 
-async def _too_many(send: Send, kind: str, retry_after: int) -> None:
+async def _too_many(send: Send, kind: str, retry_after: int, *, page: bool = False) -> None:
     message = (
         f"too many failed sign-ins {'for this username' if kind == 'username' else 'from this address'}; "
         f"try again in {retry_after} seconds"
     )
-    body = json.dumps(error_body("too_many_attempts", message)).encode("utf-8")
+    if page:  # a browser's form: a page that says so, not JSON
+        body = _plain_page("Too many attempts", message + ".")
+        content_type = b"text/html; charset=utf-8"
+    else:
+        body = json.dumps(error_body("too_many_attempts", message)).encode("utf-8")
+        content_type = b"application/json"
     await send(
         {
             "type": "http.response.start",
             "status": 429,
             "headers": [
-                (b"content-type", b"application/json"),
+                (b"content-type", content_type),
                 (b"content-length", str(len(body)).encode("ascii")),
                 (b"retry-after", str(retry_after).encode("ascii")),
             ],

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 
 from faceledger.adapters.store import tables_accounts as ta
 from faceledger.audit import events
+from faceledger.audit.events import JsonValue
 from faceledger.domain.roles import Actor, Role, requires_mfa
 from faceledger.errors import AuthenticationError
 from faceledger.services import audit
@@ -262,8 +263,12 @@ def _open_session(
     )
 
 
-def logout(dd: DataDir, token: str, *, now: datetime) -> bool:
-    """End the session ``token`` opened; False when it was unknown or already ended."""
+def logout(dd: DataDir, token: str, *, now: datetime, reason: str | None = None) -> bool:
+    """End the session ``token`` opened; False when it was unknown or already ended.
+
+    ``reason`` (e.g. ``"idle"``: the web pages end a session left unused) is recorded with
+    the entry; without one the person signed out.
+    """
     now = utc(now)
     if not token.startswith(SESSION_PREFIX):
         raise AuthenticationError(
@@ -277,7 +282,9 @@ def logout(dd: DataDir, token: str, *, now: datetime) -> bool:
             return False
         conn.execute(update(ta.sessions).where(ta.sessions.c.id == session.id).values(revoked_at=now))
         user = rows.user_row_by_id(conn, session.user_id)
-        values = {"session_id": session.id}
+        values: dict[str, JsonValue] = {"session_id": session.id}
+        if reason is not None:
+            values["reason"] = reason
         event = events.account_changed(
             user.username, account=user.username, change="signed_out", values=values
         )
