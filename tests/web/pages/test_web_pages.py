@@ -13,9 +13,9 @@ from fastapi import FastAPI
 from pages_helpers import csrf_of, page_agency, sign_in
 from web_helpers import API, ORG, PASSWORD, UNIT, Agency, audit_rows, error_of, template
 
-from faceledger.config import WebSettings
+from faceledger.config import WebSettings, load_settings
 from faceledger.domain.roles import Role
-from faceledger.errors import StoreError
+from faceledger.errors import ConfigError, StoreError
 from faceledger.services.accounts import totp
 from faceledger.web.pages.rendering import PAGE_POLICY
 
@@ -464,3 +464,28 @@ def test_a_server_side_failure_on_a_page_shows_no_server_path(agency: Agency) ->
     assert "text/html" in answer.headers["content-type"]
     assert str(root) not in answer.text
     assert "cannot read the image file &lt;data directory&gt;" in answer.text
+
+
+# --- the [web] settings -----------------------------------------------------------------------------
+
+
+def test_the_web_settings_are_read_from_config_toml_and_the_environment(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text('[web]\nsecure_cookies = "always"\nidle_minutes = 10\n', "utf-8")
+    chosen = load_settings(tmp_path, env={"FACELEDGER_WEB__IDLE_MINUTES": "15"})
+    assert chosen.web == WebSettings(secure_cookies="always", idle_minutes=15)
+    moved = load_settings(tmp_path, env={"FACELEDGER_WEB__ASSETS_DIR": "~/js"})
+    assert moved.web.assets_dir == Path("~/js").expanduser()
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ('[web]\nsecure_cookies = "sometimes"\n', "is not one of auto, always, never"),
+        ("[web]\nidle_minutes = 0\n", "must be 1-1440 minutes"),
+        ("[web]\ncookie = 1\n", "unknown setting web.'cookie'"),
+    ],
+)
+def test_a_bad_web_setting_is_refused_saying_why(tmp_path: Path, text: str, reason: str) -> None:
+    (tmp_path / "config.toml").write_text(text, "utf-8")
+    with pytest.raises(ConfigError, match=re.escape(reason)):
+        load_settings(tmp_path, env={})
