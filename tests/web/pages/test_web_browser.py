@@ -229,6 +229,16 @@ def test_first_sign_in_activation_totp_home_and_sign_out(browser_page: Checked, 
 
     page.get_by_role("link", name="Go to sign-in").click()
     page.wait_for_url("**/signin?notice=activated")
+    # A wrong code first: the page says why, and the refusal is recorded.
+    right = pyotp.TOTP(secret).now()
+    page.get_by_label("Username").fill(NEWCOMER)
+    page.get_by_label("Password").fill(chosen)
+    page.get_by_label("Code from your authenticator app").fill(f"{(int(right) + 1) % 1_000_000:06d}")
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_load_state()
+    assert "wrong second-factor code" in page.get_by_role("alert").inner_text()
+    assert audit_rows(served.dd, "sign_in_failed")[-1]["details"]["reason"] == "totp_wrong"
+    browser_page.check()
     page.get_by_label("Username").fill(NEWCOMER)
     page.get_by_label("Password").fill(chosen)
     page.get_by_label("Code from your authenticator app").fill(pyotp.TOTP(secret).now())
