@@ -74,6 +74,8 @@ def test_sign_in_sets_the_session_cookie_and_home_shows_who_where_and_which_poli
     assert cookie["httponly"] is True
     assert cookie["samesite"] == "strict"
     assert cookie["path"] == "/"
+    assert not cookie["max-age"]  # a browser-session cookie: gone when the browser closes
+    assert not cookie["expires"]
     assert not cookie["secure"]  # plain HTTP to 127.0.0.1 under secure_cookies = "auto"
     home = agency.client.get("/")
     assert home.status_code == 200, home.text

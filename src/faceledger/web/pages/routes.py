@@ -214,8 +214,9 @@ def sign_in(
     assert principal.session_id is not None
     pages.idle.start(principal.session_id, now)
     home = RedirectResponse("/", status_code=303)
-    lifetime = max(1, int((principal.expires_at - now).total_seconds()))
-    sess.set_cookie(home, request, pages.settings, sess.SESSION_COOKIE, principal.session_token, lifetime)
+    # No Max-Age: the browser drops the cookie when it closes (a shared workstation keeps nothing);
+    # the server ends the session at its expiry, or sooner when idle.
+    sess.set_cookie(home, request, pages.settings, sess.SESSION_COOKIE, principal.session_token, None)
     sess.clear_cookie(home, request, pages.settings, sess.PRESESSION_COOKIE)
     return home
 
