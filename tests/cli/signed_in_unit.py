@@ -63,7 +63,7 @@ def _threshold_until_calibrated() -> dict[str, str]:
     bench/calibrate.py has written the dlib entry this returns nothing and the tests use the
     calibrated default, as an installation does.
     """
-    if any(model_key.startswith("dlib") for model_key, _flip in load_calibrations()):
+    if any(model_key.startswith("dlib") for model_key, _flip, _size in load_calibrations()):
         return {}
     return {"FACELEDGER_THRESHOLD": "0.93"}
 

@@ -150,13 +150,13 @@ def test_a_search_is_reviewed_from_the_command_line(unit: SignedInUnit, lfw_imag
     assert kinds.index("search") < kinds.index("review")
     assert any(e["kind"] == "decision" and "REFUSED approve" in e["summary"] for e in history["history"])
     [searched] = [e for e in history["history"] if e["kind"] == "search"]
-    assert searched["details"]["score_normalisation"] == "none"
-    assert 'score normalisation "none"' in searched["summary"]
-    assert [s["score_normalisation"] for s in history["searches"]] == ["none"]
+    assert searched["details"]["score_normalisation"] == "mean-template"
+    assert 'score normalisation "mean-template"' in searched["summary"]
+    assert [s["score_normalisation"] for s in history["searches"]] == ["mean-template"]
     text = unit.run("sue.super", "case", "show", CASE)
     assert f"case {CASE}: opened" in text
     assert "review of search" in text
-    assert "cosine similarity of unit embeddings; no normalisation" in " ".join(text.split())
+    assert "mean of up to 4 of the subject's enrolled embeddings" in " ".join(text.split())
 
 
 def test_a_malformed_finding_is_refused_with_the_form_to_use(unit: SignedInUnit) -> None:

@@ -186,7 +186,7 @@ def test_a_json_search_that_fails_part_way_still_shows_what_it_recorded(
     shown = json.loads(result.stdout)
     recorded = unit.entries(actor=EVE, action="search")[-1].object
     assert [f"search:{doc['search_id']}" for doc in shown] == [recorded]
-    assert shown[0]["score_normalisation"] == "none"
+    assert shown[0]["score_normalisation"] == "mean-template"
     assert len(unit.entries(actor=EVE, action="search")) == before + 1
     assert "not a supported image" in result.stderr
 
@@ -201,21 +201,28 @@ def test_search_jsonl_ranks_the_right_person_first(unit: SignedInUnit, lfw_image
     assert face["subjects"][0]["score"] > face["subjects"][1]["score"]
     assert face["model"]["backend"] == "dlib"
     assert isinstance(face["threshold"], float)
-    assert face["score_normalisation"] == "none"
+    assert face["score_normalisation"] == "mean-template"
+    thresholds = face["template_thresholds"]
+    assert list(thresholds) == ["1", "2", "3", "4"]
+    assert thresholds["1"] == face["threshold"] < thresholds["4"]  # a bigger template needs more
+    assert all(1 <= c["template_images"] <= 4 for c in face["subjects"])  # each says its template's size
     assert len({c["subject_id"] for c in face["subjects"]}) == len(face["subjects"])
     assert (face["case_number"], face["purpose"]) == (CASE, PURPOSE)
     assert face["policy"]["version"] == "example-2025.1"
     searches = unit.entries(actor=EVE, action="search")
     assert searches[-1].object == f"search:{face['search_id']}"
     assert searches[-1].details["device_id"] == f"ws-{EVE}"
-    assert searches[-1].details["score_normalisation"] == "none"
+    assert searches[-1].details["score_normalisation"] == "mean-template"
+    assert searches[-1].details["template_thresholds"]["1"] == searches[-1].details["threshold"]
 
     human = " ".join(unit.run(EVE, "search", str(probe), "-g", GALLERY, *BOUND).split())  # unwrapped
     assert f"{GALLERY}/Colin_Powell" in human
     assert f"case {CASE}" in human
     assert "investigative lead only" in human
     assert f"quality: {face['quality']['explanation']}" in human  # which aspect lowered the score
-    assert 'cosine similarity of unit embeddings; no normalisation (score normalisation "none")' in human
+    assert "mean of up to 4 of the subject's enrolled embeddings" in human
+    assert '(score normalisation "mean-template")' in human
+    assert f"{face['threshold']:.4f} for 1 image, " in human
 
 
 def test_verify_same_and_different_people(lfw_images: Path, unit: SignedInUnit) -> None:

@@ -20,8 +20,10 @@ from faceledger.domain.calibration import (
     get_calibration,
     load_calibrations,
     round_up,
+    template_calibrations,
     verification_statement,
 )
+from faceledger.domain.templates import MAX_TEMPLATE_IMAGES
 from faceledger.errors import ModelError
 
 # 10,000 impostor scores 0.0001, 0.0002, ..., 1.0: the FMR at k/10000 is (10001 - k) / 10000.
@@ -135,12 +137,37 @@ def test_json_round_trip(tmp_path: Path, calibration: Calibration) -> None:
     path = tmp_path / "calibration.json"
     path.write_text(calibrations_to_json([calibration, other], about="test"), encoding="utf-8")
     loaded = load_calibrations(path)
-    assert set(loaded) == {("test/model/1/abc", True), ("test/model/1/abc", False)}
-    again = loaded[("test/model/1/abc", True)]
+    assert set(loaded) == {("test/model/1/abc", True, 1), ("test/model/1/abc", False, 1)}
+    again = loaded[("test/model/1/abc", True, 1)]
     assert again.to_dict() == calibration.to_dict()
     assert again.estimated_fmr(0.99925) == calibration.estimated_fmr(0.99925)
     assert find_calibration("test/model/1/abc", flip=False, path=path) is not None
     assert find_calibration("other/model", flip=True, path=path) is None
+
+
+def test_each_template_size_has_its_own_entry(tmp_path: Path, calibration: Calibration) -> None:
+    sizes = [_build(template_size=n) for n in (2, 3)]
+    path = tmp_path / "calibration.json"
+    path.write_text(calibrations_to_json([calibration, *sizes]), encoding="utf-8")
+    loaded = load_calibrations(path)
+    assert set(loaded) == {("test/model/1/abc", True, n) for n in (1, 2, 3)}
+    assert loaded[("test/model/1/abc", True, 3)].to_dict()["template_size"] == 3
+    assert find_calibration("test/model/1/abc", flip=True, path=path, template_size=2) == sizes[0]
+    found = template_calibrations("test/model/1/abc", flip=True, up_to=3, path=path)
+    assert found is not None
+    assert sorted(found) == [1, 2, 3]
+    # A size that was never measured means no templates at all, not a borrowed table.
+    assert template_calibrations("test/model/1/abc", flip=True, up_to=4, path=path) is None
+    assert template_calibrations("test/model/1/abc", flip=False, up_to=2, path=path) is None
+    with pytest.raises(ValueError, match="template size is at least 1"):
+        _build(template_size=0)
+
+
+def test_an_entry_without_a_template_size_is_of_single_images(calibration: Calibration) -> None:
+    """Files written before templates existed hold single-image tables."""
+    data = calibration.to_dict()
+    del data["template_size"]
+    assert Calibration.from_dict(data).template_size == 1
 
 
 def test_missing_calibration_says_what_to_do(tmp_path: Path, calibration: Calibration) -> None:
@@ -193,6 +220,22 @@ def test_shipped_table_covers_the_default_model(flip: bool) -> None:
     assert calibration is not None, f"no calibration for {key} flip={flip}: run bench/calibrate.py"
     assert calibration.target_fmr == 1e-3
     assert 0.8 < calibration.default_threshold < 1.0
+
+
+@pytest.mark.parametrize("flip", [True, False])
+def test_shipped_table_has_every_template_size_and_bigger_templates_need_higher_scores(flip: bool) -> None:
+    """Different people score higher against a mean of more images (measured on DevTrain)."""
+    backend = pytest.importorskip("faceledger.adapters.models.dlib_backend")
+    key = backend.dlib_model_ref().key
+    tables = template_calibrations(key, flip=flip, up_to=MAX_TEMPLATE_IMAGES)
+    assert tables is not None, f"no template calibrations for {key} flip={flip}: run bench/calibrate.py"
+    thresholds = [tables[n].default_threshold for n in range(1, MAX_TEMPLATE_IMAGES + 1)]
+    assert thresholds == sorted(thresholds)
+    assert thresholds[0] < thresholds[-1]
+    for size, table in tables.items():
+        assert table.template_size == size
+        assert table.n_impostor >= 1_000_000
+        assert table.default_fmr <= table.target_fmr == 1e-3
 
 
 def test_a_score_just_under_the_threshold_is_not_called_another_person() -> None:

@@ -114,11 +114,10 @@ def test_the_history_lists_everything_in_time_order(story: DataDir) -> None:
     [verification] = history.verifications
     assert verification.same_person
     # Each scored entry says which normalisation produced its scores, in words and as the key.
-    says = 'cosine similarity of unit embeddings; no normalisation (score normalisation "none")'
-    for kind in ("search", "verify"):
+    for kind, key in (("search", "mean-template"), ("verify", "none")):
         [entry] = [e for e in history.entries if e.kind == kind]
-        assert entry.details["score_normalisation"] == "none"
-        assert entry.summary.endswith(says)
+        assert entry.details["score_normalisation"] == key
+        assert entry.summary.endswith(f'(score normalisation "{key}")')
     review = history.entries[-1]
     assert review.details["event"] == "propose_match"
     assert review.details["findings"][0]["notes"] == "scar above the left eyebrow"

@@ -118,8 +118,10 @@ def test_an_allowed_search_is_stored_with_everything_that_explains_it(
     assert record.result is not None
     assert record.result.faces[0].subjects == record.candidates
     assert {"decode", "analyse", "search"} <= set(record.timings_ms)
-    assert record.score_normalisation is record.result.score_normalisation is normalisation.NONE
-    assert record.to_dict()["score_normalisation"] == "none"
+    # The dlib model has every template size's calibration, so subjects are scored by templates.
+    assert record.score_normalisation is record.result.score_normalisation is normalisation.MEAN_TEMPLATE
+    assert record.to_dict()["score_normalisation"] == "mean-template"
+    assert all(c.template_images == 1 for c in record.candidates)  # one photo enrolled per person
 
     assert probe_service.probe_store(ready).read(probe.sha256) == probe.data
     with ready.store.read() as conn:
@@ -133,7 +135,7 @@ def test_an_allowed_search_is_stored_with_everything_that_explains_it(
             select(policy_decisions.c.rule_id).where(policy_decisions.c.search_id == 1)
         ).scalars()
         assert sorted(rules) == ["probe.quality_ok", "search.allowed_pending_quality"]
-        assert conn.execute(select(searches.c.score_normalisation)).scalar_one() == "none"
+        assert conn.execute(select(searches.c.score_normalisation)).scalar_one() == "mean-template"
 
     [search_entry] = audit_rows(ready, "search")
     assert search_entry["object"] == f"search:{record.search_id}"
@@ -142,7 +144,7 @@ def test_an_allowed_search_is_stored_with_everything_that_explains_it(
     assert (details["policy_version"], details["device_id"]) == ("example-2025.1", "ws-01")
     assert details["rule_ids"] == list(record.rule_ids)
     assert details["galleries"] == [CUSTODY]
-    assert details["score_normalisation"] == "none"  # the exported log says how the scores were made
+    assert details["score_normalisation"] == "mean-template"  # the exported log says how scores were made
     [shown_entry] = audit_rows(ready, "candidates_shown")
     assert [c["subject_id"] for c in shown_entry["details"]["candidates"]] == [
         c.subject_id for c in record.candidates

@@ -114,7 +114,9 @@ def test_a_search_returns_ranked_leads_with_everything_that_explains_them(
     assert top["above_threshold"] is True
     assert all(c["score"] < top["score"] for c in found["candidates"][1:])
     assert found["threshold"] == THRESHOLD
-    assert found["score_normalisation"] == "none"
+    # Subjects are scored by mean templates (each person here has one photo: templates of one).
+    assert found["score_normalisation"] == "mean-template"
+    assert {c["template_images"] for c in found["candidates"]} == {1}
     assert (found["case_number"], found["purpose"], found["searched_by"]) == (CASE, PURPOSE, "eve.examiner")
     assert found["device_id"] == "ws-01"
     assert found["decision"]["allowed"] is True
@@ -137,7 +139,7 @@ def test_reading_a_search_back_shows_the_same_leads_and_is_recorded(unit: Unit, 
     again = unit.agency.client.get(f"{API}/searches/{found['search_id']}", headers=unit.eve.headers)
     assert again.status_code == 200
     assert again.json()["candidates"] == found["candidates"]
-    assert again.json()["score_normalisation"] == "none"  # read back from the stored row
+    assert again.json()["score_normalisation"] == "mean-template"  # read back from the stored row
     assert len(audit_rows(unit.agency.dd, "candidates_shown")) == before + 1
 
 

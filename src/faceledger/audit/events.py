@@ -159,36 +159,38 @@ def search(
     rule_ids: Sequence[str] = (),
     searched_sha256: str | None = None,
     probe_edits: Sequence[Mapping[str, JsonValue]] = (),
+    template_thresholds: Mapping[str, str] | None = None,
 ) -> AuditEvent:
     """A 1:N search. ``threshold`` is a decimal string (see :func:`decimal_string`).
 
     ``score_normalisation`` is the key of the normalisation that produced the candidates'
-    scores (``none``: raw cosine similarity; faceledger.domain.normalisation).
+    scores (``none``: raw cosine similarity; ``mean-template``: subjects scored by mean
+    templates; faceledger.domain.normalisation). A mean-template search also records
+    ``template_thresholds``, the threshold of each template size as decimal strings (the entry
+    has the key only then, so entries of other searches keep their shape).
 
     ``searched_sha256`` is the hash of the pixels searched when an examiner edited the
     probe (``probe_edits``: each transformation with its parameters and resulting hash).
     """
-    return AuditEvent(
-        actor,
-        AuditAction.SEARCH,
-        f"search:{search_id}",
-        {
-            "probe_sha256": probe_sha256,
-            "galleries": list(galleries),
-            "model": model_key,
-            "threshold": threshold,
-            "score_normalisation": score_normalisation,
-            "top_k": top_k,
-            "case_ref": case_ref,
-            "purpose": purpose,
-            "device_id": device_id,
-            "justification": justification,
-            "policy_version": policy_version,
-            "rule_ids": list(rule_ids),
-            "searched_sha256": searched_sha256,
-            "probe_edits": [dict(e) for e in probe_edits],
-        },
-    )
+    details: dict[str, JsonValue] = {
+        "probe_sha256": probe_sha256,
+        "galleries": list(galleries),
+        "model": model_key,
+        "threshold": threshold,
+        "score_normalisation": score_normalisation,
+        "top_k": top_k,
+        "case_ref": case_ref,
+        "purpose": purpose,
+        "device_id": device_id,
+        "justification": justification,
+        "policy_version": policy_version,
+        "rule_ids": list(rule_ids),
+        "searched_sha256": searched_sha256,
+        "probe_edits": [dict(e) for e in probe_edits],
+    }
+    if template_thresholds is not None:
+        details["template_thresholds"] = dict(template_thresholds)
+    return AuditEvent(actor, AuditAction.SEARCH, f"search:{search_id}", details)
 
 
 def verified(

@@ -205,7 +205,8 @@ def show_case(
 def _candidate_line(c: Candidate) -> str:
     mark = "*" if c.above_threshold else " "
     where = shown(f"{c.gallery}/{c.subject_id}", markup=False)
-    return f" {mark}{c.rank:>3}. face {c.face_id:<8} {where}  score {c.score:.4f}"
+    of = f" (mean template of {c.template_images} images)" if c.template_images > 1 else ""
+    return f" {mark}{c.rank:>3}. face {c.face_id:<8} {where}  score {c.score:.4f}{of}"
 
 
 def _print_review(review: Review) -> None:

@@ -109,7 +109,10 @@ def _record_line(record: SearchRecord, source: str) -> dict[str, Any]:
         line |= face_dict(face.probe, embedding=False)
         line["below_quality_floor"] = face.below_quality_floor
         line["subjects"] = [c.to_dict() for c in face.subjects]
-    kept = ("case_number", "purpose", "threshold", "threshold_fmr", "score_normalisation", "galleries")
+    kept = (
+        "case_number", "purpose", "threshold", "threshold_fmr", "score_normalisation", "template_thresholds",
+        "galleries",
+    )  # fmt: skip
     line |= {k: data[k] for k in kept}
     # The face's model (backend, name, weights hash, key) stays; only its key was recorded.
     line.setdefault("model", {"key": record.model_key})
@@ -144,13 +147,19 @@ def _print_record(record: SearchRecord, source: str) -> None:
     for c in record.candidates:
         mark = "*" if c.above_threshold else " "
         est = f"  est. FMR {c.estimated_fmr:.1e}" if c.estimated_fmr is not None else ""
+        of = f"  (mean template of {c.template_images} images)" if c.template_images > 1 else ""
         console.print(
-            f"   {mark}{c.rank:>3}. {shown(c.gallery)}/{shown(c.subject_id)}  score {c.score:.4f}{est}"
+            f"   {mark}{c.rank:>3}. {shown(c.gallery)}/{shown(c.subject_id)}  score {c.score:.4f}{est}{of}"
         )
     fmr = f", FMR {record.threshold_fmr:.1e}" if record.threshold_fmr is not None else ""
-    console.print(
-        f"    (* at or above threshold {record.threshold:.4f}{fmr}; {record.score_normalisation.says()})"
+    sizes = record.template_thresholds
+    where = (
+        f"the threshold of its template's size{fmr}: "
+        + ", ".join(f"{t:.4f} for {n} image{'s' if n > 1 else ''}" for n, t in sorted(sizes.items()))
+        if sizes is not None
+        else f"threshold {record.threshold:.4f}{fmr}"
     )
+    console.print(f"    (* at or above {where}; {record.score_normalisation.says()})")
     if record.faces_found > 1:
         console.print(
             f"    the probe has {record.faces_found} faces; the largest was searched "

@@ -333,7 +333,7 @@ class Provenance:
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
-    """One gallery face returned for a probe face, ranked by similarity."""
+    """One gallery face (or subject, shown by one of its faces) returned for a probe face, ranked."""
 
     rank: int
     subject_id: str
@@ -342,6 +342,9 @@ class Candidate:
     score: float
     estimated_fmr: float | None
     above_threshold: bool
+    #: How many of the subject's faces the score compares with: 1 for a single image, n for
+    #: a mean template of n images (faceledger.domain.templates), read on that size's calibration.
+    template_images: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -352,6 +355,7 @@ class Candidate:
             "score": round(self.score, 5),
             "estimated_fmr": self.estimated_fmr,
             "above_threshold": self.above_threshold,
+            "template_images": self.template_images,
         }
 
 
@@ -380,6 +384,9 @@ class SearchResult:
     score_normalisation: ScoreNormalisation
     """What produced every candidate's score (and the scale ``threshold`` is on)."""
     timings_ms: dict[str, float] = field(default_factory=dict)
+    template_thresholds: dict[int, float] | None = None
+    """Mean-template searches: the threshold of each template size (1 is ``threshold``), each at
+    the estimated FMR of ``threshold``; None when subjects are scored by their best face."""
 
 
 @dataclass(frozen=True, slots=True)

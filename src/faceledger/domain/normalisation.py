@@ -6,10 +6,20 @@ record read years later, or a discovery package, says how its scores were made: 
 threshold or an estimated false match rate only means something on the scale it was
 calibrated on.
 
-Today there is one: ``none``, the cosine similarity of two unit embeddings as the model
-produced them. A later normalisation (for example cohort T-norm) is one more entry in
-:data:`KNOWN`, with its own key and description; the key of a stored result is never
-reinterpreted, so a key once used keeps its meaning.
+There are two:
+
+- ``none``: the cosine similarity of two unit embeddings as the model produced them. Every 1:1
+  comparison uses it, and so did every search before subject templates; in such a search a
+  subject's score is that of its best image.
+- ``mean-template``: a search's subject scores are the cosine similarity of the probe's
+  embedding to the subject's mean template (:mod:`faceledger.domain.templates`), read on the
+  calibration of the template's size, and subjects are ranked by that estimated FMR; each
+  candidate says how many images its template averages. The per-face candidate list of the same
+  search keeps raw cosine scores of single images.
+
+A later normalisation (for example cohort T-norm) is one more entry in :data:`KNOWN`, with its
+own key and description; the key of a stored result is never reinterpreted, so a key once used
+keeps its meaning.
 
 Pure: no I/O.
 """
@@ -52,10 +62,17 @@ class ScoreNormalisation:
 #: The raw score: cosine similarity of the two unit embeddings, nothing applied to it.
 NONE = ScoreNormalisation("none", "cosine similarity of unit embeddings; no normalisation")
 
-#: Every normalisation this version knows, by key.
-KNOWN: Mapping[str, ScoreNormalisation] = MappingProxyType({n.key: n for n in (NONE,)})
+#: Subject scores of a search from mean templates, each read on its template size's calibration.
+MEAN_TEMPLATE = ScoreNormalisation(
+    "mean-template",
+    "cosine similarity of the probe to the unit mean of up to 4 of the subject's enrolled embeddings, "
+    "ranked by the estimated FMR of that template size; the per-face list keeps single-image scores",
+)
 
-#: The normalisation searches and comparisons use now.
+#: Every normalisation this version knows, by key.
+KNOWN: Mapping[str, ScoreNormalisation] = MappingProxyType({n.key: n for n in (NONE, MEAN_TEMPLATE)})
+
+#: The normalisation 1:1 comparisons use, and searches when the model has no template calibrations.
 IN_USE = NONE
 
 

@@ -30,6 +30,7 @@ import numpy.typing as npt
 from faceledger.domain import metrics
 from faceledger.domain.calibration import Calibration, find_calibration
 from faceledger.domain.models import AnalyzedFace, Embedding, ImageAnalysis, ModelRef
+from faceledger.domain.templates import unit_mean
 from faceledger.errors import EvaluationError, FaceLedgerError, NoFaceError
 
 if TYPE_CHECKING:
@@ -860,6 +861,38 @@ class _Searches:
     mate_ranks: npt.NDArray[np.int64]
     mate_scores: npt.NDArray[np.float64]
     nonmated_top: npt.NDArray[np.float64]
+
+
+def template_scores(
+    vectors: npt.NDArray[np.float32], labels: npt.NDArray[np.int64], size: int
+) -> tuple[FloatArray, FloatArray]:
+    """(genuine, impostor) scores of mean templates of ``size`` images against single images.
+
+    Each label with at least ``size`` vectors gets the unit mean of its first ``size`` vectors
+    (in the order given; :func:`faceledger.domain.templates.unit_mean`). Impostor: every template
+    against every vector of every other label. Genuine: every template against the vectors of its
+    own label that it does not average.
+    """
+    if size < 1:
+        raise ValueError("a template averages at least one vector")
+    templates: list[FloatArray] = []
+    owners: list[int] = []
+    genuine: list[FloatArray] = []
+    for label in np.unique(labels):
+        own = vectors[labels == label]
+        if len(own) < size:
+            continue
+        template = unit_mean(own[:size])
+        templates.append(template)
+        owners.append(int(label))
+        genuine.append((own[size:] @ template).astype(np.float32))
+    if not templates:
+        raise EvaluationError(f"no label has {size} vectors to average")
+    impostor: list[FloatArray] = []
+    for template, owner in zip(templates, owners, strict=True):
+        impostor.append((vectors[labels != owner] @ template).astype(np.float32))
+    empty = np.zeros(0, dtype=np.float32)
+    return np.concatenate([empty, *genuine]), np.concatenate(impostor)
 
 
 def stack_rows(vectors: Sequence[npt.NDArray[Any] | None], dim: int) -> npt.NDArray[np.float64]:

@@ -1,25 +1,35 @@
 """1:N search and 1:1 verification: a probe photo in, ranked and calibrated leads out.
 
-The score of a comparison is the cosine similarity of two unit descriptors, with no
-normalisation (:data:`faceledger.domain.normalisation.NONE`, named in every result). What it means
-comes from the model's calibration (``faceledger/data/calibration.json``): how often two
-*different* people score at least that high (the estimated false match rate), and the
-default decision threshold. An operator may set ``threshold`` in config.toml instead; a
-model that was never calibrated (an operator's ONNX model) needs one.
+The score of a 1:1 comparison, and of each face in a search's per-face list, is the cosine
+similarity of two unit descriptors, with no normalisation
+(:data:`faceledger.domain.normalisation.NONE`). What it means comes from the model's
+calibration (``faceledger/data/calibration.json``): how often two *different* people score at
+least that high (the estimated false match rate), and the default decision threshold. An
+operator may set ``threshold`` in config.toml instead; a model that was never calibrated (an
+operator's ONNX model) needs one.
+
+A search's subject list scores each subject by its mean template
+(:data:`~faceledger.domain.normalisation.MEAN_TEMPLATE`: the probe against the unit mean of up to
+four of its faces, read on the calibration of that template size) when the model has a
+calibration for every template size; otherwise by its best face (``none``). The result names
+which. The vector index finds the faces; the templates of the subjects among those faces are
+computed from the stored vectors at search time, so enrolment and purge change them at once.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from faceledger.adapters.store import repository
 from faceledger.config import Settings
-from faceledger.domain.calibration import Calibration, find_calibration
+from faceledger.domain.calibration import Calibration, find_calibration, template_calibrations
 from faceledger.domain.models import (
     AnalyzedFace,
     DecodedImage,
@@ -30,9 +40,10 @@ from faceledger.domain.models import (
     SearchResult,
     VerificationResult,
 )
-from faceledger.domain.normalisation import IN_USE, ScoreNormalisation
+from faceledger.domain.normalisation import IN_USE, MEAN_TEMPLATE, ScoreNormalisation
+from faceledger.domain.templates import MAX_TEMPLATE_IMAGES, TemplateFace, template_members, unit_mean
 from faceledger.errors import ConfigError, ConflictError, NoFaceError, ValidationError
-from faceledger.pipeline.search import Hit, rank
+from faceledger.pipeline.search import Hit, SubjectScore, SubjectTemplates, rank
 from faceledger.services.datadir import DataDir
 
 # Faces fetched from an index per subject wanted: a person may have several enrolled faces,
@@ -52,29 +63,72 @@ class Analyzer(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """The threshold in force, what it means, and the normalisation whose scale it is on."""
+    """The threshold in force, what it means, and the normalisation whose scale it is on.
+
+    ``threshold``, ``threshold_fmr`` and ``calibration`` are of single images (1:1 comparisons and
+    a search's per-face list). ``template_thresholds`` (template size -> threshold, from 1 to
+    :data:`MAX_TEMPLATE_IMAGES`) and ``templates`` are set when subjects are scored by mean
+    templates; every size's threshold is at the same estimated FMR as ``threshold``.
+    """
 
     threshold: float
     threshold_fmr: float | None
     calibration: Calibration | None
     normalisation: ScoreNormalisation
+    templates: dict[int, Calibration] | None = None
+    template_thresholds: dict[int, float] | None = None
 
     def estimated_fmr(self, score: float) -> float | None:
         return None if self.calibration is None else self.calibration.estimated_fmr(score)
 
+    def subject_templates(self, scores: dict[tuple[str, str], SubjectScore]) -> SubjectTemplates | None:
+        """How :func:`rank` reads ``scores``; None when subjects are scored by their best face."""
+        tables, thresholds = self.templates, self.template_thresholds
+        if tables is None or thresholds is None:
+            return None
+        return SubjectTemplates(
+            scores=scores,
+            threshold=lambda size: thresholds[size],
+            estimated_fmr=lambda size, score: tables[size].estimated_fmr(score),
+        )
 
-def decision_for(settings: Settings, model: ModelRef) -> Decision:
-    """The threshold for ``model``: the operator's, or the calibrated default."""
+
+def decision_for(settings: Settings, model: ModelRef, *, searching: bool = False) -> Decision:
+    """The threshold for ``model``: the operator's, or the calibrated default.
+
+    ``searching``: also the template thresholds, when the model has every template size's
+    calibration (a search's subjects are then scored by mean templates).
+    """
     calibration = find_calibration(model.key, flip=settings.embedder.flip)
     if settings.threshold is not None:
         fmr = None if calibration is None else calibration.estimated_fmr(settings.threshold)
-        return Decision(settings.threshold, fmr, calibration, IN_USE)
-    if calibration is None:
+        decision = Decision(settings.threshold, fmr, calibration, IN_USE)
+    elif calibration is None:
         raise ConfigError(
             f"model {model.key} has no calibration, so there is no default threshold: "
             "set `threshold = <cosine similarity>` in the data directory's config.toml"
         )
-    return Decision(calibration.default_threshold, calibration.default_fmr, calibration, IN_USE)
+    else:
+        decision = Decision(calibration.default_threshold, calibration.default_fmr, calibration, IN_USE)
+    if not searching or decision.threshold_fmr is None:
+        return decision
+    tables = template_calibrations(model.key, flip=settings.embedder.flip, up_to=MAX_TEMPLATE_IMAGES)
+    if tables is None:
+        return decision
+    return dataclasses.replace(
+        decision,
+        normalisation=MEAN_TEMPLATE,
+        templates=tables,
+        template_thresholds={
+            size: decision.threshold if size == 1 else _threshold_at(table, decision.threshold_fmr)
+            for size, table in tables.items()
+        },
+    )
+
+
+def _threshold_at(table: Calibration, fmr: float) -> float:
+    """The score of ``table`` at ``fmr``; its highest knot when ``fmr`` is below what it measured."""
+    return table.threshold_for_fmr(max(fmr, table.fmrs[-1]))
 
 
 def best_face(analysis: ImageAnalysis, what: str) -> AnalyzedFace:
@@ -120,6 +174,33 @@ def _galleries(dd: DataDir, names: Sequence[str], model: ModelRef) -> list[Galle
     return chosen
 
 
+def _template_scores(
+    dd: DataDir, hits: Sequence[Hit], query: npt.NDArray[np.float32], model: ModelRef
+) -> dict[tuple[str, str], SubjectScore]:
+    """The probe against the mean template of each subject among ``hits``, from the stored vectors."""
+    first: dict[tuple[str, str], int] = {}
+    for hit in hits:
+        first.setdefault((hit.gallery, hit.subject_id), hit.face_id)
+    if not first:
+        return {}
+    with dd.store.read() as conn:
+        mates = repository.subject_faces(conn, list(first.values()), model.key)
+        members = {
+            key: template_members([TemplateFace(i, q) for i, q in mates.get(face_id, [(face_id, 0.0)])])
+            for key, face_id in first.items()
+        }
+        wanted = sorted({i for ids in members.values() for i in ids})
+        ids, vectors = repository.face_vectors(conn, wanted, model.dim)
+    row = {int(face_id): n for n, face_id in enumerate(ids)}
+    scores: dict[tuple[str, str], SubjectScore] = {}
+    for key, ids_of in members.items():
+        present = [row[i] for i in ids_of if i in row]
+        if present:
+            template = unit_mean(vectors[present])
+            scores[key] = SubjectScore(float(np.dot(template, query)), len(present))
+    return scores
+
+
 def search(
     dd: DataDir,
     analyzer: Analyzer,
@@ -135,7 +216,7 @@ def search(
     if not 1 <= k <= MAX_TOP_K:
         raise ValidationError(f"top_k must be between 1 and {MAX_TOP_K}, got {k}")
     model = analyzer.model
-    decision = decision_for(settings, model)
+    decision = decision_for(settings, model, searching=True)
     chosen = _galleries(dd, galleries, model)
     indexes = [dd.index(gallery, model) for gallery in chosen]
 
@@ -156,8 +237,15 @@ def search(
             for face_id, score in found
             if face_id in described
         ]
+        templates = decision.subject_templates(_template_scores(dd, hits, query[0], model))
+        if templates is not None:  # a subject purged since the index answered has no template
+            hits = [h for h in hits if (h.gallery, h.subject_id) in templates.scores]
         candidates, subjects = rank(
-            hits, top_k=k, threshold=decision.threshold, estimated_fmr=decision.estimated_fmr
+            hits,
+            top_k=k,
+            threshold=decision.threshold,
+            estimated_fmr=decision.estimated_fmr,
+            templates=templates,
         )
         results.append(
             ProbeFaceResult(
@@ -178,6 +266,9 @@ def search(
         quality_floor=settings.quality_floor,
         faces=tuple(results),
         score_normalisation=decision.normalisation,
+        template_thresholds=None
+        if decision.template_thresholds is None
+        else dict(decision.template_thresholds),
         timings_ms={
             "analyse": round((analysed - started) * 1000, 2),
             "search": round((finished - analysed) * 1000, 2),

@@ -11,6 +11,7 @@ to the log as decimal strings (:func:`candidate_json`, :func:`edit_json`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -61,6 +62,8 @@ class SearchRecord:
     threshold_fmr: float | None
     #: What produced every candidate's score (and the scale ``threshold`` is on).
     score_normalisation: ScoreNormalisation
+    #: Mean-template searches: template size -> the threshold applied to it; None otherwise.
+    template_thresholds: dict[int, float] | None
     top_k: int | None
     galleries: tuple[str, ...]
     faces_found: int
@@ -101,6 +104,7 @@ class SearchRecord:
             "threshold": self.threshold,
             "threshold_fmr": self.threshold_fmr,
             "score_normalisation": self.score_normalisation.key,
+            "template_thresholds": thresholds_json(self.template_thresholds),
             "top_k": self.top_k,
             "galleries": list(self.galleries),
             "candidates": [c.to_dict() for c in self.candidates],
@@ -184,6 +188,15 @@ def edit_json(step: AppliedEdit) -> dict[str, JsonValue]:
     }
 
 
+def thresholds_json(thresholds: Mapping[int, float] | None) -> dict[str, float] | None:
+    """Template size -> threshold as JSON stores it (object keys are strings), smallest size first."""
+    return None if thresholds is None else {str(n): float(t) for n, t in sorted(thresholds.items())}
+
+
+def _stored_thresholds(value: Any) -> dict[int, float] | None:
+    return None if value is None else {int(n): float(t) for n, t in dict(value).items()}
+
+
 def candidate_json(candidate: Candidate) -> dict[str, JsonValue]:
     """A candidate as the audit log records it."""
     return {
@@ -193,6 +206,7 @@ def candidate_json(candidate: Candidate) -> dict[str, JsonValue]:
         "gallery": candidate.gallery,
         "score": decimal_string(candidate.score),
         "above_threshold": candidate.above_threshold,
+        "template_images": candidate.template_images,
     }
 
 
@@ -290,6 +304,7 @@ def stored_candidates(conn: Connection, search_id: int) -> tuple[Candidate, ...]
             score=float(r.score),
             estimated_fmr=None if r.estimated_fmr is None else float(r.estimated_fmr),
             above_threshold=bool(r.above_threshold),
+            template_images=int(r.template_images),
         )
         for r in rows
     )
@@ -336,6 +351,7 @@ def load_search(conn: Connection, search_id: int) -> SearchRecord:
         threshold=float(row.threshold),
         threshold_fmr=None if row.threshold_fmr is None else float(row.threshold_fmr),
         score_normalisation=stored_normalisation(row),
+        template_thresholds=_stored_thresholds(row.template_thresholds),
         top_k=row.top_k,
         galleries=tuple(row.galleries),
         faces_found=int(row.faces_found),

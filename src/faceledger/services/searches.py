@@ -108,6 +108,7 @@ from faceledger.services.search_records import (
     load_search,
     load_verification,
     stored_candidates,
+    thresholds_json,
 )
 
 
@@ -463,6 +464,7 @@ def _record_search(dd: DataDir, conn: Connection, done: _Search) -> int:
         threshold=result.threshold,
         threshold_fmr=result.threshold_fmr,
         score_normalisation=result.score_normalisation.key,
+        template_thresholds=thresholds_json(result.template_thresholds),
         top_k=done.top_k,
         galleries=list(result.galleries),
         faces_found=len(result.faces),
@@ -512,7 +514,7 @@ def _insert_details(
             insert(search_candidates).values(
                 search_id=search_id, rank=c.rank, subject_id=c.subject_id, face_id=c.face_id,
                 gallery=c.gallery, score=c.score, estimated_fmr=c.estimated_fmr,
-                above_threshold=c.above_threshold,
+                above_threshold=c.above_threshold, template_images=c.template_images,
             )
         )  # fmt: skip
 
@@ -527,6 +529,11 @@ def _search_event(done: _Search, search_id: int) -> ev.AuditEvent:
         model_key=done.result.model.key,
         threshold=decimal_string(done.result.threshold),
         score_normalisation=done.result.score_normalisation.key,
+        template_thresholds=(
+            None
+            if done.result.template_thresholds is None
+            else {str(n): decimal_string(t) for n, t in sorted(done.result.template_thresholds.items())}
+        ),
         top_k=done.top_k,
         case_ref=done.request.case_number,
         purpose=done.request.purpose,

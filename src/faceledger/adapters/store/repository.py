@@ -441,6 +441,26 @@ def face_vectors(conn: Connection, ids: Sequence[int], dim: int) -> tuple[IdArra
     return id_array, matrix.astype(np.float32, copy=False)
 
 
+def subject_faces(conn: Connection, ids: Sequence[int], model_key: str) -> dict[int, list[tuple[int, float]]]:
+    """For each of these faces: (face id, quality) of every face of its subject of ``model_key``.
+
+    The face itself is among them when it is of that model; faces that do not exist are left out.
+    """
+    own = t.faces.alias("own")
+    mates = t.faces.alias("mates")
+    out: dict[int, list[tuple[int, float]]] = {}
+    for chunk in _chunks(ids):
+        stmt = (
+            select(own.c.id.label("asked"), mates.c.id, mates.c.quality_score)
+            .join(mates, mates.c.subject_id == own.c.subject_id)
+            .where(own.c.id.in_(chunk), mates.c.model_key == model_key)
+            .order_by(own.c.id, mates.c.id)
+        )
+        for row in conn.execute(stmt):
+            out.setdefault(int(row.asked), []).append((int(row.id), float(row.quality_score)))
+    return out
+
+
 def describe_faces(conn: Connection, ids: Sequence[int]) -> dict[int, FaceInfo]:
     out: dict[int, FaceInfo] = {}
     for chunk in _chunks(ids):

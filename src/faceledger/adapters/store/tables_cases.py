@@ -129,6 +129,8 @@ searches = Table(
     # The key of the score normalisation that produced the scores (faceledger.domain.normalisation;
     # migration 0015: "none" for every row before it, and no default since, so each row names it).
     Column("score_normalisation", String(NORMALISATION_LEN), nullable=False),
+    # Mean-template searches: {"<template size>": threshold} (migration 0016; NULL otherwise and before).
+    Column("template_thresholds", JSON, nullable=True),
     Column("timings", JSON, nullable=False),
     Column("created_at", TS, nullable=False),
     Column("probe_retain_until", TS, nullable=False),
@@ -168,6 +170,8 @@ search_candidates = Table(
     Column("score", Float, nullable=False),
     Column("estimated_fmr", Float, nullable=True),
     Column("above_threshold", Boolean, nullable=False),
+    # 1: the score compares with one image; n: with the subject's mean template of n (migration 0016).
+    Column("template_images", Integer, nullable=False),
     UniqueConstraint("search_id", "face_id", name="uq_search_candidates_search_id_face_id"),
     sqlite_autoincrement=True,
 )

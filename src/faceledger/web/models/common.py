@@ -122,11 +122,24 @@ class CandidateOut(BaseModel):
     subject_id: str
     face_id: int
     gallery: str
-    score: float = Field(description="Cosine similarity of the probe face and this gallery face.")
+    score: float = Field(
+        description=(
+            "Cosine similarity of the probe face and this gallery face, or, when `template_images` is "
+            "more than 1, of the probe face and the subject's mean template of that many faces "
+            '(score normalisation "mean-template").'
+        )
+    )
     estimated_fmr: float | None = Field(
-        description="How often two different people score at least this high (from the model's calibration)."
+        description=(
+            "How often two different people score at least this high (from the model's calibration "
+            "of comparisons with `template_images` images)."
+        )
     )
     above_threshold: bool
+    template_images: int = Field(
+        ge=1,
+        description="How many of the subject's faces the score compares with: 1, or a mean template of n.",
+    )
 
     @classmethod
     def of(cls, candidate: Candidate) -> CandidateOut:

@@ -71,7 +71,16 @@ class SearchOut(BaseModel):
     threshold: float
     threshold_fmr: float | None = Field(description="Estimated false match rate at the threshold.")
     score_normalisation: str = Field(
-        description=_normalisation_field("every candidate's score"), examples=["none"]
+        description=_normalisation_field("every candidate's score"), examples=["mean-template"]
+    )
+    template_thresholds: dict[str, float] | None = Field(
+        description=(
+            'For "mean-template" searches, the threshold applied to a candidate whose score compares with '
+            'a mean template of that many images (`template_images`), keyed by the number ("1" is '
+            "`threshold`); each is at the estimated FMR of `threshold` on its own calibration. "
+            "Null when subjects were scored by their best face."
+        ),
+        examples=[{"1": 0.9287, "2": 0.9349, "3": 0.937, "4": 0.9383}],
     )
     top_k: int | None
     galleries: list[str]

@@ -1,5 +1,5 @@
-"""Migrations 0011, 0013, 0014 and 0015: token binding, a comparison's estimated FMR, the face
-choice, the score normalisation.
+"""Migrations 0011, 0013, 0014, 0015 and 0016: token binding, a comparison's estimated FMR, the face
+choice, the score normalisation, the template size of a candidate's score.
 
 0011: API tokens record the device they are bound to, or that they are server tokens.
 
@@ -11,6 +11,10 @@ reused).
 
 0015: every search and comparison names the score normalisation of its scores; those recorded
 before it were raw cosine similarities and read "none", and a new row must name its own.
+
+0016: each stored candidate says how many of its subject's images its score compares with; those
+stored before it compared with one image (the subject's best face) and read 1, and a new row must
+say its own number, so a writer cannot pass a template's score off as one image's.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from pathlib import Path
 
 import pytest
 from alembic import command
-from sqlalchemy import String, create_engine, inspect, text
+from sqlalchemy import Integer, String, create_engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
 import postgres_db
@@ -185,3 +189,88 @@ def test_0015_on_postgresql_leaves_a_required_column_without_a_default() -> None
             engine.dispose()
     assert not columns["score_normalisation"]["nullable"]
     assert columns["score_normalisation"]["default"] is None
+
+
+_CANDIDATE = (
+    "INSERT INTO search_candidates (search_id, rank, subject_id, face_id, gallery, score, estimated_fmr, "
+    "above_threshold{extra}) VALUES (1, :rank, 'S-1', :face, 'mugshots', 0.95, 0.0001, 1{value})"
+)
+
+
+def _insert_candidate(url: str, rank: int, images: int | None = None) -> None:
+    extra, value = ("", "") if images is None else (", template_images", ", :images")
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(_CANDIDATE.format(extra=extra, value=value)),
+                {"rank": rank, "face": rank, "images": images},
+            )
+    finally:
+        engine.dispose()
+
+
+def _stored(url: str) -> list[tuple[int, int]]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT rank, template_images FROM search_candidates ORDER BY rank"))
+            return [(int(r.rank), int(r.template_images)) for r in rows]
+    finally:
+        engine.dispose()
+
+
+def test_0016_gives_old_candidates_one_image_and_leaves_no_default(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    command.upgrade(alembic_config(url), "0015")
+    _insert_search(url, "search", "none")
+    _insert_candidate(url, 1)
+    command.upgrade(alembic_config(url), "0016")
+    assert _stored(url) == [(1, 1)]
+    engine = create_engine(url)
+    try:
+        column = next(
+            c for c in inspect(engine).get_columns("search_candidates") if c["name"] == "template_images"
+        )
+        with engine.connect() as conn:
+            ddl = conn.execute(
+                text("SELECT sql FROM sqlite_master WHERE name = 'search_candidates'")
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    assert not column["nullable"]
+    assert isinstance(column["type"], Integer)
+    assert column["default"] is None
+    assert "AUTOINCREMENT" in ddl  # candidate ids are never reused
+    with pytest.raises(IntegrityError, match="template_images"):
+        _insert_candidate(url, 2)  # a new row must say how many images its score compares with
+    _insert_candidate(url, 2, 3)
+    assert _stored(url) == [(1, 1), (2, 3)]
+
+
+def test_0016_downgrade_drops_the_column_and_keeps_the_rows(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    command.upgrade(alembic_config(url), "0016")
+    _insert_search(url, "search", "mean-template")
+    _insert_candidate(url, 1, 4)
+    command.downgrade(alembic_config(url), "0015")
+    engine = create_engine(url)
+    try:
+        names = {c["name"] for c in inspect(engine).get_columns("search_candidates")}
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT rank FROM search_candidates")).scalars().all() == [1]
+    finally:
+        engine.dispose()
+    assert "template_images" not in names
+
+
+def test_0016_on_postgresql_leaves_a_required_column_without_a_default() -> None:
+    with postgres_db.pg_database() as url:
+        command.upgrade(alembic_config(url), "0016")
+        engine = create_engine(url)
+        try:
+            columns = {c["name"]: c for c in inspect(engine).get_columns("search_candidates")}
+        finally:
+            engine.dispose()
+    assert not columns["template_images"]["nullable"]
+    assert columns["template_images"]["default"] is None
