@@ -221,7 +221,7 @@ ERRORS: list[tuple[str, str, str, str, str]] = [
         "daily_limit_per_user",
     ),
     (
-        "probe_quality_floor = 40.0",
+        "probe_quality_floor = 30.0",
         "probe_quality_floor = true",
         "search.probe_quality_floor",
         "must be a number, got a boolean",

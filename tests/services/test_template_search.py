@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 from cases_helpers import CUSTODY, CachingAnalyzer, analyzer, backend_url, create_galleries, dd, photo
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from faceledger.adapters.store import repository
 from faceledger.adapters.store.tables import faces, subjects
@@ -24,6 +24,7 @@ from faceledger.domain.models import SearchResult
 from faceledger.domain.normalisation import MEAN_TEMPLATE
 from faceledger.domain.templates import MAX_TEMPLATE_IMAGES, unit_mean
 from faceledger.pipeline.ingest import load_image
+from faceledger.pipeline.search import Hit, SubjectScore
 from faceledger.services import galleries, identification
 from faceledger.services.datadir import DataDir
 from faceledger.services.enrolment import EnrolOptions, enrol_image
@@ -106,3 +107,24 @@ def test_enrolment_and_purge_change_the_template_of_the_next_search(
     gone = _search(dd, analyzer, lfw_images).faces[0]
     assert [c.subject_id for c in gone.subjects] == ["Colin_Powell"]
     assert all(c.subject_id != BLAIR for c in gone.candidates)
+
+
+def test_a_subject_whose_faces_are_gone_has_no_template_and_opposite_vectors_fall_back_to_one_image(
+    dd: DataDir, analyzer: CachingAnalyzer, lfw_images: Path
+) -> None:
+    create_galleries(dd)
+    _enrol(dd, analyzer, lfw_images, BLAIR, 1, 2)
+    ids, vectors = _stored_template(dd, analyzer)
+    probe = vectors[0]
+    ghost = Hit(face_id=999_999, subject_id="ghost", gallery=CUSTODY, score=0.95)  # purged meanwhile
+    assert identification._template_scores(dd, [ghost], probe, analyzer.model) == {}
+    # Two faces whose vectors cancel have no mean direction: the best hit's own score stands.
+    with dd.store.begin() as conn:
+        conn.execute(
+            update(faces)
+            .where(faces.c.id == ids[1])
+            .values(embedding=repository.encode_embedding(-vectors[0], analyzer.model.dim))
+        )
+    hit = Hit(face_id=ids[0], subject_id=BLAIR, gallery=CUSTODY, score=0.97)
+    found = identification._template_scores(dd, [hit], probe, analyzer.model)
+    assert found == {(CUSTODY, BLAIR): SubjectScore(0.97, 1)}

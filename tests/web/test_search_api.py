@@ -208,7 +208,7 @@ def test_the_schema_says_every_search_and_comparison_names_its_score_normalisati
 def test_a_probe_below_the_quality_floor_is_refused_after_analysis(unit: Unit, lfw_images: Path) -> None:
     agency = unit.agency
     strict = example_policy_text().replace('version = "example-2025.1"', 'version = "strict-1"')
-    strict = strict.replace("probe_quality_floor = 40.0", "probe_quality_floor = 100.0")
+    strict = strict.replace("probe_quality_floor = 30.0", "probe_quality_floor = 100.0")
     admin = agency.admin()
     assert agency.client.put(f"{API}/policy", json={"text": strict}, headers=admin.headers).status_code == 200
     try:
