@@ -221,6 +221,7 @@ CASES = [
     Case("bootstrap status", "GET /auth/bootstrap", PUBLIC, _get("/auth/bootstrap")),
     Case("audit public key", "GET /audit/public-key", PUBLIC, _get("/audit/public-key")),
     Case("who am I", "GET /auth/me", SIGNED_IN, _get("/auth/me")),
+    Case("my work queues", "GET /work", SIGNED_IN, _get("/work")),
     Case("sign out", "POST /auth/logout", SIGNED_IN, _logout, ok=204),
     Case("list accounts", "GET /users", frozenset({"system_admin", "auditor"}), _get("/users")),
     Case("create account", "POST /users", ADMIN_ROLE, _create_user, ok=201),

@@ -96,6 +96,31 @@ def test_sign_in_sets_the_session_cookie_and_home_shows_who_where_and_which_poli
     assert any(row["actor"] == EVE for row in audit_rows(agency.dd, "sign_in"))
 
 
+def test_home_shows_the_work_queues_of_the_persons_roles_and_today_against_the_limit(agency: Agency) -> None:
+    """The queues' contents are tested on real searches in tests/services/test_work_queues.py."""
+    agency.load_example_policy()
+    agency.add("rita.reviewer", Role.REVIEWER)
+    assert sign_in(agency, EVE).status_code == 303
+    home = " ".join(agency.client.get("/").text.split())
+    assert 'Searches awaiting examination <span class="count">(0)</span>' in home
+    assert "Nothing waiting." in home
+    assert "Searches today: <strong>0</strong> of your daily limit of 25." in home
+    assert "Blind peer reviews" not in home  # not an examiner's queue
+    assert "Approvals for my unit" not in home
+    agency.client.cookies.clear()
+    assert sign_in(agency, "rita.reviewer").status_code == 303
+    home = " ".join(agency.client.get("/").text.split())
+    assert 'Blind peer reviews <span class="count">(0)</span>' in home
+    assert "Searches awaiting examination" not in home
+    assert "daily limit" not in home  # a reviewer does not search
+    work = agency.client.get(
+        f"{API}/work", headers={"Authorization": f"Bearer {agency.client.cookies.get('faceledger_session')}"}
+    )
+    assert work.status_code == 200, work.text
+    assert work.json()["to_peer_review"] == {"items": [], "total": 0}
+    assert work.json()["to_examine"] is None
+
+
 def test_home_without_a_policy_says_so_and_uses_utc(agency: Agency) -> None:
     assert sign_in(agency, EVE).status_code == 303
     home = agency.client.get("/")

@@ -20,10 +20,11 @@ def routers() -> list[APIRouter]:
         tokens,
         users,
         verify,
+        work,
     )
 
     modules = (
         meta, auth, users, devices, tokens, policies, galleries,
-        searches, candidates, verify, reviews, cases, audit,
+        searches, candidates, verify, reviews, work, cases, audit,
     )  # fmt: skip
     return [module.router for module in modules]

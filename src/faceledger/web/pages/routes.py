@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from faceledger.domain import text
 from faceledger.errors import AuthenticationError, FaceLedgerError, ValidationError
-from faceledger.services import accounts
+from faceledger.services import accounts, work_queues
 from faceledger.services.accounts import Principal, totp
 from faceledger.services.accounts.records import SESSION_PREFIX
 from faceledger.services.datadir import DataDir
@@ -27,7 +27,7 @@ from faceledger.services.devices import DEVICE_HEADER, DeviceCredential
 from faceledger.web.deps import DataDirDep, NowDep
 from faceledger.web.limits import PAGE_ACTIVATE_PATH, PAGE_SIGN_IN_PATH
 from faceledger.web.pages import session as sess
-from faceledger.web.pages.rendering import Pages
+from faceledger.web.pages.rendering import Pages, format_time
 
 router = APIRouter(include_in_schema=False)
 
@@ -308,6 +308,7 @@ def home(request: Request, pages: PagesDep, dd: DataDirDep, now: NowDep) -> Resp
     if not isinstance(current, SignedIn):
         return to_sign_in(request, pages, current)
     policy = pages.policy(dd)
+    work = work_queues.work_queues(dd, current.principal, now=now)
     return pages.render(
         request,
         "home.html",
@@ -315,4 +316,15 @@ def home(request: Request, pages: PagesDep, dd: DataDirDep, now: NowDep) -> Resp
         now=now,
         csrf_token=pages.csrf.token_for(f"session:{current.token}"),
         frame=pages.frame(dd, current.principal, policy.zone, now),
+        work=work,
+        queues=[
+            (title, queue)
+            for title, queue in (
+                ("Searches awaiting examination", work.to_examine),
+                ("Blind peer reviews", work.to_peer_review),
+                ("Approvals for my unit", work.to_approve),
+            )
+            if queue is not None
+        ],
+        when=lambda moment: format_time(moment, policy.zone),
     )
