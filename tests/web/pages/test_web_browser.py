@@ -263,6 +263,20 @@ def test_first_sign_in_activation_totp_home_and_sign_out(browser_page: Checked, 
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.textContent") == "Skip to main content"
 
+    # Cases: the navigation opens the case form; with no policy in force, the door refuses, and
+    # the page says so with the rule.
+    page.get_by_role("link", name="Cases").click()
+    page.wait_for_url(served.url + "/cases")
+    browser_page.check()
+    page.get_by_label("Case number").fill("2025/CID/000001")
+    page.get_by_role("button", name="Open").click()
+    page.wait_for_url("**/cases/2025%2FCID%2F000001")
+    refusal = page.locator("main").inner_text()
+    assert "Rule: policy.none" in refusal
+    assert "no policy is in force" in refusal
+    browser_page.check()
+    page.goto(served.url + "/")
+
     cookies = {c["name"]: c for c in page.context.cookies()}
     assert cookies["faceledger_session"]["httpOnly"] is True
     assert cookies["faceledger_session"]["sameSite"] == "Strict"

@@ -8,3 +8,10 @@ document.addEventListener("htmx:configRequest", (event) => {
     event.detail.headers["X-CSRF-Token"] = field.value;
   }
 });
+// A button marked data-print prints the page (the print stylesheet drops the navigation).
+document.addEventListener("click", (event) => {
+  const target = event.target;
+  if (target instanceof Element && target.closest("[data-print]")) {
+    window.print();
+  }
+});
