@@ -553,3 +553,24 @@ def test_other_peoples_tokens_are_for_administrators_only(org: Org) -> None:
     with pytest.raises(PermissionDeniedError):
         accounts.revoke_token(org.dd, auditor, info.id, now=T0)
     assert accounts.revoke_token(org.dd, org.admin, info.id, now=T0).revoked_by == ADMIN
+
+
+@pytest.mark.parametrize("hidden", ["\u202e", "\x1b", "\u200b", "\t", "\x1c"])
+def test_names_units_and_reasons_with_an_invisible_character_are_refused_saying_which(
+    org: Org, hidden: str
+) -> None:
+    """A display name or a reason is shown to other people: it may not hide or reorder text."""
+    with pytest.raises(ValidationError, match=r"display name contains the invisible character U\+"):
+        accounts.create_user(
+            org.dd, org.admin, username="nia.new", display_name=f"Nia{hidden}New", organisation=ORG,
+            unit=UNIT, roles=["examiner"], now=T0,
+        )  # fmt: skip
+    with pytest.raises(ValidationError, match=r"unit contains the invisible character"):
+        accounts.create_user(
+            org.dd, org.admin, username="nia.new", display_name="Nia New", organisation=ORG,
+            unit=f"{hidden}{UNIT}", roles=["examiner"], now=T0,
+        )  # fmt: skip
+    with pytest.raises(ValidationError, match=r"reason for a suspension contains the invisible character"):
+        accounts.suspend(org.dd, org.admin, ADMIN, reason=f"left{hidden}", now=T0)
+    assert accounts.get_user(org.dd, org.admin, ADMIN, now=T0).suspended is False
+    assert [r for r in audit_rows(org.dd, "account_changed") if r.object == "account:nia.new"] == []

@@ -47,6 +47,13 @@ def sign_in_name(username: str) -> str:
 
 
 def check_label(value: str, what: str) -> str:
+    """A name or label of one line: no hidden character anywhere, stripped, 1 to LABEL_LEN characters."""
+    hidden = text.first_hidden(value)
+    if hidden is not None:
+        raise ValidationError(
+            f"{what} contains the invisible character {text.describe(hidden)}; "
+            "control and format characters are not allowed"
+        )
     cleaned = value.strip()
     if not cleaned or len(cleaned) > ta.LABEL_LEN:
         raise ValidationError(f"{what} must be 1-{ta.LABEL_LEN} characters, got {value!r}")

@@ -12,7 +12,7 @@ from faceledger.services.accounts import Activation, ApiToken, Principal, User
 from faceledger.services.accounts.hashing import MAX_PASSWORD_CHARS
 from faceledger.services.accounts.rows import USERNAME
 from faceledger.services.devices import DEVICE_HEADER, DEVICE_ID, Device
-from faceledger.web.models.common import NOT_BLANK, Label, UtcDatetime, documented
+from faceledger.web.models.common import VISIBLE_LINE, Label, UtcDatetime, documented
 
 #: A username as given to sign in or activate (any text: a name no account has is refused with 401).
 Username = Annotated[str, Field(min_length=1, max_length=64, examples=["j.smith"])]
@@ -35,7 +35,7 @@ SETTING_MARK = "x-faceledger-setting"
 NewPassword = Annotated[
     str, Field(min_length=1, max_length=MAX_PASSWORD_CHARS, json_schema_extra={SETTING_MARK: "new_password"})
 ]
-Reason = Annotated[str, Field(min_length=1, max_length=200, json_schema_extra=documented(NOT_BLANK))]
+Reason = Annotated[str, Field(min_length=1, max_length=200, json_schema_extra=documented(VISIBLE_LINE))]
 #: Roles an account may hold together: no pair of :data:`INCOMPATIBLE_ROLES` (else 422).
 RoleList = Annotated[
     list[Role],

@@ -84,8 +84,8 @@ def documented(pattern: str) -> dict[str, Any]:
     return {"pattern": pattern}
 
 
-#: A name or label: the services strip it and refuse it blank.
-Label = Annotated[str, Field(min_length=1, max_length=200, json_schema_extra=documented(NOT_BLANK))]
+#: A name or label: one line with no hidden character; the services strip it and refuse it blank.
+Label = Annotated[str, Field(min_length=1, max_length=200, json_schema_extra=documented(VISIBLE_LINE))]
 Note = Annotated[str, Field(max_length=4000)]
 
 
