@@ -24,8 +24,7 @@ from faceledger.errors import ValidationError
 from faceledger.services import accounts
 from faceledger.services.accounts.records import User
 from faceledger.web.deps import DataDirDep, NowDep
-from faceledger.web.pages.rendering import format_time
-from faceledger.web.pages.routes import PagesDep, SignedIn, check_csrf, signed_in, to_sign_in
+from faceledger.web.pages.routes import PagesDep, SignedIn, check_csrf, signed_in, signed_in_page, to_sign_in
 
 router = APIRouter(include_in_schema=False)
 
@@ -91,17 +90,16 @@ def _render(
     template: str,
     **context: Any,
 ) -> Response:
-    policy = pages.policy(dd)
-    return pages.render(
+    zone = pages.policy(dd).zone
+    return signed_in_page(
         request,
+        pages,
+        dd,
+        now,
+        current,
         template,
-        dd=dd,
-        now=now,
-        csrf_token=pages.csrf.token_for(f"session:{current.token}"),
-        frame=pages.frame(dd, current.principal, policy.zone, now),
-        when=lambda moment: format_time(moment, policy.zone),
         standing=lambda user: standing(user, now),
-        day=lambda moment: "" if moment is None else moment.astimezone(policy.zone).strftime("%Y-%m-%d"),
+        day=lambda moment: "" if moment is None else moment.astimezone(zone).strftime("%Y-%m-%d"),
         all_roles=ROLES,
         **context,
     )

@@ -9,7 +9,7 @@ zone. Searches are listed by id and outcome; their candidates stay behind the se
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
@@ -18,8 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from faceledger.domain import text
 from faceledger.services import cases
 from faceledger.web.deps import DataDirDep, NowDep
-from faceledger.web.pages.rendering import format_time
-from faceledger.web.pages.routes import PagesDep, SignedIn, signed_in, to_sign_in
+from faceledger.web.pages.routes import PagesDep, SignedIn, signed_in, signed_in_page, to_sign_in
 
 router = APIRouter(include_in_schema=False)
 
@@ -41,7 +40,7 @@ def open_case(
         return to_sign_in(request, pages, current)
     if number is not None and number.strip():
         return RedirectResponse(f"/cases/{quote(number.strip(), safe='')}", status_code=303)
-    return _render(request, pages, dd, now, current, "case_open.html")
+    return signed_in_page(request, pages, dd, now, current, "case_open.html")
 
 
 @router.get("/cases/{case_number:path}", response_class=HTMLResponse)
@@ -51,26 +50,4 @@ def case_page(request: Request, pages: PagesDep, dd: DataDirDep, now: NowDep, ca
         return to_sign_in(request, pages, current)
     number = text.identifier(case_number, "case number", max_chars=MAX_CASE_CHARS)  # as the API's path rule
     history = cases.case_history(dd, current.principal, number, now=now)
-    return _render(request, pages, dd, now, current, "case.html", history=history)
-
-
-def _render(
-    request: Request,
-    pages: PagesDep,
-    dd: DataDirDep,
-    now: NowDep,
-    current: SignedIn,
-    template: str,
-    **context: Any,
-) -> Response:
-    policy = pages.policy(dd)
-    return pages.render(
-        request,
-        template,
-        dd=dd,
-        now=now,
-        csrf_token=pages.csrf.token_for(f"session:{current.token}"),
-        frame=pages.frame(dd, current.principal, policy.zone, now),
-        when=lambda moment: format_time(moment, policy.zone),
-        **context,
-    )
+    return signed_in_page(request, pages, dd, now, current, "case.html", history=history)

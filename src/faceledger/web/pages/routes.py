@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 
 import segno
@@ -96,6 +96,30 @@ def signed_in(request: Request, pages: Pages, dd: DataDir, now: datetime) -> Sig
         accounts.logout(dd, token, now=now, reason="idle")
         return "idle"
     return SignedIn(principal, token)
+
+
+def signed_in_page(
+    request: Request,
+    pages: Pages,
+    dd: DataDir,
+    now: datetime,
+    current: SignedIn,
+    template: str,
+    **context: Any,
+) -> HTMLResponse:
+    """``template`` for the signed-in person: the frame, the session's CSRF token, and ``when``
+    (a moment in the policy's time zone) besides ``context``."""
+    policy = pages.policy(dd)
+    return pages.render(
+        request,
+        template,
+        dd=dd,
+        now=now,
+        csrf_token=pages.csrf.token_for(f"session:{current.token}"),
+        frame=pages.frame(dd, current.principal, policy.zone, now),
+        when=lambda moment: format_time(moment, policy.zone),
+        **context,
+    )
 
 
 def to_sign_in(request: Request, pages: Pages, notice: str) -> RedirectResponse:
@@ -307,15 +331,14 @@ def home(request: Request, pages: PagesDep, dd: DataDirDep, now: NowDep) -> Resp
     current = signed_in(request, pages, dd, now)
     if not isinstance(current, SignedIn):
         return to_sign_in(request, pages, current)
-    policy = pages.policy(dd)
     work = work_queues.work_queues(dd, current.principal, now=now)
-    return pages.render(
+    return signed_in_page(
         request,
+        pages,
+        dd,
+        now,
+        current,
         "home.html",
-        dd=dd,
-        now=now,
-        csrf_token=pages.csrf.token_for(f"session:{current.token}"),
-        frame=pages.frame(dd, current.principal, policy.zone, now),
         work=work,
         queues=[
             (title, queue)
@@ -326,5 +349,4 @@ def home(request: Request, pages: PagesDep, dd: DataDirDep, now: NowDep) -> Resp
             )
             if queue is not None
         ],
-        when=lambda moment: format_time(moment, policy.zone),
     )
