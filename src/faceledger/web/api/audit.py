@@ -60,7 +60,8 @@ def list_entries(
     )
 
 
-def _export(dd: DataDir, principal: Principal, now: datetime) -> Path:
+def export_to_data_dir(dd: DataDir, principal: Principal, now: datetime) -> Path:
+    """Export the whole log (``export_audit``, recorded) into the data directory's exports/ folder."""
     folder = dd.path / EXPORTS_DIR
     folder.mkdir(mode=0o700, exist_ok=True)
     stamp = format_timestamp(now).replace(":", "").replace("-", "")
@@ -79,7 +80,7 @@ async def export(principal: PrincipalDep, dd: DataDirDep, now: NowDep) -> FileRe
     The export is recorded in the log it exports, and a copy stays in the data directory's
     ``exports`` folder.
     """
-    path = await run_in_threadpool(_export, dd, principal, now)
+    path = await run_in_threadpool(export_to_data_dir, dd, principal, now)
     return FileResponse(path, media_type="application/json", filename=path.name)
 
 
