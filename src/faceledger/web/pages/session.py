@@ -31,6 +31,7 @@ from fastapi import Request
 from starlette.responses import Response
 
 from faceledger.config import WebSettings
+from faceledger.services.browser_devices import Ceremony
 
 SESSION_COOKIE = "faceledger_session"
 PRESESSION_COOKIE = "faceledger_presession"
@@ -81,6 +82,26 @@ class IdleSessions:
     def forget(self, session_id: int) -> None:
         with self._lock:
             self._seen.pop(session_id, None)
+
+
+class Ceremonies:
+    """The WebAuthn challenge waiting for each page session's browser, in this process; thread-safe.
+
+    One at a time per session: a new one replaces the last, and each is taken (removed) when the
+    browser's answer arrives, so a challenge is answered at most once.
+    """
+
+    def __init__(self) -> None:
+        self._waiting: dict[int, Ceremony] = {}
+        self._lock = threading.Lock()
+
+    def put(self, ceremony: Ceremony) -> None:
+        with self._lock:
+            self._waiting[ceremony.session_id] = ceremony
+
+    def take(self, session_id: int) -> Ceremony | None:
+        with self._lock:
+            return self._waiting.pop(session_id, None)
 
 
 def is_loopback_http(request: Request) -> bool:
