@@ -19,8 +19,9 @@ from pages_helpers import csrf_of, page_agency, sign_in
 from soft_authenticator import SoftAuthenticator
 from web_helpers import API, DEVICE, Agency, audit_rows, template
 
+from faceledger.config import WebSettings, load_settings
 from faceledger.domain.roles import Role
-from faceledger.errors import AuthenticationError
+from faceledger.errors import AuthenticationError, ConfigError
 from faceledger.services import accounts
 
 __all__ = ["template"]  # fixtures
@@ -141,3 +142,29 @@ def test_only_a_system_administrator_issues_a_code_over_the_api(agency: Agency) 
     admin = agency.login("ada.admin", device=None)
     missing = agency.client.post(f"{API}/devices/nowhere/browser-enrolments", headers=admin.headers)
     assert missing.status_code == 404
+
+
+def test_the_relying_party_settings_are_checked_with_their_reason(tmp_path: Path) -> None:
+    chosen = load_settings(
+        tmp_path,
+        env={
+            "FACELEDGER_WEB__RP_ID": "fl.agency.example",
+            "FACELEDGER_WEB__ORIGIN": "https://fl.agency.example",
+        },
+    )
+    assert chosen.web.rp_id == "fl.agency.example"
+    assert chosen.web.origin == "https://fl.agency.example"
+    assert load_settings(tmp_path, env={}).web.rp_id == "localhost"
+    for rp_id in ("https://fl.example", "fl.example:443", "FL.example", "fl example", ""):
+        with pytest.raises(ConfigError, match=r"web\.rp_id"):
+            WebSettings(rp_id=rp_id)
+    for origin in (
+        "http://fl.example",  # plain HTTP only for localhost
+        "https://evil.example",  # not under the rp id
+        "https://fl.example.evil",
+        "https://fl.example/path",
+        "ftp://fl.example",
+    ):
+        with pytest.raises(ConfigError, match=r"web\.origin"):
+            WebSettings(rp_id="fl.example", origin=origin)
+    assert WebSettings(rp_id="fl.example", origin="https://pages.fl.example:8443").origin
