@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,8 @@ from faceledger.config import WebSettings, load_settings
 from faceledger.domain.roles import Role
 from faceledger.errors import AuthenticationError, ConfigError
 from faceledger.services import accounts
+from faceledger.services.browser_devices import CEREMONY_SECONDS, Ceremony
+from faceledger.web.pages.session import Ceremonies
 
 __all__ = ["template"]  # fixtures
 
@@ -168,3 +171,24 @@ def test_the_relying_party_settings_are_checked_with_their_reason(tmp_path: Path
         with pytest.raises(ConfigError, match=r"web\.origin"):
             WebSettings(rp_id="fl.example", origin=origin)
     assert WebSettings(rp_id="fl.example", origin="https://pages.fl.example:8443").origin
+
+
+def test_unanswered_challenges_are_dropped_once_expired() -> None:
+    ceremonies = Ceremonies()
+    start = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+    def made(session_id: int, at: datetime) -> Ceremony:
+        expires = at + timedelta(seconds=CEREMONY_SECONDS)
+        return Ceremony("confirm", session_id, b"c", "{}", expires)
+
+    ceremonies.put(made(1, start), start)
+    ceremonies.put(made(2, start), start)
+    assert ceremonies.waiting() == 2
+    later = start + timedelta(seconds=CEREMONY_SECONDS + 1)
+    ceremonies.put(made(3, later), later)
+    assert ceremonies.waiting() == 1
+    assert ceremonies.take(1) is None
+    taken = ceremonies.take(3)
+    assert taken is not None
+    assert taken.session_id == 3
+    assert ceremonies.take(3) is None  # answered at most once

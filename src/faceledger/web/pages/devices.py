@@ -95,7 +95,7 @@ def enrol_options(
         ceremony = browser_devices.begin_enrolment(dd, current.principal, code, rp, now=now)
     except FaceLedgerError as exc:
         return _error(exc)
-    pages.ceremonies.put(ceremony)
+    pages.ceremonies.put(ceremony, now)
     return Response(ceremony.options_json, media_type="application/json")
 
 
@@ -141,7 +141,7 @@ def confirm_options(request: Request, pages: PagesDep, dd: DataDirDep, now: NowD
             {"error": "no browser is enrolled as a device yet: this browser is not a registered device"},
             status_code=404,
         )
-    pages.ceremonies.put(ceremony)
+    pages.ceremonies.put(ceremony, now)
     return Response(ceremony.options_json, media_type="application/json")
 
 
