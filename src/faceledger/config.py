@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from faceledger.errors import ConfigError
 
@@ -128,6 +130,9 @@ class AuditSettings:
             )
 
 
+#: A WebAuthn relying-party id: a host name, lowercase (``[web] rp_id``).
+_RP_ID = re.compile(r"(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
+
 #: The values ``[web] secure_cookies`` takes (see :class:`WebSettings`).
 SECURE_COOKIE_CHOICES = ("auto", "always", "never")
 
@@ -141,12 +146,17 @@ class WebSettings:
     ``"always"`` marks it ``Secure`` on every request (behind a TLS-terminating proxy);
     ``"never"`` only for a test rig. ``idle_minutes``: a page session unused for longer is
     ended and the person signs in again. ``assets_dir``: where ``npm ci`` put the third-party
-    files (None: ``web-assets/node_modules`` beside the source tree).
+    files (None: ``web-assets/node_modules`` beside the source tree). ``rp_id``: the host name
+    browsers' WebAuthn device credentials are made for (the service's host name, or a domain it is
+    under); ``origin``: the page origin their signatures must name (``https://host[:port]``; None:
+    the request's own scheme, host and port, accepted only when that host is ``rp_id`` or under it).
     """
 
     secure_cookies: str = "auto"
     idle_minutes: int = 30
     assets_dir: Path | None = None
+    rp_id: str = "localhost"
+    origin: str | None = None
 
     def __post_init__(self) -> None:
         if self.secure_cookies not in SECURE_COOKIE_CHOICES:
@@ -156,6 +166,25 @@ class WebSettings:
             )
         if not 1 <= self.idle_minutes <= 24 * 60:
             raise ConfigError(f"setting 'web.idle_minutes': {self.idle_minutes} must be 1-{24 * 60} minutes")
+        if not _RP_ID.fullmatch(self.rp_id):
+            raise ConfigError(
+                f"setting 'web.rp_id': {self.rp_id!r} is not a host name (e.g. faceledger.agency.example; "
+                "no scheme, port or path)"
+            )
+        if self.origin is not None:
+            parts = urlsplit(self.origin)
+            host = parts.hostname or ""
+            if (
+                parts.scheme not in {"https", "http"}
+                or (parts.scheme == "http" and host != "localhost")
+                or parts.path not in {"", "/"}
+                or parts.query
+                or not (host == self.rp_id or host.endswith("." + self.rp_id))
+            ):
+                raise ConfigError(
+                    f"setting 'web.origin': {self.origin!r} must be https://<host>[:port] (http only for "
+                    f"localhost), with its host {self.rp_id!r} (web.rp_id) or a name under it"
+                )
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +228,7 @@ _OPTIONAL_TYPES: dict[str, type[Any]] = {
     "onnx_model": str,
     "database_url": str,
     "assets_dir": Path,
+    "origin": str,
 }
 
 

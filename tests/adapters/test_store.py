@@ -100,12 +100,12 @@ def _enrol(
 def test_open_applies_migrations_up_to_head_and_reopening_is_a_no_op(tmp_path: Path) -> None:
     path = tmp_path / "fl.db"
     first = Store.open_sqlite(path)
-    assert current_revision(first.engine) == head_revision() == "0016"
+    assert current_revision(first.engine) == head_revision() == "0017"
     tables = set(inspect(first.engine).get_table_names())
     first.close()
 
     second = Store.open_sqlite(path)
-    assert current_revision(second.engine) == "0016"
+    assert current_revision(second.engine) == "0017"
     assert set(inspect(second.engine).get_table_names()) == tables
     second.close()
     assert tables >= {

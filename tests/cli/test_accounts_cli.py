@@ -199,6 +199,15 @@ def test_an_installation_from_the_first_administrator_to_an_examiner_on_a_device
         ),
     )
     assert json.loads(run("device", "list", "--json", "-d", data_dir))[0]["id"] == "lab-ws-03"
+    out = run("device", "enrol-browser", "lab-ws-03", "-d", data_dir)
+    assert "/devices/enrol" in out
+    shown_code = found(r"fle_\S+", out)
+    issued = json.loads(run("device", "enrol-browser", "lab-ws-03", "--json", "-d", data_dir))
+    assert issued["device_id"] == "lab-ws-03"
+    assert issued["unit"] == "FIU"
+    assert issued["code"].startswith("fle_")
+    assert issued["code"] != shown_code  # a new code each time, each for one browser
+    assert "no device 'nowhere'" in run("device", "enrol-browser", "nowhere", "-d", data_dir, code=1)
     assert "signed out" in run("logout", "-d", data_dir)
     assert "session" not in json.loads(session_file.read_text())
     run("user", "list", "-d", data_dir, code=1)

@@ -66,6 +66,7 @@ COMMANDS: dict[str, list[tuple[str, ...]]] = {
     "device register": [
         ("device", "register", "{new}", "--name", "n", "--unit", UNIT),
         ("device", "revoke", "nodevice", "--reason", "lost"),
+        ("device", "enrol-browser", "nodevice"),
     ],
     "device list": [("device", "list")],
     "policy load": [("policy", "load", "--example")],

@@ -169,6 +169,10 @@ ORGANISATION_WIDE = {
     "POST /users/{username}/totp": "accounts are the system administrators'",
     "POST /users/{username}/unlock": "accounts are the system administrators'",
     "POST /devices/{device_id}/revoke": "devices are registered and revoked by system administrators",
+    "POST /devices/{device_id}/browser-enrolments": (
+        "system administrators issue browser enrolments; the code is then used only by a person of the "
+        "device's unit (tests/services/test_browser_devices.py)"
+    ),
     "POST /tokens/{token_id}/revoke": "one's own tokens, or any as a system administrator",
     "GET /galleries/{name}": "which galleries exist, and under what legal basis, is no secret in the agency",
     "GET /audit/proofs/entries/{seq}": "the audit log is the auditors', who oversee every unit",

@@ -152,6 +152,11 @@ def _revoke_device(w: World, role: str) -> httpx2.Response:
     return w.client.post(f"{API}/devices/{made}/revoke", json={"reason": "lost"}, headers=w.headers(role))
 
 
+def _issue_browser_enrolment(w: World, role: str) -> httpx2.Response:
+    made = _register_device(w, "system_admin").json()["device"]["id"]
+    return w.client.post(f"{API}/devices/{made}/browser-enrolments", headers=w.headers(role))
+
+
 def _create_token(w: World, role: str) -> httpx2.Response:
     scope = role if role != ANONYMOUS else "reviewer"
     body = {"name": f"script {next(_serial)}", "scopes": [scope], "days": 5}
@@ -277,6 +282,13 @@ CASES = [
     Case("list devices", "GET /devices", frozenset({"system_admin", "auditor"}), _get("/devices")),
     Case("register device", "POST /devices", ADMIN_ROLE, _register_device, ok=201),
     Case("revoke device", "POST /devices/{device_id}/revoke", ADMIN_ROLE, _revoke_device),
+    Case(
+        "issue a browser enrolment",
+        "POST /devices/{device_id}/browser-enrolments",
+        ADMIN_ROLE,
+        _issue_browser_enrolment,
+        ok=201,
+    ),
     Case("list own tokens", "GET /tokens", SIGNED_IN, _get("/tokens")),
     Case(
         "list another's tokens",

@@ -546,6 +546,29 @@ def register_device(
         console.print(credential.header_value(), soft_wrap=True)
 
 
+@device_app.command("enrol-browser")
+@handle_errors
+def enrol_browser(
+    device_id: Annotated[str, typer.Argument(help="The registered device the browser becomes.")],
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Issue a one-time code that enrols one browser as a registered device (WebAuthn; 15 minutes)."""
+    from faceledger.services import browser_devices  # imported here: WebAuthn only for this command
+
+    with opened(data_dir) as dd:
+        issued = browser_devices.issue_enrolment(dd, signed_in(dd), device_id, now=_now())
+    if as_json:
+        print_json(issued.to_dict())
+        return
+    console.print(
+        f"browser enrolment for device {shown(issued.device_id)} (unit {shown(issued.unit)}); "
+        f"the code (shown once, used once, valid until {issued.expires_at:%Y-%m-%d %H:%M} UTC):"
+    )
+    console.print(issued.code, soft_wrap=True)
+    console.print("on that device, sign in to the web pages and enter it at /devices/enrol")
+
+
 @device_app.command("use")
 @handle_errors
 def use_device(data_dir: DataDirOption = None) -> None:

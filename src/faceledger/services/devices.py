@@ -223,3 +223,24 @@ def revoke_device(dd: DataDir, by: Principal, device_id: str, *, reason: str, no
         event = AuditEvent(by.username, AuditAction.ACCOUNT_CHANGED, f"device:{device_id}", details)
         audit.record(dd, conn, event, now=now)
         return _to_device(_row_required(conn, device_id))
+
+
+def session_device(conn: Connection, session: Row[Any]) -> DeviceCheck:
+    """The device a browser's WebAuthn assertion bound a page session to, checked afresh.
+
+    Read on every request (services/browser_devices.py binds the session): revoking the device,
+    or the credential being revoked as cloned, takes effect on the next request.
+    """
+    claimed = session.device_id
+    bc = ta.browser_credentials
+    credential = conn.execute(select(bc).where(bc.c.id == session.browser_credential_id)).first()
+    if credential is None or credential.device_id != claimed:
+        return DeviceCheck(None, claimed, f"the browser credential bound to device {claimed!r} is unknown")
+    if credential.revoked_at is not None:
+        return DeviceCheck(None, claimed, f"the browser credential for device {claimed!r} was revoked")
+    row = _row(conn, claimed)
+    if row is None:
+        return DeviceCheck(None, claimed, f"device {claimed!r} is not registered to the agency")
+    if row.revoked_at is not None:
+        return DeviceCheck(None, claimed, f"device {claimed!r} was revoked")
+    return DeviceCheck(claimed, claimed, unit=row.unit)

@@ -10,14 +10,17 @@ violation. Skipped, saying so, only when no Chromium is installed.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +30,9 @@ import uvicorn
 from served import free_port
 from web_helpers import ORG, PASSWORD, UNIT, VOUCHER, audit_rows, open_installation, template
 
-from faceledger.services import accounts
+from faceledger.adapters.policy_file import load_policy
+from faceledger.domain.policy import SearchRequest, decide_search
+from faceledger.services import accounts, devices
 from faceledger.services.datadir import DataDir
 from faceledger.web import create_app
 from faceledger.web.pages.rendering import SOURCE_ASSETS
@@ -133,8 +138,10 @@ def _code(uri: str) -> str:
 class Checked:
     """A browser page whose every visited page is checked: axe, widths, CSP violations."""
 
-    def __init__(self, page: Any) -> None:
+    def __init__(self, page: Any, other_profile: Callable[[], Any]) -> None:
         self.page = page
+        #: A page in a second browser with its own fresh profile (no cookies, no authenticator).
+        self.other_profile = other_profile
         self.console: list[str] = []
         page.on("console", lambda message: self.console.append(message.text))
         self.visited: list[str] = []
@@ -171,17 +178,24 @@ def browser_page(tmp_path: Path) -> Iterator[Checked]:
     if not AXE.is_file():
         pytest.fail(f"axe-core is missing at {AXE}: run ./scripts/setup (npm ci in web-assets/)")
     with playwright_sync.sync_playwright() as driver:
-        context = driver.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),
-            executable_path=CHROMIUM,
-            args=ARGS,
-            headless=True,
-            bypass_csp=False,
-        )
+        contexts: list[Any] = []
+
+        def launch() -> Any:
+            context = driver.chromium.launch_persistent_context(
+                str(tmp_path / f"chromium-profile-{len(contexts)}"),
+                executable_path=CHROMIUM,
+                args=ARGS,
+                headless=True,
+                bypass_csp=False,
+            )
+            contexts.append(context)
+            return context.new_page()
+
         try:
-            yield Checked(context.new_page())
+            yield Checked(launch(), launch)
         finally:
-            context.close()
+            for context in contexts:
+                context.close()
 
 
 def test_first_sign_in_activation_totp_home_and_sign_out(browser_page: Checked, served: Served) -> None:
@@ -298,3 +312,152 @@ def test_an_unknown_page_is_an_accessible_html_404(browser_page: Checked, served
     assert answer.status == 404
     assert page.get_by_role("heading", name="Page not found").is_visible()
     browser_page.check()
+
+
+# --- a browser enrolled as a registered device (WebAuthn) ----------------------------------------
+
+WORKSTATION = "fiu-ws-07"
+SECOND = "sam.second"
+
+
+def _person(served: Served, username: str) -> str:
+    """A vouched examiner of the unit; their TOTP seed."""
+    made = accounts.create_user(
+        served.dd,
+        served.admin,
+        username=username,
+        display_name=username.split(".")[0].title(),
+        organisation=ORG,
+        unit=UNIT,
+        roles=["examiner"],
+        now=now(),
+    )
+    uri = accounts.activate(served.dd, username=username, code=made.code, password=PASSWORD, now=now())
+    accounts.vouch(served.dd, served.supervisor, username, now=now())
+    return accounts.totp.seed_from_uri(uri)
+
+
+def _sign_in_page(page: Any, url: str, username: str, seed: str, *, step: int = 0) -> None:
+    page.goto(url + "/signin")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    # A code is used once: a second sign-in in the same 30 s takes the next step's (accepted too).
+    page.get_by_label("Code from your authenticator app").fill(pyotp.TOTP(seed).at(time.time() + 30 * step))
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(url + "/")
+
+
+def _issue_code(served: Served, url: str) -> str:
+    """What a system administrator does: POST /api/v1/devices/{id}/browser-enrolments."""
+    token = served.admin.session_token
+    assert token is not None
+    request = urllib.request.Request(
+        f"{url}/api/v1/devices/{WORKSTATION}/browser-enrolments",
+        method="POST",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        assert answer.status == 201
+        body = json.loads(answer.read())
+    assert body["device_id"] == WORKSTATION
+    code: str = body["code"]
+    return code
+
+
+def _page_principal(served: Served, context: Any) -> accounts.Principal:
+    """Who the browser's session cookie stands for, as the pages resolve it on every request."""
+    token = next(c["value"] for c in context.cookies() if c["name"] == "faceledger_session")
+    return accounts.principal_from_token(served.dd, token, None, now=now(), page=True)
+
+
+def _search_rule(actor: Any) -> str:
+    policy = load_policy(Path(str(resources.files("faceledger") / "data" / "example-policy.toml")))
+    request = SearchRequest(
+        actor=actor, case_number="2025/CID/004211", purpose="criminal_investigation",
+        galleries=("custody_arrest_photos",),
+    )  # fmt: skip
+    return decide_search(policy, request, now=now()).rule_id
+
+
+def test_a_browser_enrolled_with_a_one_time_code_signs_in_on_its_device(
+    browser_page: Checked, served: Served
+) -> None:
+    devices.register_device(
+        served.dd, served.admin, device_id=WORKSTATION, name="FIU workstation 7", unit=UNIT, now=now()
+    )
+    seed = _person(served, NEWCOMER)
+    # WebAuthn needs a secure context: http://localhost is one (127.0.0.1 is not); rp id "localhost".
+    url = served.url.replace("127.0.0.1", "localhost")
+    page = browser_page.page
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("WebAuthn.enable")
+    authenticator = cdp.send(
+        "WebAuthn.addVirtualAuthenticator",
+        {
+            "options": {
+                "protocol": "ctap2",
+                "transport": "internal",
+                "hasResidentKey": True,
+                "hasUserVerification": True,
+                "isUserVerified": True,
+            }
+        },
+    )
+
+    _sign_in_page(page, url, NEWCOMER, seed)
+    assert "not a registered device" in page.get_by_role("region", name="Signed in").inner_text()
+    browser_page.check()
+
+    code = _issue_code(served, url)
+    page.get_by_role("link", name="Enrol this browser as a device").click()
+    page.wait_for_url("**/devices/enrol")
+    browser_page.check()
+    status = page.get_by_role("status")
+    page.get_by_label("Enrolment code").fill("fle_not-the-code")
+    page.get_by_role("button", name="Enrol this browser").click()
+    playwright_sync.expect(status).to_contain_text("Not done: unknown browser enrolment code")
+    page.get_by_label("Enrolment code").fill(code)
+    page.get_by_role("button", name="Enrol this browser").click()
+    playwright_sync.expect(status).to_contain_text(f"enrolled as device {WORKSTATION}")
+    browser_page.check()
+    held = cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator["authenticatorId"]})
+    credentials = held["credentials"]
+    assert len(credentials) == 1  # the private key is in the authenticator, not in the page or profile
+
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url("**/signin?notice=signed_out")
+    _sign_in_page(page, url, NEWCOMER, seed, step=1)
+    before = _page_principal(served, page.context)
+    assert before.actor.device_id is None
+    page.get_by_role("button", name="Confirm this browser's device").click()
+    playwright_sync.expect(page.locator(".who .device")).to_have_text(WORKSTATION)
+    browser_page.check()
+    bound = _page_principal(served, page.context)
+    assert bound.actor.device_id == WORKSTATION
+    assert bound.session_id == before.session_id
+    assert _search_rule(bound.actor) == "search.allowed_pending_quality"
+    assert _search_rule(before.actor) == "device.unregistered"
+
+    changes = [
+        (r["actor"], r["object"], r["details"]["change"]) for r in audit_rows(served.dd, "account_changed")
+    ]
+    target = f"device:{WORKSTATION}"
+    assert ("ada.admin", target, "browser_enrolment_issued") in changes
+    assert (NEWCOMER, target, "browser_enrolled") in changes
+    assert (NEWCOMER, target, "browser_device_confirmed") in changes
+    refused = [r["details"]["reason"] for r in audit_rows(served.dd, "policy_denied")]
+    assert any("unknown browser enrolment code" in reason for reason in refused)
+
+    # Another browser (no authenticator holding the key) signs in, but on no registered device.
+    other_seed = _person(served, SECOND)
+    other_page = browser_page.other_profile()
+    _sign_in_page(other_page, url, SECOND, other_seed)
+    assert other_page.locator(".who .device").inner_text() == "not a registered device"
+    stranger = _page_principal(served, other_page.context)
+    assert stranger.actor.device_id is None
+    assert _search_rule(stranger.actor) == "device.unregistered"
+
+    # Revoking the device ends the bound session at once.
+    devices.revoke_device(served.dd, served.admin, WORKSTATION, reason="moved", now=now())
+    page.goto(url + "/")
+    assert page.url.endswith("/signin?notice=ended")

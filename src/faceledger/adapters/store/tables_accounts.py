@@ -106,8 +106,48 @@ sessions = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
+    # The browser credential (WebAuthn) whose assertion bound this page session to ``device_id``;
+    # NULL: the device, if any, was proved by its secret (API, CLI) or not at all. Migration 0017.
+    Column("browser_credential_id", Id, nullable=True),
     Index("ix_sessions_user_id", "user_id"),
     Index("ix_sessions_device_id", "device_id"),
+    sqlite_autoincrement=True,
+)
+
+#: One-time codes a system administrator issues to enrol a browser as a registered device
+#: (services/browser_devices.py). Only the SHA-256 of the code is kept. Migration 0017.
+browser_enrolments = Table(
+    "browser_enrolments",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("device_id", String(DEVICE_ID_LEN), ForeignKey("devices.id"), nullable=False),
+    Column("code_hash", String(SHA256_LEN), nullable=False, unique=True),
+    Column("issued_by", String(USERNAME_LEN), nullable=False),
+    Column("issued_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("used_at", DateTime(timezone=True), nullable=True),
+    Column("used_by", String(USERNAME_LEN), nullable=True),
+    Index("ix_browser_enrolments_device_id", "device_id"),
+    sqlite_autoincrement=True,
+)
+
+#: A browser's WebAuthn credential: the public key its authenticator made at enrolment, for one
+#: registered device. The private key never leaves the authenticator. Migration 0017.
+browser_credentials = Table(
+    "browser_credentials",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("device_id", String(DEVICE_ID_LEN), ForeignKey("devices.id"), nullable=False),
+    Column("enrolment_id", Id, ForeignKey("browser_enrolments.id"), nullable=False, unique=True),
+    Column("credential_id", LargeBinary, nullable=False, unique=True),
+    Column("public_key", LargeBinary, nullable=False),
+    Column("sign_count", BigInteger, nullable=False),
+    Column("enrolled_by", String(USERNAME_LEN), nullable=False),
+    Column("enrolled_at", DateTime(timezone=True), nullable=False),
+    Column("last_used_at", DateTime(timezone=True), nullable=True),
+    # Set when an assertion's sign count did not increase (a cloned authenticator): refused from then on.
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Index("ix_browser_credentials_device_id", "device_id"),
     sqlite_autoincrement=True,
 )
 

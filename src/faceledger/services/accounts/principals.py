@@ -24,7 +24,13 @@ from faceledger.services import audit
 from faceledger.services.accounts import hashing, rows
 from faceledger.services.accounts.records import SESSION_PREFIX, TOKEN_PREFIX, Principal, from_db, utc
 from faceledger.services.accounts.signin import account_standing, actor_for
-from faceledger.services.devices import DeviceCheck, DeviceCredential, check_device, record_refused
+from faceledger.services.devices import (
+    DeviceCheck,
+    DeviceCredential,
+    check_device,
+    record_refused,
+    session_device,
+)
 
 if TYPE_CHECKING:
     from faceledger.services.datadir import DataDir
@@ -33,18 +39,23 @@ SIGN_IN_AGAIN = "sign in again (faceledger login)"
 
 
 def principal_from_token(
-    dd: DataDir, token: str, device: DeviceCredential | None, *, now: datetime
+    dd: DataDir, token: str, device: DeviceCredential | None, *, now: datetime, page: bool = False
 ) -> Principal:
-    """The principal a session token (``fls_...``) or API token (``flt_...``) stands for."""
+    """The principal a session token (``fls_...``) or API token (``flt_...``) stands for.
+
+    ``page``: the token came from the web pages' session cookie. Only then does a session that a
+    browser's WebAuthn assertion bound to a device act from that device
+    (:func:`~faceledger.services.devices.session_device`); the same token presented any other
+    way acts from the device whose credential comes with it, as every API session does.
+    """
     now = utc(now)
-    if token.startswith(SESSION_PREFIX):
-        resolve = _from_session
-    elif token.startswith(TOKEN_PREFIX):
-        resolve = _from_api_token
-    else:
+    if not token.startswith((SESSION_PREFIX, TOKEN_PREFIX)):
         raise AuthenticationError(f"not a faceledger session or API token; {SIGN_IN_AGAIN}")
     with dd.store.begin() as conn:
-        outcome = resolve(dd, conn, token, device, now)
+        if token.startswith(SESSION_PREFIX):
+            outcome = _from_session(dd, conn, token, device, now, page=page)
+        else:
+            outcome = _from_api_token(dd, conn, token, device, now)
     if isinstance(outcome, str):
         raise AuthenticationError(outcome)
     return outcome
@@ -77,7 +88,7 @@ def _user_refusal(dd: DataDir, conn: Connection, user: Row[Any], attempted: str,
 
 
 def _from_session(
-    dd: DataDir, conn: Connection, token: str, device: DeviceCredential | None, now: datetime
+    dd: DataDir, conn: Connection, token: str, device: DeviceCredential | None, now: datetime, *, page: bool
 ) -> Principal | str:
     session = conn.execute(
         select(ta.sessions).where(ta.sessions.c.token_hash == hashing.digest(token))
@@ -105,6 +116,8 @@ def _from_session(
             f"{SIGN_IN_AGAIN} from this device"
         )
         return _refuse(dd, conn, user.username, "use_session", f"session:{session.id}", reason, now)
+    if check.claimed is None and page and session.browser_credential_id is not None:
+        check = session_device(conn, session)
     record_refused(dd, conn, user.username, check, now)
     roles = rows.roles_of(conn, user.id)
     return Principal(

@@ -6,10 +6,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, status
 
-from faceledger.services import devices
+from faceledger.services import browser_devices, devices
 from faceledger.web.deps import DataDirDep, NowDep, PageDep, PrincipalDep
 from faceledger.web.errors import COMMON_RESPONSES
-from faceledger.web.models.accounts import DeviceCreate, DeviceOut, DeviceRegistered, RevokeIn
+from faceledger.web.models.accounts import (
+    BrowserEnrolmentIssued,
+    DeviceCreate,
+    DeviceOut,
+    DeviceRegistered,
+    RevokeIn,
+)
 from faceledger.web.models.common import Page, slice_page
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"], responses=COMMON_RESPONSES)
@@ -43,3 +49,29 @@ def revoke_device(
 ) -> DeviceOut:
     """Revoke a device and end every session opened on it (its id is never reused)."""
     return DeviceOut.of(devices.revoke_device(dd, principal, device_id, reason=body.reason, now=now))
+
+
+@router.post(
+    "/{device_id}/browser-enrolments",
+    response_model=BrowserEnrolmentIssued,
+    status_code=status.HTTP_201_CREATED,
+)
+def issue_browser_enrolment(
+    principal: PrincipalDep,
+    dd: DataDirDep,
+    now: NowDep,
+    device_id: Annotated[str, Path(min_length=1, max_length=64)],
+) -> BrowserEnrolmentIssued:
+    """Issue a one-time code that enrols one browser as this device (WebAuthn, at /devices/enrol).
+
+    The code is in the answer and nowhere else (the server keeps its SHA-256); it is valid for 15
+    minutes and enrols one browser, once.
+    """
+    issued = browser_devices.issue_enrolment(dd, principal, device_id, now=now)
+    return BrowserEnrolmentIssued(
+        id=issued.id,
+        device_id=issued.device_id,
+        unit=issued.unit,
+        expires_at=issued.expires_at,
+        code=issued.code,
+    )

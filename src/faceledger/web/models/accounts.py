@@ -292,6 +292,17 @@ class DeviceRegistered(BaseModel):
     header: str = Field(default=DEVICE_HEADER, description="The HTTP header the device sends it in.")
 
 
+class BrowserEnrolmentIssued(BaseModel):
+    id: int
+    device_id: str
+    unit: str
+    expires_at: datetime
+    code: str = Field(
+        description="The one-time code, shown once: enter it at /devices/enrol on the device's browser."
+    )
+    enrol_at: str = Field(default="/devices/enrol", description="The page that takes the code.")
+
+
 class RevokeIn(BaseModel):
     reason: Reason
 

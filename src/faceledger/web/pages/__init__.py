@@ -15,7 +15,7 @@ from fastapi.responses import FileResponse
 from starlette.staticfiles import StaticFiles
 
 from faceledger.config import WebSettings
-from faceledger.web.pages import accounts, audit, cases, errors, routes
+from faceledger.web.pages import accounts, audit, cases, devices, errors, routes
 from faceledger.web.pages.rendering import STATIC, STATIC_URL, VENDOR_URL, Pages
 
 
@@ -35,6 +35,7 @@ def install(app: FastAPI, settings: WebSettings) -> None:
 
     app.mount(STATIC_URL, StaticFiles(directory=str(STATIC)), name="faceledger-static")
     app.include_router(routes.router)
+    app.include_router(devices.router)
     app.include_router(cases.router)
     app.include_router(accounts.router)
     app.include_router(audit.router)

@@ -24,7 +24,7 @@ from faceledger.config import WebSettings
 from faceledger.services import accounts, policies
 from faceledger.services.accounts import Principal
 from faceledger.services.datadir import DataDir
-from faceledger.web.pages.session import CSRF_FIELD, CsrfKeys, IdleSessions
+from faceledger.web.pages.session import CSRF_FIELD, Ceremonies, CsrfKeys, IdleSessions
 
 log = logging.getLogger("faceledger.web")
 
@@ -96,6 +96,7 @@ class Pages:
         self.settings = settings
         self.csrf = CsrfKeys()
         self.idle = IdleSessions()
+        self.ceremonies = Ceremonies()
         self.vendor = vendor_files(settings.assets_dir or SOURCE_ASSETS)
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(TEMPLATES),

@@ -70,7 +70,8 @@ PagesDep = Annotated[Pages, Depends(get_pages)]
 
 
 def page_device(request: Request) -> DeviceCredential | None:
-    """The device credential header, as the API reads it (browsers send none until device enrolment)."""
+    """The device credential header, as the API reads it (a browser sends none: its device is proved
+    by a WebAuthn assertion that binds the session, docs/web.md)."""
     value = request.headers.get(DEVICE_HEADER, "")
     return DeviceCredential.parse(value) if value.strip() else None
 
@@ -87,7 +88,7 @@ def signed_in(request: Request, pages: Pages, dd: DataDir, now: datetime) -> Sig
     if token is None or not token.startswith(SESSION_PREFIX):
         return ""
     try:
-        principal = accounts.principal_from_token(dd, token, page_device(request), now=now)
+        principal = accounts.principal_from_token(dd, token, page_device(request), now=now, page=True)
     except AuthenticationError:
         return "ended"
     assert principal.session_id is not None

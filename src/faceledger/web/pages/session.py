@@ -31,6 +31,7 @@ from fastapi import Request
 from starlette.responses import Response
 
 from faceledger.config import WebSettings
+from faceledger.services.browser_devices import Ceremony
 
 SESSION_COOKIE = "faceledger_session"
 PRESESSION_COOKIE = "faceledger_presession"
@@ -81,6 +82,33 @@ class IdleSessions:
     def forget(self, session_id: int) -> None:
         with self._lock:
             self._seen.pop(session_id, None)
+
+
+class Ceremonies:
+    """The WebAuthn challenge waiting for each page session's browser, in this process; thread-safe.
+
+    One at a time per session: a new one replaces the last, and each is taken (removed) when the
+    browser's answer arrives, so a challenge is answered at most once. Expired ones are dropped
+    whenever a new one is put.
+    """
+
+    def __init__(self) -> None:
+        self._waiting: dict[int, Ceremony] = {}
+        self._lock = threading.Lock()
+
+    def put(self, ceremony: Ceremony, now: datetime) -> None:
+        with self._lock:
+            for session_id in [k for k, v in self._waiting.items() if v.expires_at <= now]:
+                del self._waiting[session_id]
+            self._waiting[ceremony.session_id] = ceremony
+
+    def waiting(self) -> int:
+        with self._lock:
+            return len(self._waiting)
+
+    def take(self, session_id: int) -> Ceremony | None:
+        with self._lock:
+            return self._waiting.pop(session_id, None)
 
 
 def is_loopback_http(request: Request) -> bool:
