@@ -15,8 +15,6 @@ from faceledger.cli import serve as serve_cli
 from faceledger.cli import witness as witness_cli
 from faceledger.cli.common import DataDirOption, JsonOption, console, handle_errors, print_json
 from faceledger.config import load_settings
-from faceledger.services import accounts
-from faceledger.services.datadir import init_data_dir
 
 app = typer.Typer(
     name="faceledger",
@@ -70,6 +68,9 @@ def init(
     as_json: JsonOption = False,
 ) -> None:
     """Create a data directory (SQLite database, image store, vector indexes, config.toml)."""
+    from faceledger.services import accounts
+    from faceledger.services.datadir import init_data_dir
+
     settings = load_settings(data_dir or data_dir_option)
     with init_data_dir(settings.data_dir, settings=settings) as dd:
         path = dd.path
