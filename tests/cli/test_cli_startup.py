@@ -20,7 +20,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import typer
 from signed_in_unit import ADMIN, GALLERY, PASSWORD, VOUCHER, SignedInUnit, code_for, governed_unit
+
+from faceledger.cli.common import EXIT_INTERRUPTED, ask
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -70,7 +73,9 @@ from typer.testing import CliRunner
 from faceledger.cli.main import app
 
 codes = [CliRunner().invoke(app, args).exit_code for args in json.loads(sys.argv[1])]
-print(json.dumps({"codes": codes, "modules": sorted(sys.modules)}))
+import faceledger
+
+print(json.dumps({"codes": codes, "modules": sorted(sys.modules), "from": faceledger.__file__}))
 """
 
 
@@ -83,6 +88,7 @@ def _loaded(command_lines: list[list[str]]) -> tuple[list[int], list[str]]:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)
+    assert Path(answer["from"]).is_relative_to(SRC)  # this tree, not another installed one
     return answer["codes"], answer["modules"]
 
 
@@ -93,7 +99,7 @@ def _heavy(modules: list[str]) -> list[str]:
 def test_help_and_version_load_no_heavy_module() -> None:
     codes, modules = _loaded(QUICK)
     assert codes == [0] * (len(QUICK) - 1) + [2]  # the bad option: a usage error, still without them
-    assert "faceledger.cli.main" in modules  # the probe did load the CLI from this tree
+    assert "faceledger.cli.main" in modules
     assert _heavy(modules) == []
 
 
@@ -154,3 +160,19 @@ def test_purge_asks_on_stderr_and_prints_only_json(unit: SignedInUnit) -> None:
     assert done.stdout.startswith("{")
     assert json.loads(done.stdout)["galleries"] == 1
     assert "Permanently remove" in done.stderr
+
+
+def test_ctrl_c_at_a_question_is_an_interruption(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def interrupted(*_args: object, **_kwargs: object) -> str:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise typer.Abort() from None  # what typer's prompt does on Ctrl-C
+
+    monkeypatch.setattr(typer, "prompt", interrupted)
+    with pytest.raises(typer.Exit) as stopped:
+        ask("Password", hide_input=True)
+    assert stopped.value.exit_code == EXIT_INTERRUPTED
+    assert "error: interrupted" in capsys.readouterr().err

@@ -171,7 +171,7 @@ def _show_user(user: User, as_json: bool) -> None:
         print_json(data)
         return
     for key, value in data.items():
-        text = ", ".join(value) if isinstance(value, list) else value
+        text = ", ".join(value) if isinstance(value, list) else "-" if value is None else value
         console.print(f"{key:>16}: {shown(text)}")
 
 

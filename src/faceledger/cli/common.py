@@ -116,8 +116,8 @@ def ask(text: str, *, hide_input: bool = False, confirm: bool = False, default: 
                 show_default=False,
                 err=True,
             )
-    except typer.Abort:
-        raise fail(f"no answer to {text!r}: standard input ended") from None
+    except typer.Abort as exc:
+        raise _unanswered(text, exc, "") from None
     return str(answer)
 
 
@@ -126,8 +126,15 @@ def ask_yes(text: str, *, otherwise: str) -> bool:
     try:
         with contextlib.redirect_stdout(sys.stderr):
             return bool(typer.confirm(text, default=False, err=True))
-    except typer.Abort:
-        raise fail(f"no answer to {text!r}: standard input ended ({otherwise})") from None
+    except typer.Abort as exc:
+        raise _unanswered(text, exc, f" ({otherwise})") from None
+
+
+def _unanswered(text: str, abort: typer.Abort, then: str) -> typer.Exit:
+    """The error for an unanswered question: Ctrl-C (kept as the Abort's context) or the end of input."""
+    if isinstance(abort.__context__, KeyboardInterrupt):
+        return fail("interrupted", EXIT_INTERRUPTED)
+    return fail(f"no answer to {text!r}: standard input ended{then}")
 
 
 def _default(value: Any) -> Any:

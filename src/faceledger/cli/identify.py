@@ -121,8 +121,8 @@ def _record_line(record: SearchRecord, source: str) -> dict[str, Any]:
 
 def _print_record(record: SearchRecord, source: str) -> None:
     console.print(
-        f"[bold]{source}[/]  search {record.search_id}, case {record.case_number}, "
-        f"purpose {record.purpose}; model {record.model_key}"
+        f"[bold]{shown(source)}[/]  search {record.search_id}, case {shown(record.case_number)}, "
+        f"purpose {shown(record.purpose)}; model {shown(record.model_key)}"
     )
     for edit in record.edits:
         console.print(
@@ -380,7 +380,7 @@ def faces(
                 elif as_json:
                     documents.append(error)
                 else:
-                    err_console.print(f"[red]error:[/] {exc}")
+                    err_console.print(f"[red]error:[/] {shown(exc)}")
                 continue
             _emit_faces(analysis, str(path), as_json, as_jsonl, documents)
     if as_json:
@@ -402,7 +402,7 @@ def _emit_faces(
     elif as_json:
         documents.append({"path": path, "image_sha256": analysis.image_sha256, "faces": rows})
     else:
-        console.print(f"[bold]{path}[/]: {len(analysis.faces)} face(s)")
+        console.print(f"[bold]{shown(path)}[/]: {len(analysis.faces)} face(s)")
         for face in analysis.faces:
             q = face.quality
             box = face.face.box

@@ -46,7 +46,6 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 
 from faceledger.adapters.images import ImageStore
-from faceledger.adapters.index import PersistentIndex, open_index
 from faceledger.adapters.store import Store, repository
 from faceledger.adapters.store.engine import sqlite_url
 from faceledger.config import Settings, load_settings
@@ -56,6 +55,8 @@ from faceledger.services import audit
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
+
+    from faceledger.adapters.index import PersistentIndex
 
 try:
     import fcntl
@@ -546,6 +547,9 @@ class DataDir:
     def _open_reconciled(
         self, conn: Connection, gallery: Gallery, model: ModelRef
     ) -> tuple[PersistentIndex, ReconcileReport]:
+        # faiss is loaded by the first command that reads vectors, not by every one that opens the directory
+        from faceledger.adapters.index import PersistentIndex, open_index
+
         directory = self.index_dir(gallery.name, model.key)  # created by the first save, not by readers
         try:
             index = open_index(directory, dim=model.dim, settings=self.settings.index)
