@@ -1,4 +1,11 @@
-"""The ``faceledger`` command: thin commands over the library (:mod:`faceledger.library`)."""
+"""The ``faceledger`` command: thin commands over the library (:mod:`faceledger.library`).
+
+The command modules import at module level only typer, rich, the configuration and the
+light domain modules; the services, the data directory (SQLAlchemy), the pipeline and the
+face models, crypto and the web service are imported inside the commands that use them
+(their types under ``TYPE_CHECKING``), so ``--help`` and every command's help load none of
+them. ``tests/cli/test_cli_startup.py`` checks it; ``bench/cli_startup.py`` measures it.
+"""
 
 from __future__ import annotations
 

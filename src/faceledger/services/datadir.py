@@ -43,8 +43,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-import numpy as np
-
 from faceledger.adapters.images import ImageStore
 from faceledger.adapters.store import Store, repository
 from faceledger.adapters.store.engine import sqlite_url
@@ -580,6 +578,8 @@ def _add_from_db(conn: Connection, index: PersistentIndex, ids: Any, model: Mode
 
 def reconcile(conn: Connection, index: PersistentIndex, gallery: Gallery, model: ModelRef) -> ReconcileReport:
     """Make the index hold exactly the database's faces of this gallery and model."""
+    import numpy as np
+
     db_ids = repository.face_ids(conn, _require_id(gallery), model.key)
     index_ids = np.asarray(index.ids(), dtype=np.int64)
     extra = np.setdiff1d(index_ids, db_ids)
