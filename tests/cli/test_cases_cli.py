@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from signed_in_unit import CASE, GALLERY, PURPOSE, SignedInUnit, build_unit, runner
@@ -164,3 +165,140 @@ def test_a_malformed_finding_is_refused_with_the_form_to_use(unit: SignedInUnit)
     assert "FACE_ID=OUTCOME[:NOTES]" in out
     out = unit.run("eve.examiner", "review", "examine", "1", code=1)
     assert "one --finding per candidate" in out
+
+
+# --- what `review show` and `case show` print of the stored steps -----------------------------
+
+#: Stored text with a terminal escape, rich markup and a newline: printed as escapes, never obeyed.
+HOSTILE = "ear shape \x1b[31m[red]agrees\nforged line"
+HOSTILE_SHOWN = "ear shape \\x1b[31m[red]agrees\\nforged line"
+
+
+def _cli_search(unit: SignedInUnit, lfw_images: Path) -> tuple[str, list[dict[str, Any]]]:
+    """A search made with `faceledger search --json` by the examiner: its id and candidates."""
+    if policies.active_stored_policy(unit.dd) is None:  # when run on its own
+        unit.run("ada.admin", "policy", "load", "--example")
+    probe = lfw_images / "Colin_Powell" / "Colin_Powell_0002.jpg"
+    made = json.loads(
+        unit.stdout(
+            "eve.examiner",
+            "search",
+            str(probe),
+            "-g",
+            GALLERY,
+            "--case",
+            CASE,
+            "--purpose",
+            PURPOSE,
+            "--json",
+        )
+    )
+    candidates: list[dict[str, Any]] = made["candidates"]
+    assert candidates[0]["subject_id"] == "Colin_Powell"
+    assert len(candidates) >= 2
+    return str(made["search_id"]), candidates
+
+
+def _args(findings: list[str]) -> list[str]:
+    return [a for f in findings for a in ("-f", f)]
+
+
+def _face(c: dict[str, Any]) -> str:
+    """How a finding names its candidate: face id, rank, gallery/subject."""
+    return f"face {c['face_id']} (rank {c['rank']}, {c['gallery']}/{c['subject_id']})"
+
+
+def _printed(text: str) -> str:
+    """The output as one line of words: rich wraps long lines at the terminal's width."""
+    return " ".join(text.split())
+
+
+def _assert_readable(text: str) -> None:
+    assert "{'" not in text, text  # never a Python dict's repr
+    assert "'face_id'" not in text, text
+    assert "\x1b" not in text, text  # hostile text is shown as escapes, never obeyed
+    assert "\nforged line" not in text, text
+
+
+def test_review_and_case_show_print_every_finding_note_and_approval(
+    unit: SignedInUnit, lfw_images: Path
+) -> None:
+    sid, candidates = _cli_search(unit, lfw_images)
+    top, second, *rest = candidates
+    others = [second, *rest]
+    examined = [f"{top['face_id']}=possible_match:{HOSTILE}", *(f"{c['face_id']}=no_match" for c in others)]
+    unit.run("eve.examiner", "review", "examine", sid, *_args(examined))
+    own = [f"{top['face_id']}=possible:same scar", *(f"{c['face_id']}=inconclusive" for c in others)]
+    unit.run("rita.reviewer", "review", "peer", sid, *_args(own))
+    unit.run("rita.reviewer", "review", "peer", sid, "--agree", "--notes", "corroborated by the ears")
+    unit.run("sue.super", "review", "approve", sid, "--notes", "lead only; arrange an identity parade")
+
+    expected = [
+        "step 1: examination, a possible match proposed",
+        f"{_face(top)}: possible match; notes: {HOSTILE_SHOWN}",
+        f"{_face(second)}: no match",
+        "step 2: blind peer assessment",
+        f"{_face(top)}: possible match; notes: same scar",
+        f"{_face(second)}: inconclusive",
+        "step 3: peer verdict: agrees with the examiner",
+        "notes: corroborated by the ears",
+        "step 4: supervisor approved the lead",
+        "(awaiting_approval -> approved) notes: lead only; arrange an identity parade",
+    ]
+    review = unit.run("sue.super", "review", "show", sid)
+    case = unit.run("sue.super", "case", "show", CASE)
+    for text in (review, case):
+        _assert_readable(text)
+        for line in expected:
+            assert line in _printed(text), f"{line!r} not in:\n{text}"
+    for who in (
+        "step 1: examination, a possible match proposed by eve.examiner at",
+        "blind peer assessment by rita.reviewer at",
+        "agrees with the examiner by rita.reviewer at",
+        "approved the lead by sue.super at",
+    ):
+        assert who in _printed(review), f"{who!r} not in:\n{review}"
+
+
+def test_a_disputed_lead_shows_the_disagreement_and_the_rejection_reason(
+    unit: SignedInUnit, lfw_images: Path
+) -> None:
+    sid, candidates = _cli_search(unit, lfw_images)
+    top, *others = candidates
+    examined = [f"{top['face_id']}=possible_match:hairline agrees", *(f"{c['face_id']}=no" for c in others)]
+    unit.run("eve.examiner", "review", "examine", sid, *_args(examined))
+
+    # While the blind assessment is awaited, the reviewer sees neither the examiner's findings nor notes.
+    blind = unit.run("rita.reviewer", "review", "show", sid)
+    assert "findings: withheld until the blind peer assessment is recorded" in _printed(blind)
+    assert "hairline agrees" not in blind
+    assert "hairline agrees" not in unit.run("rita.reviewer", "case", "show", CASE)
+
+    unit.run("rita.reviewer", "review", "peer", sid, *_args([f"{c['face_id']}=no_match" for c in candidates]))
+    unit.run("rita.reviewer", "review", "peer", sid, "--disagree", "--notes", "the nose bridge differs")
+    unit.run("sue.super", "review", "reject", sid, "--reason", "the peer review disputes it")
+
+    for text in (unit.run("sue.super", "review", "show", sid), unit.run("sue.super", "case", "show", CASE)):
+        _assert_readable(text)
+        for line in (
+            f"{_face(top)}: possible match; notes: hairline agrees",
+            f"{_face(top)}: no match",
+            "peer verdict: disagrees with the examiner",
+            "notes: the nose bridge differs",
+            "supervisor rejected the lead",
+            "(disputed -> rejected) reason: the peer review disputes it",
+        ):
+            assert line in _printed(text), f"{line!r} not in:\n{text}"
+
+
+def test_an_approval_without_notes_says_so(unit: SignedInUnit, lfw_images: Path) -> None:
+    sid, candidates = _cli_search(unit, lfw_images)
+    top, *others = candidates
+    findings = [f"{top['face_id']}=possible_match:same ears", *(f"{c['face_id']}=no" for c in others)]
+    unit.run("eve.examiner", "review", "examine", sid, *_args(findings))
+    unit.run("rita.reviewer", "review", "peer", sid, *_args(findings))
+    unit.run("rita.reviewer", "review", "peer", sid, "--agree")
+    unit.run("sue.super", "review", "approve", sid)
+    assert "(awaiting_approval -> approved) notes: (none)" in _printed(
+        unit.run("sue.super", "review", "show", sid)
+    )

@@ -21,18 +21,28 @@ import stat
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from faceledger.cli.common import DataDirOption, JsonOption, console, fail, handle_errors, print_json, shown
+from faceledger.cli.common import (
+    DataDirOption,
+    JsonOption,
+    ask,
+    console,
+    fail,
+    handle_errors,
+    print_json,
+    shown,
+)
 from faceledger.config import load_settings
 from faceledger.domain.roles import Role
 from faceledger.errors import AuthenticationError, StoreError, ValidationError
-from faceledger.services import accounts, devices
-from faceledger.services.accounts import Activation, Principal, User
-from faceledger.services.datadir import DataDir, open_data_dir
-from faceledger.services.devices import DeviceCredential
+
+if TYPE_CHECKING:
+    from faceledger.services.accounts import Activation, Principal, User
+    from faceledger.services.datadir import DataDir
+    from faceledger.services.devices import DeviceCredential
 
 user_app = typer.Typer(help="Accounts: create, inspect and change people's standing.", no_args_is_help=True)
 device_app = typer.Typer(help="Agency devices searches are accepted from.", no_args_is_help=True)
@@ -112,12 +122,16 @@ def _write(dd: DataDir, data: dict[str, Any]) -> Path:
 
 def stored_device(dd: DataDir) -> DeviceCredential | None:
     """This machine's device credential for ``dd`` (set by ``faceledger device use``)."""
+    from faceledger.services.devices import DeviceCredential
+
     value = _read(dd).get("device")
     return DeviceCredential.parse(value) if isinstance(value, str) else None
 
 
 def signed_in(dd: DataDir) -> Principal:
     """The person the CLI acts for; other commands call this before doing anything guarded."""
+    from faceledger.services import accounts
+
     session = _read(dd).get("session")
     if not isinstance(session, dict) or not isinstance(session.get("token"), str):
         raise AuthenticationError(f"not signed in to {dd.path}; run: faceledger login -d {dd.path}")
@@ -126,6 +140,8 @@ def signed_in(dd: DataDir) -> Principal:
 
 @contextlib.contextmanager
 def opened(data_dir: Path | None) -> Iterator[DataDir]:
+    from faceledger.services.datadir import open_data_dir
+
     settings = load_settings(data_dir)
     with open_data_dir(settings.data_dir, settings=settings) as dd:
         yield dd
@@ -146,7 +162,7 @@ def parse_moment(value: str, option: str) -> datetime:
 
 
 def _new_password(username: str) -> str:
-    return str(typer.prompt(f"New password for {username}", hide_input=True, confirmation_prompt=True))
+    return ask(f"New password for {username}", hide_input=True, confirm=True)
 
 
 def _show_user(user: User, as_json: bool) -> None:
@@ -155,7 +171,7 @@ def _show_user(user: User, as_json: bool) -> None:
         print_json(data)
         return
     for key, value in data.items():
-        text = ", ".join(value) if isinstance(value, list) else value
+        text = ", ".join(value) if isinstance(value, list) else "-" if value is None else value
         console.print(f"{key:>16}: {shown(text)}")
 
 
@@ -200,10 +216,10 @@ def login(
     as_json: JsonOption = False,
 ) -> None:
     """Sign in (password, then the code from your authenticator app); the CLI then acts as you."""
-    password = str(typer.prompt("Password", hide_input=True))
-    code = str(
-        typer.prompt("Authenticator code (blank if your account has none)", default="", show_default=False)
-    )
+    from faceledger.services import accounts
+
+    password = ask("Password", hide_input=True)
+    code = ask("Authenticator code (blank if your account has none)", default="")
     with opened(data_dir) as dd:
         device = stored_device(dd)
         principal = accounts.authenticate(
@@ -240,6 +256,8 @@ def login(
 @handle_errors
 def logout(data_dir: DataDirOption = None) -> None:
     """End your CLI session (the device credential stays)."""
+    from faceledger.services import accounts
+
     with opened(data_dir) as dd:
         data = _read(dd)
         session = data.pop("session", None)
@@ -258,6 +276,8 @@ def logout(data_dir: DataDirOption = None) -> None:
 @handle_errors
 def bootstrap(data_dir: DataDirOption = None) -> None:
     """Print a one-time secret for creating the first administrator (only while no account exists)."""
+    from faceledger.services import accounts
+
     with opened(data_dir) as dd:
         secret = accounts.bootstrap_admin(dd, now=_now())
         minutes = dd.settings.accounts.bootstrap_minutes
@@ -275,7 +295,9 @@ def claim(
     data_dir: DataDirOption = None,
 ) -> None:
     """Become the first system administrator with the bootstrap secret."""
-    secret = str(typer.prompt("Bootstrap secret", hide_input=True))
+    from faceledger.services import accounts
+
+    secret = ask("Bootstrap secret", hide_input=True)
     password = _new_password(username)
     with opened(data_dir) as dd:
         _, uri = accounts.claim_bootstrap(
@@ -311,6 +333,8 @@ def create(
     You choose no password and see no second factor: the person activates the account with
     the code and their own password, then a supervisor of their unit vouches for them.
     """
+    from faceledger.services import accounts
+
     expiry = parse_moment(expires, "--expires") if expires else None
     roles = accounts.parse_roles(role)
     with opened(data_dir) as dd:
@@ -349,7 +373,9 @@ def activate(
     data_dir: DataDirOption = None,
 ) -> None:
     """Activate your account: the one-time code from the administrator, then your own new password."""
-    code = str(typer.prompt("Activation code", hide_input=True))
+    from faceledger.services import accounts
+
+    code = ask("Activation code", hide_input=True)
     password = _new_password(username)
     with opened(data_dir) as dd:
         uri = accounts.activate(dd, username=username, code=code, password=password, now=_now())
@@ -376,6 +402,8 @@ def vouch(
     as_json: JsonOption = False,
 ) -> None:
     """Vouch, as a supervisor of their unit, that an activated account is held by the person it names."""
+    from faceledger.services import accounts
+
     with opened(data_dir) as dd:
         if installer:
             user = accounts.vouch_as_installer(dd, username, now=_now())
@@ -391,6 +419,8 @@ def vouch(
 @handle_errors
 def list_users(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     """List accounts (system administrators and auditors)."""
+    from faceledger.services import accounts
+
     with opened(data_dir) as dd:
         users = accounts.list_users(dd, signed_in(dd), now=_now())
     if as_json:
@@ -416,6 +446,8 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """Show one account (yours, or anyone's for administrators and auditors)."""
+    from faceledger.services import accounts
+
     with opened(data_dir) as dd:
         user = accounts.get_user(dd, signed_in(dd), username, now=_now())
     _show_user(user, as_json)
@@ -430,6 +462,8 @@ def set_roles(
     as_json: JsonOption = False,
 ) -> None:
     """Replace an account's roles."""
+    from faceledger.services import accounts
+
     with opened(data_dir) as dd:
         _show_user(accounts.set_roles(dd, signed_in(dd), username, role, now=_now()), as_json)
 
@@ -442,6 +476,8 @@ def suspend(
     data_dir: DataDirOption = None,
 ) -> None:
     """Suspend an account: everything it asks is refused, its sessions end."""
+    from faceledger.services import accounts
+
     with opened(data_dir) as dd:
         accounts.suspend(dd, signed_in(dd), username, reason=reason, now=_now())
     console.print(f"account {username} suspended")
@@ -453,6 +489,8 @@ def unsuspend(
     username: Annotated[str, typer.Argument(help="Username.")], data_dir: DataDirOption = None
 ) -> None:
     """Lift a suspension."""
+    from faceledger.services import accounts
+
     with opened(data_dir) as dd:
         accounts.unsuspend(dd, signed_in(dd), username, now=_now())
     console.print(f"account {username} is no longer suspended")
@@ -469,6 +507,8 @@ def set_expiry(
     as_json: JsonOption = False,
 ) -> None:
     """Set or remove an account's expiry date."""
+    from faceledger.services import accounts
+
     if never == (expires is not None):
         raise fail("give exactly one of --expires and --never", code=2)
     expiry = parse_moment(expires, "--expires") if expires else None
@@ -487,6 +527,8 @@ def reset_password(
     You choose no password: the person activates the account again with the printed code and
     a password of their own. Their sessions and API tokens end.
     """
+    from faceledger.services import accounts
+
     with opened(data_dir) as dd:
         activation = accounts.reset_password(dd, signed_in(dd), username, now=_now())
     console.print(f"account {username} reset; it needs activation again")
@@ -502,6 +544,8 @@ def enrol_totp(
 
     The old second factor and password stop working; sessions and API tokens end.
     """
+    from faceledger.services import accounts
+
     with opened(data_dir) as dd:
         activation = accounts.enrol_totp(dd, signed_in(dd), username, now=_now())
     console.print(f"account {username} reset for a new second factor; it needs activation again")
@@ -514,6 +558,8 @@ def unlock(
     username: Annotated[str, typer.Argument(help="Username.")], data_dir: DataDirOption = None
 ) -> None:
     """Lift a lockout after repeated failed sign-ins."""
+    from faceledger.services import accounts
+
     with opened(data_dir) as dd:
         accounts.unlock(dd, signed_in(dd), username, now=_now())
     console.print(f"account {username} unlocked")
@@ -532,6 +578,8 @@ def register_device(
     data_dir: DataDirOption = None,
 ) -> None:
     """Register an agency device; prints its credential once (install it with `faceledger device use`)."""
+    from faceledger.services import devices
+
     with opened(data_dir) as dd:
         _, credential = devices.register_device(
             dd, signed_in(dd), device_id=device_id, name=name, unit=unit, now=_now()
@@ -573,7 +621,9 @@ def enrol_browser(
 @handle_errors
 def use_device(data_dir: DataDirOption = None) -> None:
     """Make this machine present a registered device's credential (asked for, not shown)."""
-    credential = DeviceCredential.parse(str(typer.prompt("Device credential", hide_input=True)))
+    from faceledger.services.devices import DeviceCredential
+
+    credential = DeviceCredential.parse(ask("Device credential", hide_input=True))
     with opened(data_dir) as dd:
         path = _write(dd, {**_read(dd), "device": credential.header_value()})
     console.print(
@@ -585,6 +635,8 @@ def use_device(data_dir: DataDirOption = None) -> None:
 @handle_errors
 def list_devices(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     """List registered devices, revoked ones included."""
+    from faceledger.services import devices
+
     with opened(data_dir) as dd:
         found = devices.list_devices(dd, signed_in(dd), now=_now())
     if as_json:
@@ -603,6 +655,8 @@ def revoke_device(
     data_dir: DataDirOption = None,
 ) -> None:
     """Revoke a device: requests from it lose their device, sessions opened on it end."""
+    from faceledger.services import devices
+
     with opened(data_dir) as dd:
         devices.revoke_device(dd, signed_in(dd), device_id, reason=reason, now=_now())
     console.print(f"device {device_id} revoked")
@@ -633,6 +687,8 @@ def create_token(
     only with that device's credential; --server makes one bound to none, where the policy
     allows it.
     """
+    from faceledger.services import accounts
+
     now = _now()
     with opened(data_dir) as dd:
         info, secret = accounts.create_token(
@@ -659,6 +715,8 @@ def list_tokens(
     as_json: JsonOption = False,
 ) -> None:
     """List API tokens (never their secrets)."""
+    from faceledger.services import accounts
+
     with opened(data_dir) as dd:
         found = accounts.list_tokens(dd, signed_in(dd), username=user, now=_now())
     if as_json:
@@ -678,6 +736,8 @@ def revoke_token(
     token_id: Annotated[int, typer.Argument(help="Token id.")], data_dir: DataDirOption = None
 ) -> None:
     """Revoke an API token (yours, or anyone's for administrators)."""
+    from faceledger.services import accounts
+
     with opened(data_dir) as dd:
         accounts.revoke_token(dd, signed_in(dd), token_id, now=_now())
     console.print(f"API token {token_id} revoked")

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from faceledger.audit import verify as standalone_verify
 from faceledger.cli.accounts import opened, signed_in
 from faceledger.cli.common import (
     DataDirOption,
@@ -32,8 +31,10 @@ from faceledger.cli.common import (
     print_jsonl,
     shown,
 )
-from faceledger.services import audit as audit_service
-from faceledger.services import audit_access, audit_proofs
+
+if TYPE_CHECKING:
+    from faceledger.services import audit as audit_service
+    from faceledger.services import audit_proofs
 
 app = typer.Typer(
     help="The tamper-evident audit log: export it, verify an export, take checkpoints, read it.",
@@ -76,6 +77,8 @@ def export(
 
     Auditors (export_audit); the export itself is recorded in the log, naming the file.
     """
+    from faceledger.services import audit_access
+
     with opened(data_dir) as dd:
         result = audit_access.export(dd, signed_in(dd), out, now=datetime.now(UTC))
         public_key = dd.audit_public_key_path
@@ -124,6 +127,8 @@ def verify(
     altered, removed, reordered or inserted, or the truncation); 2: an input is unreadable.
     Without --checkpoint a cut log cannot be told from a short one: it says so in a warning.
     """
+    from faceledger.audit import verify as standalone_verify
+
     argv = [str(export_file), "--key", str(key), *(["--proof"] if proof else [])]
     for path in checkpoint or []:
         argv += ["--checkpoint", str(path)]
@@ -141,6 +146,8 @@ def checkpoint(data_dir: DataDirOption = None, as_json: JsonOption = False) -> N
 
     Auditors (export_audit): a checkpoint is made to be shipped out of the administrators' reach.
     """
+    from faceledger.services import audit_access
+
     with opened(data_dir) as dd:
         signed = audit_access.checkpoint(dd, signed_in(dd), now=datetime.now(UTC))
         file = dd.checkpoint_path
@@ -184,6 +191,8 @@ def prove(
     Prints (or writes) a JSON proof: the entry with its signature, its audit path and the
     checkpoint. Anyone holding the log's public key checks it with `audit verify --proof`.
     """
+    from faceledger.services import audit_proofs
+
     with opened(data_dir) as dd:
         found = audit_proofs.prove_entry(dd, signed_in(dd), seq, tree_size=tree_size, now=datetime.now(UTC))
     _write_proof(found, out)
@@ -203,6 +212,8 @@ def prove_extension(
 
     A consistency proof: the history the older checkpoint signed was not rewritten since.
     """
+    from faceledger.services import audit_proofs
+
     with opened(data_dir) as dd:
         found = audit_proofs.prove_extension(dd, signed_in(dd), old_size, new_size, now=datetime.now(UTC))
     _write_proof(found, out)
@@ -218,6 +229,9 @@ def public_key(
     as_json: JsonOption = False,
 ) -> None:
     """Print (or write) the log's public key, which auditors verify exports with (no account: public)."""
+    from faceledger.services import audit as audit_service
+    from faceledger.services import audit_access
+
     with opened(data_dir) as dd:
         found = audit_access.public_key(dd)
         if out is not None:
@@ -264,6 +278,9 @@ def log(
 
     As stored: verify an export to trust them.
     """
+    from faceledger.services import audit as audit_service
+    from faceledger.services import audit_access
+
     one_output_mode(as_json, as_jsonl)
     filters = audit_service.EntryFilter(
         actor=actor,
@@ -317,6 +334,8 @@ def report(
     as_json: JsonOption = False,
 ) -> None:
     """Oversight report: searches per user, unit, purpose and outcome; denials by policy rule (reports)."""
+    from faceledger.services import audit_access
+
     window = (_moment(since, "--since", end_of_day=False), _moment(until, "--until", end_of_day=True))
     with opened(data_dir) as dd:
         result = audit_access.report(

@@ -7,7 +7,7 @@ exactly as one there. Wire into the main app with :func:`register`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -26,9 +26,8 @@ from faceledger.cli.common import (
     shown,
 )
 from faceledger.domain.models import Candidate
-from faceledger.domain.review import Finding, Outcome, PeerVerdict, PeerView, Review
+from faceledger.domain.review import Event, Finding, Outcome, PeerVerdict, PeerView, Review
 from faceledger.errors import NotFoundError, ValidationError
-from faceledger.services import cases, policies, reviews
 
 policy_app = typer.Typer(
     help="The agency's policy: load a version (system administrators), show it, list every version.",
@@ -109,6 +108,8 @@ def load(
     as_json: JsonOption = False,
 ) -> None:
     """Make a policy file the one in force (a system administrator's action; recorded in the audit log)."""
+    from faceledger.services import policies
+
     if (file is None) == (not example):
         raise fail("give a policy FILE, or --example for the shipped example", code=2)
     with opened(data_dir) as dd:
@@ -133,6 +134,8 @@ def show_policy(
     as_json: JsonOption = False,
 ) -> None:
     """The policy in force: version, who loaded it and when, purposes and galleries."""
+    from faceledger.services import policies
+
     with opened(data_dir) as dd:
         signed_in(dd)
         stored = policies.active_stored_policy(dd)
@@ -160,6 +163,8 @@ def show_policy(
 @handle_errors
 def history(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     """Every policy version ever loaded, oldest first."""
+    from faceledger.services import policies
+
     with opened(data_dir) as dd:
         signed_in(dd)
         versions = policies.policy_history(dd)
@@ -187,6 +192,8 @@ def show_case(
     as_json: JsonOption = False,
 ) -> None:
     """A case's whole history: searches, decisions and refusals, probe edits, views, review steps."""
+    from faceledger.services import cases
+
     with opened(data_dir) as dd:
         found = cases.case_history(dd, signed_in(dd), case_number, now=_now())
     if as_json:
@@ -194,9 +201,17 @@ def show_case(
         return
     opened_at = found.opened_at.isoformat(timespec="seconds") if found.opened_at else "never (refusals only)"
     console.print(f"case {shown(found.case_number)}: opened {opened_at} by {shown(found.opened_by or '-')}")
+    candidates = {s.search_id: {c.face_id: c for c in s.candidates} for s in found.searches}
     for entry in found.entries:
         actor, summary = shown(entry.actor, markup=False), shown(entry.summary, markup=False)
+        if entry.kind == "review":  # the step in words; who and when are the entry's
+            step = entry.details
+            summary = f"review of search {entry.search_id}, {_step_what(step)} {_step_moves(step)}"
         console.print(f"  {entry.at.isoformat(timespec='seconds')}  {actor:<16} {summary}", markup=False)
+        if entry.kind == "review":
+            of_search = candidates.get(entry.search_id, {}) if entry.search_id is not None else {}
+            for line in review_step_details(entry.details, of_search):
+                console.print(f"      {line}", markup=False)
 
 
 # --- review -------------------------------------------------------------------------------------
@@ -209,6 +224,81 @@ def _candidate_line(c: Candidate) -> str:
     return f" {mark}{c.rank:>3}. face {c.face_id:<8} {where}  score {c.score:.4f}{of}"
 
 
+_OUTCOME_WORDS = {
+    Outcome.POSSIBLE_MATCH.value: "possible match",
+    Outcome.NO_MATCH.value: "no match",
+    Outcome.INCONCLUSIVE.value: "inconclusive",
+}
+_STEP_WORDS = {
+    Event.RECORD_NO_LEAD.value: "examination, no possible match (no lead)",
+    Event.PROPOSE_MATCH.value: "examination, a possible match proposed",
+    Event.PEER_ASSESS.value: "blind peer assessment",
+    Event.PEER_AGREE.value: "peer verdict: agrees with the examiner",
+    Event.PEER_DISAGREE.value: "peer verdict: disagrees with the examiner",
+    Event.APPROVE.value: "supervisor approved the lead",
+    Event.REJECT.value: "supervisor rejected the lead",
+}
+
+
+def _words(value: object, words: Mapping[str, str]) -> str:
+    """A stored code in words; a code this CLI does not know is shown as stored (escaped)."""
+    return words.get(str(value)) or shown(value, markup=False)
+
+
+def _at(value: object) -> str:
+    try:
+        return datetime.fromisoformat(str(value)).isoformat(timespec="seconds")
+    except ValueError:
+        return shown(value, markup=False)
+
+
+def _step_what(step: Mapping[str, Any]) -> str:
+    return f"step {shown(step.get('seq'), markup=False)}: {_words(step.get('event'), _STEP_WORDS)}"
+
+
+def _step_moves(step: Mapping[str, Any]) -> str:
+    return f"({shown(step.get('from_state'), markup=False)} -> {shown(step.get('to_state'), markup=False)})"
+
+
+def review_step_header(step: Mapping[str, Any]) -> str:
+    """``step 2: blind peer assessment by r.reviewer at ... (from -> to)`` for a stored step (escaped)."""
+    by = shown(step.get("by"), markup=False)
+    return f"{_step_what(step)} by {by} at {_at(step.get('at'))} {_step_moves(step)}"
+
+
+def review_step_details(step: Mapping[str, Any], candidates: Mapping[int, Candidate]) -> list[str]:
+    """What a stored review step says, one line each: every finding with its notes, notes, reason.
+
+    ``candidates`` (by face id) adds each finding's rank and gallery/subject. Stored text is
+    escaped for printing with ``markup=False``.
+    """
+    lines: list[str] = []
+    findings = step.get("findings")
+    if isinstance(findings, str):  # withheld from this viewer
+        lines.append(f"findings: {shown(findings, markup=False)}")
+    elif isinstance(findings, list):
+        for finding in findings:
+            lines.append(_finding_line(finding, candidates))
+    if "notes" in step:
+        notes = str(step["notes"] or "")
+        lines.append(f"notes: {shown(notes, markup=False)}" if notes.strip() else "notes: (none)")
+    if "reason" in step:
+        lines.append(f"reason: {shown(step['reason'], markup=False)}")
+    return lines
+
+
+def _finding_line(finding: Mapping[str, Any], candidates: Mapping[int, Candidate]) -> str:
+    face_id = finding.get("face_id")
+    candidate = candidates.get(face_id) if isinstance(face_id, int) else None
+    where = ""
+    if candidate is not None:
+        subject = shown(f"{candidate.gallery}/{candidate.subject_id}", markup=False)
+        where = f" (rank {candidate.rank}, {subject})"
+    line = f"face {shown(face_id, markup=False)}{where}: {_words(finding.get('outcome'), _OUTCOME_WORDS)}"
+    notes = str(finding.get("notes") or "")
+    return line + (f"; notes: {shown(notes, markup=False)}" if notes.strip() else "")
+
+
 def _print_review(review: Review) -> None:
     console.print(f"search {review.search_id} (case {shown(review.case_number)}) is now {review.state.value}")
 
@@ -219,6 +309,8 @@ def show_review(
     search_id: SearchArgument, data_dir: DataDirOption = None, as_json: JsonOption = False
 ) -> None:
     """A search's candidates and review so far (the examiner's work is withheld while it must be)."""
+    from faceledger.services import reviews
+
     with opened(data_dir) as dd:
         view = reviews.show_review(dd, signed_in(dd), search_id, now=_now())
     if as_json:
@@ -229,11 +321,11 @@ def show_review(
     )
     for candidate in view.candidates:
         console.print(_candidate_line(candidate), markup=False)
+    by_face = {c.face_id: c for c in view.candidates}
     for step in view.steps:
-        by = shown(step["by"], markup=False)
-        console.print(f"  step {step['seq']}: {step['event']} by {by} at {step['at']}", markup=False)
-        if "findings" in step:
-            console.print(f"    findings: {shown(step['findings'], markup=False)}", markup=False)
+        console.print(f"  {review_step_header(step)}", markup=False)
+        for line in review_step_details(step, by_face):
+            console.print(f"    {line}", markup=False)
     if view.withheld:
         err_console.print("the examiner's findings are withheld until the blind peer assessment is recorded")
     console.print(f"next: {', '.join(view.allowed_next) or 'nothing (the review is closed)'}")
@@ -249,6 +341,8 @@ def examine(
     as_json: JsonOption = False,
 ) -> None:
     """Record the examiner's finding for every candidate (a possible match needs notes)."""
+    from faceledger.services import reviews
+
     findings = _findings(finding)
     with opened(data_dir) as dd:
         review = reviews.examine(dd, signed_in(dd), search_id, findings, now=_now())
@@ -281,9 +375,10 @@ def _print_peer_view(view: PeerView) -> None:
     for c in view.candidates:
         line = _candidate_line(c)
         if not view.blind:
-            line += f"  you: {mine[c.face_id].outcome.value}  examiner: {theirs[c.face_id].outcome.value}"
-            if theirs[c.face_id].notes:
-                line += f" ({shown(theirs[c.face_id].notes, markup=False)})"
+            for who, finding in (("you", mine[c.face_id]), ("examiner", theirs[c.face_id])):
+                line += f"  {who}: {_words(finding.outcome.value, _OUTCOME_WORDS)}"
+                if finding.notes.strip():
+                    line += f" ({shown(finding.notes, markup=False)})"
         console.print(line, markup=False)
     if view.blind:
         console.print(
@@ -309,6 +404,8 @@ def peer(
     as_json: JsonOption = False,
 ) -> None:
     """Peer review: shows the candidates blind first; record your findings, then agree or disagree."""
+    from faceledger.services import reviews
+
     if agree and disagree:
         raise fail("choose one of --agree and --disagree", code=2)
     if (agree or disagree) and finding:
@@ -337,6 +434,8 @@ def approve(
     as_json: JsonOption = False,
 ) -> None:
     """A supervisor approves the lead (it stays an investigative lead only)."""
+    from faceledger.services import reviews
+
     with opened(data_dir) as dd:
         review = reviews.approve(dd, signed_in(dd), search_id, notes, now=_now())
     _done(review, as_json)
@@ -351,6 +450,8 @@ def reject(
     as_json: JsonOption = False,
 ) -> None:
     """A supervisor rejects the lead, giving the reason."""
+    from faceledger.services import reviews
+
     with opened(data_dir) as dd:
         review = reviews.reject(dd, signed_in(dd), search_id, reason, now=_now())
     _done(review, as_json)

@@ -11,6 +11,7 @@ escapes, so a value cannot move the cursor, recolour the screen or start a forge
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -27,7 +28,6 @@ from rich.markup import escape as escape_markup
 
 from faceledger.domain.text import escape_control
 from faceledger.errors import FaceLedgerError
-from faceledger.services import database_errors
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -83,6 +83,8 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
             message = str(exc) or "interrupted"
             raise fail(message, EXIT_INTERRUPTED) from None
         except Exception as exc:
+            from faceledger.services import database_errors  # loaded when something went wrong only
+
             clear = database_errors.clear_error(exc)
             if clear is not None:  # a conflict with another process, not a bug
                 raise fail(str(clear)) from None
@@ -94,6 +96,45 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
             ) from None
 
     return wrapper
+
+
+def ask(text: str, *, hide_input: bool = False, confirm: bool = False, default: str | None = None) -> str:
+    """Ask the person at the terminal, on stderr: stdout carries only what a command prints.
+
+    Nothing of the question reaches stdout, not even the character a prompt ends with, so a
+    command's ``--json`` document stays exactly parseable. ``confirm`` asks twice (a new
+    password); ``default`` is what an empty answer means. Standard input ending before an
+    answer is one clear error.
+    """
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            answer = typer.prompt(
+                text,
+                hide_input=hide_input,
+                confirmation_prompt=confirm,
+                default=default,
+                show_default=False,
+                err=True,
+            )
+    except typer.Abort as exc:
+        raise _unanswered(text, exc, "") from None
+    return str(answer)
+
+
+def ask_yes(text: str, *, otherwise: str) -> bool:
+    """A yes/no question on stderr (no is the default); ``otherwise`` says how to skip the question."""
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            return bool(typer.confirm(text, default=False, err=True))
+    except typer.Abort as exc:
+        raise _unanswered(text, exc, f" ({otherwise})") from None
+
+
+def _unanswered(text: str, abort: typer.Abort, then: str) -> typer.Exit:
+    """The error for an unanswered question: Ctrl-C (kept as the Abort's context) or the end of input."""
+    if isinstance(abort.__context__, KeyboardInterrupt):
+        return fail("interrupted", EXIT_INTERRUPTED)
+    return fail(f"no answer to {text!r}: standard input ended{then}")
 
 
 def _default(value: Any) -> Any:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from faceledger.cli.common import DataDirOption, JsonOption, console, handle_errors, print_json, progress_bar
 from faceledger.config import Settings, load_settings
 from faceledger.errors import EvaluationError
-from faceledger.services import evaluation, quality_evaluation
+
+if TYPE_CHECKING:
+    from faceledger.services import quality_evaluation
 
 app = typer.Typer(help="Measure accuracy on labelled face photos (LFW layout).", no_args_is_help=True)
 
@@ -45,6 +47,8 @@ def lfw(
     as_json: JsonOption = False,
 ) -> None:
     """LFW verification: 10-fold accuracy (View 2), or accuracy with FMR/FNMR (DevTrain)."""
+    from faceledger.services import evaluation
+
     settings = _settings(data_dir, flip)
     with progress_bar("embedding", not as_json) as update:
         result = evaluation.evaluate_pairs(
@@ -57,7 +61,8 @@ def lfw(
     console.print(
         f"protocol {result.protocol}: {result.n_genuine} genuine + {result.n_impostor} impostor pairs"
     )
-    console.print(f"model {result.model.key}; settings {dict(result.settings)}")
+    settings_text = ", ".join(f"{key}={value}" for key, value in result.settings.items())
+    console.print(f"model {result.model.key}; settings: {settings_text}", markup=False)
     if result.kfold is not None:
         console.print(
             f"10-fold accuracy: {result.kfold.mean * 100:.2f}% ± {result.kfold.std * 100:.2f} "
@@ -93,6 +98,8 @@ def identify(
     as_json: JsonOption = False,
 ) -> None:
     """1:N identification: one image per person enrolled, the rest as mated probes, singletons non-mated."""
+    from faceledger.services import evaluation
+
     settings = _settings(data_dir, flip)
     with progress_bar("embedding", not as_json) as update:
         result = evaluation.evaluate_identification(
@@ -193,6 +200,8 @@ def quality(
     as_json: JsonOption = False,
 ) -> None:
     """Does quality predict errors? FNMR as the lowest-quality genuine pairs are discarded (EDC)."""
+    from faceledger.services import quality_evaluation
+
     settings = _settings(data_dir, flip)
     quality_evaluation.read_protocol(images, pairs)  # bad input fails here, before the progress bar
     if plot is not None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -21,6 +21,7 @@ from faceledger.cli.common import (
     DataDirOption,
     JsonlOption,
     JsonOption,
+    ask_yes,
     console,
     fail,
     handle_errors,
@@ -31,11 +32,13 @@ from faceledger.cli.common import (
     progress_bar,
     shown,
 )
+from faceledger.domain.models import DEFAULT_REQUIRED, PROVENANCE_FIELDS, PurgeReason
 from faceledger.domain.roles import Action
-from faceledger.services import enrolment
-from faceledger.services import galleries as gallery_service
-from faceledger.services.datadir import DataDir
-from faceledger.services.enrolment import EnrolmentResult, EnrolOptions, Progress, ProgressCallback
+
+if TYPE_CHECKING:
+    from faceledger.services import galleries as gallery_service
+    from faceledger.services.datadir import DataDir
+    from faceledger.services.enrolment import EnrolmentResult, EnrolOptions, Progress, ProgressCallback
 
 app = typer.Typer(help="Create, list, show and purge galleries.", no_args_is_help=True)
 
@@ -74,13 +77,15 @@ def create(
         typer.Option(
             "--require",
             help="Provenance every image must have (repeat; default: source, collected_on). "
-            f"Known: {', '.join(gallery_service.PROVENANCE_FIELDS)}.",
+            f"Known: {', '.join(PROVENANCE_FIELDS)}.",
         ),
     ] = None,
     data_dir: DataDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Create a gallery: the unit of lawful holding (gallery administrators; recorded)."""
+    from faceledger.services import galleries as gallery_service
+
     with opened(data_dir) as dd:
         gallery_service.create_gallery_for(
             dd,
@@ -89,7 +94,7 @@ def create(
             legal_basis=legal_basis,
             source_description=source_description,
             retention_days=retention_days,
-            required_provenance=tuple(require) if require else gallery_service.DEFAULT_REQUIRED,
+            required_provenance=tuple(require) if require else DEFAULT_REQUIRED,
             now=_now(),
         )
         info = gallery_service.gallery_info(dd, name)
@@ -103,6 +108,8 @@ def create(
 @handle_errors
 def list_(data_dir: DataDirOption = None, as_json: JsonOption = False, as_jsonl: JsonlOption = False) -> None:
     """List the galleries with their counts (any signed-in person)."""
+    from faceledger.services import galleries as gallery_service
+
     one_output_mode(as_json, as_jsonl)
     with opened(data_dir) as dd:
         signed_in(dd)
@@ -148,6 +155,8 @@ def show(
     turned down (each with its reason, until it is enrolled), for its gallery administrators
     and auditors only (as ``GET /api/v1/galleries/{name}/subjects``; a refusal is recorded).
     """
+    from faceledger.services import galleries as gallery_service
+
     with opened(data_dir) as dd:
         principal = signed_in(dd)
         info = gallery_service.gallery_info(dd, name)
@@ -175,7 +184,8 @@ def show(
         return
     for key, value in data.items():
         if key not in ("subject_list", "turned_down"):
-            console.print(f"{key:>20}: {shown(value)}")
+            text = ", ".join(value) if isinstance(value, list) else "-" if value is None else value
+            console.print(f"{key:>20}: {shown(text)}")
     for s in people:
         console.print(f"  {shown(s.external_id)}: {s.images} image(s), {s.faces} face(s)")
     if turned_down:
@@ -194,7 +204,7 @@ def purge(
     reason: Annotated[
         str,
         typer.Option(
-            help="Why: " + ", ".join(r.value for r in gallery_service.PurgeReason) + " (recorded).",
+            help="Why: " + ", ".join(r.value for r in PurgeReason) + " (recorded).",
         ),
     ],
     authority: Annotated[
@@ -215,9 +225,11 @@ def purge(
     ``enroll --re-enrol-purged REASON``. Prints what was removed. The audit log names the
     faces removed, never the subject's id.
     """
+    from faceledger.services import galleries as gallery_service
+
     why = gallery_service.purge_authority(reason, authority)  # a bad reason fails before the question
     what = f"subject {subject!r} of gallery {name!r}" if subject else f"the whole gallery {name!r}"
-    if not yes and not typer.confirm(f"Permanently remove {what}?", default=False):
+    if not yes and not ask_yes(f"Permanently remove {what}?", otherwise="pass --yes to purge without asking"):
         raise fail("nothing removed")
     with opened(data_dir) as dd:
         report = gallery_service.purge_for(
@@ -245,6 +257,7 @@ def purge_expired(data_dir: DataDirOption = None, as_json: JsonOption = False) -
     Run it daily (cron, a timer)."""
     from datetime import UTC, datetime
 
+    from faceledger.services import galleries as gallery_service
     from faceledger.services.probes import purge_expired_probes
 
     with opened(data_dir) as dd:
@@ -268,6 +281,8 @@ def purge_expired(data_dir: DataDirOption = None, as_json: JsonOption = False) -
 def _enrol(
     dd: DataDir, gallery: str, source: Path, options: EnrolOptions, progress: ProgressCallback
 ) -> EnrolmentResult:
+    from faceledger.services import enrolment
+
     path = source.expanduser()
     if path.suffix.lower() == ".csv":
         return enrolment.enrol_manifest(dd, gallery, path, options, progress=progress)
@@ -311,6 +326,9 @@ def enroll(
     Resumable: rerun after an interruption to continue. Images a purge removed from the
     gallery are skipped unless ``--re-enrol-purged REASON`` says why they may come back.
     """
+    from faceledger.services import galleries as gallery_service
+    from faceledger.services.enrolment import EnrolOptions
+
     if enrolled_by is not None:
         raise fail(
             "--enrolled-by is no longer taken: an enrolment is recorded as the person signed in "

@@ -23,24 +23,20 @@ from faceledger.cli.common import (
     shown,
 )
 from faceledger.config import Settings, load_settings
-from faceledger.domain.calibration import verification_statement
-from faceledger.domain.models import AnalyzedFace, Box, DecodedImage, ImageAnalysis, ModelRef
 from faceledger.errors import FaceLedgerError
-from faceledger.library import read_image
-from faceledger.pipeline.edit import Crop, parse_edit
-from faceledger.pipeline.ingest import decode_image
-from faceledger.services.datadir import open_data_dir
-from faceledger.services.probes import Probe
-from faceledger.services.search_records import SearchRecord
-from faceledger.services.searches import SearchInput, VerifyInput, accountable_search, accountable_verify
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from faceledger.domain.models import AnalyzedFace, Box, DecodedImage, ImageAnalysis, ModelRef
+    from faceledger.pipeline.edit import Crop
     from faceledger.pipeline.run import Pipeline
     from faceledger.services.accounts import Principal
     from faceledger.services.datadir import DataDir
     from faceledger.services.identification import Analyzer
+    from faceledger.services.probes import Probe
+    from faceledger.services.search_records import SearchRecord
+    from faceledger.services.searches import SearchInput
 
 ProbesArgument = Annotated[list[Path], typer.Argument(help="Image files (JPEG, PNG, WebP, HEIC, BMP, TIFF).")]
 
@@ -125,11 +121,15 @@ def _record_line(record: SearchRecord, source: str) -> dict[str, Any]:
 
 def _print_record(record: SearchRecord, source: str) -> None:
     console.print(
-        f"[bold]{source}[/]  search {record.search_id}, case {record.case_number}, "
-        f"purpose {record.purpose}; model {record.model_key}"
+        f"[bold]{shown(source)}[/]  search {record.search_id}, case {shown(record.case_number)}, "
+        f"purpose {shown(record.purpose)}; model {shown(record.model_key)}"
     )
     for edit in record.edits:
-        console.print(f"  probe edit: {edit.to_dict()}", style="dim")
+        console.print(
+            f"  probe edit {edit.seq}: {edit.edit.describe()} -> {edit.width}x{edit.height}, "
+            f"sha256 {edit.sha256[:12]}",
+            style="dim",
+        )
     result = record.result
     face = result.faces[0] if result is not None and result.faces else None
     if result is not None and face is not None:
@@ -174,6 +174,9 @@ def _other_faces(record: SearchRecord, probe: Probe, settings: Settings) -> list
     Each crop is the face's box with a margin, kept inside the (upright) probe image, so that a
     face at the edge of the photo gives a valid crop rather than a refused edit.
     """
+    from faceledger.pipeline.edit import Crop
+    from faceledger.pipeline.ingest import decode_image
+
     if record.result is None or record.faces_found < 2:
         return []
     upright = decode_image(probe.data, source=probe.source, limits=settings.image)
@@ -211,6 +214,9 @@ def _search_probes(
 
     One that fails later must not hide the searches before it from the examiner who made them.
     """
+    from faceledger.services.probes import Probe
+    from faceledger.services.searches import accountable_search
+
     for path in probes:
         probe = Probe.from_path(path, dd.settings.image)
         first = accountable_search(dd, pipeline, principal, probe, request, now=datetime.now(UTC))
@@ -275,6 +281,9 @@ def search(
     candidates, the threshold, the model, the policy decision and the probe's hashes and edits.
     """
     from faceledger.cli.accounts import signed_in
+    from faceledger.pipeline.edit import parse_edit
+    from faceledger.services.datadir import open_data_dir
+    from faceledger.services.searches import SearchInput
 
     one_output_mode(as_json, as_jsonl)
     edits = tuple(parse_edit(spec) for spec in edit or [])
@@ -314,6 +323,10 @@ def verify(
     """1:1 verification as the signed-in examiner: the score of the largest face in each image and the
     decision at the threshold; bound to a case and purpose, decided by the policy and recorded."""
     from faceledger.cli.accounts import signed_in
+    from faceledger.domain.calibration import verification_statement
+    from faceledger.services.datadir import open_data_dir
+    from faceledger.services.probes import Probe
+    from faceledger.services.searches import VerifyInput, accountable_verify
 
     settings = load_settings(data_dir)
     with open_data_dir(settings.data_dir, settings=settings) as dd:
@@ -348,6 +361,7 @@ def faces(
 
     With --jsonl, one line per face: path, box, landmarks, quality, model and the embedding.
     """
+    from faceledger.library import read_image
     from faceledger.pipeline.run import Pipeline
 
     one_output_mode(as_json, as_jsonl)
@@ -366,7 +380,7 @@ def faces(
                 elif as_json:
                     documents.append(error)
                 else:
-                    err_console.print(f"[red]error:[/] {exc}")
+                    err_console.print(f"[red]error:[/] {shown(exc)}")
                 continue
             _emit_faces(analysis, str(path), as_json, as_jsonl, documents)
     if as_json:
@@ -388,7 +402,7 @@ def _emit_faces(
     elif as_json:
         documents.append({"path": path, "image_sha256": analysis.image_sha256, "faces": rows})
     else:
-        console.print(f"[bold]{path}[/]: {len(analysis.faces)} face(s)")
+        console.print(f"[bold]{shown(path)}[/]: {len(analysis.faces)} face(s)")
         for face in analysis.faces:
             q = face.quality
             box = face.face.box

@@ -1,4 +1,11 @@
-"""The ``faceledger`` command: thin commands over the library (:mod:`faceledger.library`)."""
+"""The ``faceledger`` command: thin commands over the library (:mod:`faceledger.library`).
+
+The command modules import at module level only typer, rich, the configuration and the
+light domain modules; the services, the data directory (SQLAlchemy), the pipeline and the
+face models, crypto and the web service are imported inside the commands that use them
+(their types under ``TYPE_CHECKING``), so ``--help`` and every command's help load none of
+them. ``tests/cli/test_cli_startup.py`` checks it; ``bench/cli_startup.py`` measures it.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +22,6 @@ from faceledger.cli import serve as serve_cli
 from faceledger.cli import witness as witness_cli
 from faceledger.cli.common import DataDirOption, JsonOption, console, handle_errors, print_json
 from faceledger.config import load_settings
-from faceledger.services import accounts
-from faceledger.services.datadir import init_data_dir
 
 app = typer.Typer(
     name="faceledger",
@@ -70,6 +75,9 @@ def init(
     as_json: JsonOption = False,
 ) -> None:
     """Create a data directory (SQLite database, image store, vector indexes, config.toml)."""
+    from faceledger.services import accounts
+    from faceledger.services.datadir import init_data_dir
+
     settings = load_settings(data_dir or data_dir_option)
     with init_data_dir(settings.data_dir, settings=settings) as dd:
         path = dd.path

@@ -16,8 +16,6 @@ import typer
 
 from faceledger.cli.common import DataDirOption, console, err_console, handle_errors
 from faceledger.config import load_settings
-from faceledger.services import accounts
-from faceledger.services.datadir import init_data_dir
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
@@ -48,6 +46,8 @@ def serve(
     """Start the HTTP service (REST API, OpenAPI at /docs); creates the data directory if needed."""
     import uvicorn
 
+    from faceledger.services import accounts
+    from faceledger.services.datadir import init_data_dir
     from faceledger.web import create_app
 
     if log_level not in LOG_LEVELS:

@@ -15,7 +15,6 @@ import typer
 
 from faceledger.cli.common import JsonOption, console, handle_errors, print_json
 from faceledger.errors import ValidationError
-from faceledger.services import witness as witness_service
 
 app = typer.Typer(
     help="Countersign another installation's audit checkpoints while its log only grows.",
@@ -34,6 +33,8 @@ def init(
     ],
 ) -> None:
     """Make a witness: its own Ed25519 key, pinned to the log whose public key is given."""
+    from faceledger.services import witness as witness_service
+
     public = witness_service.init_witness(folder, log_key)
     console.print(f"witness made in {folder}: key {public.fingerprint}")
     console.print(
@@ -55,6 +56,8 @@ def countersign(
     as_json: JsonOption = False,
 ) -> None:
     """Countersign the log's newest checkpoint if it extends the last one this witness countersigned."""
+    from faceledger.services import witness as witness_service
+
     try:
         parsed = json.loads(document.expanduser().read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:

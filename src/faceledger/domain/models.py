@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from faceledger.domain.normalisation import ScoreNormalisation
@@ -290,6 +291,19 @@ class ImageAnalysis:
 
 
 # --- galleries -------------------------------------------------------------------------
+
+
+#: The provenance fields a gallery may require of every image, and those it requires by default.
+PROVENANCE_FIELDS = ("source", "collected_on", "enrolled_by", "record_id", "retention_until")
+DEFAULT_REQUIRED = ("source", "collected_on")
+
+
+class PurgeReason(StrEnum):
+    """Why a gallery's images are purged; every purge names one, with its authority."""
+
+    COURT_ORDER = "court_order"
+    EXPUNGEMENT = "expungement"
+    RETENTION = "retention"
 
 
 @dataclass(frozen=True, slots=True)

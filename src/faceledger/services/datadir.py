@@ -43,10 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-import numpy as np
-
 from faceledger.adapters.images import ImageStore
-from faceledger.adapters.index import PersistentIndex, open_index
 from faceledger.adapters.store import Store, repository
 from faceledger.adapters.store.engine import sqlite_url
 from faceledger.config import Settings, load_settings
@@ -56,6 +53,8 @@ from faceledger.services import audit
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
+
+    from faceledger.adapters.index import PersistentIndex
 
 try:
     import fcntl
@@ -547,6 +546,9 @@ class DataDir:
     def _open_reconciled(
         self, conn: Connection, gallery: Gallery, model: ModelRef
     ) -> tuple[PersistentIndex, ReconcileReport]:
+        # faiss is loaded by the first command that reads vectors, not by every one that opens the directory
+        from faceledger.adapters.index import PersistentIndex, open_index
+
         directory = self.index_dir(gallery.name, model.key)  # created by the first save, not by readers
         try:
             index = open_index(directory, dim=model.dim, settings=self.settings.index)
@@ -577,6 +579,8 @@ def _add_from_db(conn: Connection, index: PersistentIndex, ids: Any, model: Mode
 
 def reconcile(conn: Connection, index: PersistentIndex, gallery: Gallery, model: ModelRef) -> ReconcileReport:
     """Make the index hold exactly the database's faces of this gallery and model."""
+    import numpy as np
+
     db_ids = repository.face_ids(conn, _require_id(gallery), model.key)
     index_ids = np.asarray(index.ids(), dtype=np.int64)
     extra = np.setdiff1d(index_ids, db_ids)

@@ -17,7 +17,6 @@ import re
 import shutil
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from enum import StrEnum
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -29,7 +28,10 @@ from faceledger.adapters.store.tables import images as images_table
 from faceledger.adapters.store.tables import purged_images, purges
 from faceledger.audit import events as audit_events
 from faceledger.domain import text
+from faceledger.domain.models import DEFAULT_REQUIRED as DEFAULT_REQUIRED
+from faceledger.domain.models import PROVENANCE_FIELDS as PROVENANCE_FIELDS
 from faceledger.domain.models import Gallery, GalleryCounts, SubjectSummary, TurnedDownImage
+from faceledger.domain.models import PurgeReason as PurgeReason
 from faceledger.domain.roles import Action
 from faceledger.errors import ConflictError, NotFoundError, ValidationError
 from faceledger.services import audit
@@ -46,22 +48,11 @@ NAME_MAX = 64
 SUBJECT_ID_MAX = 200
 _NAME = re.compile(r"[a-z0-9](?:[a-z0-9._-]*[a-z0-9_-])?", re.ASCII)
 
-PROVENANCE_FIELDS = ("source", "collected_on", "enrolled_by", "record_id", "retention_until")
-DEFAULT_REQUIRED = ("source", "collected_on")
-
 
 @dataclass(frozen=True, slots=True)
 class GalleryInfo:
     gallery: Gallery
     counts: GalleryCounts
-
-
-class PurgeReason(StrEnum):
-    """Why a gallery's images are purged; every purge names one, with its authority."""
-
-    COURT_ORDER = "court_order"
-    EXPUNGEMENT = "expungement"
-    RETENTION = "retention"
 
 
 AUTHORITY_MAX = 500

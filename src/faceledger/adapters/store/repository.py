@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from sqlalchemy import Row, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, CursorResult
 from sqlalchemy.exc import IntegrityError
@@ -31,12 +30,14 @@ from faceledger.domain.models import (
 from faceledger.errors import ConflictError, NotFoundError, StoreError
 
 if TYPE_CHECKING:
+    import numpy as np
     import numpy.typing as npt
 
     FloatArray = npt.NDArray[np.float32]
     IdArray = npt.NDArray[np.int64]
 
-EMBEDDING_DTYPE = np.dtype("<f4")
+#: Little-endian float32: how an embedding is stored (a dtype string, so importing this costs no numpy).
+EMBEDDING_DTYPE = "<f4"
 _CHUNK = 500  # ids per IN (...) clause: well under every backend's parameter limit
 
 
@@ -62,6 +63,8 @@ def _new_id(result: CursorResult[Any]) -> int:
 
 
 def encode_embedding(vector: FloatArray, dim: int) -> bytes:
+    import numpy as np
+
     array = np.asarray(vector, dtype=EMBEDDING_DTYPE).reshape(-1)
     if array.shape[0] != dim:
         raise StoreError(f"embedding has {array.shape[0]} values but its model says {dim}")
@@ -69,6 +72,8 @@ def encode_embedding(vector: FloatArray, dim: int) -> bytes:
 
 
 def decode_embedding(blob: bytes) -> FloatArray:
+    import numpy as np
+
     return np.frombuffer(blob, dtype=EMBEDDING_DTYPE).astype(np.float32)
 
 
@@ -418,6 +423,8 @@ def insert_face(conn: Connection, *, image_id: int, subject_id: int, gallery_id:
 
 
 def face_ids(conn: Connection, gallery_id: int, model_key: str) -> IdArray:
+    import numpy as np
+
     stmt = (
         select(t.faces.c.id)
         .where(t.faces.c.gallery_id == gallery_id, t.faces.c.model_key == model_key)
@@ -428,6 +435,8 @@ def face_ids(conn: Connection, gallery_id: int, model_key: str) -> IdArray:
 
 def face_vectors(conn: Connection, ids: Sequence[int], dim: int) -> tuple[IdArray, FloatArray]:
     """Stored embeddings of these faces (ids that do not exist are left out), sorted by id."""
+    import numpy as np
+
     found: list[int] = []
     vectors: list[FloatArray] = []
     for chunk in _chunks(ids):
