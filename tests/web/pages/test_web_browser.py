@@ -290,6 +290,11 @@ def test_first_sign_in_activation_totp_home_and_sign_out(browser_page: Checked, 
     assert "no policy is in force" in refusal
     browser_page.check()
     page.goto(served.url + "/")
+    page.get_by_role("link", name="Policy").click()
+    page.wait_for_url(served.url + "/admin/policy")
+    assert "No policy is in force" in page.locator("main").inner_text()
+    browser_page.check()
+    page.goto(served.url + "/")
 
     cookies = {c["name"]: c for c in page.context.cookies()}
     assert cookies["faceledger_session"]["httpOnly"] is True
