@@ -535,8 +535,21 @@ _ACTOR_CHECKS: tuple[_ActorCheck, ...] = (_check_account, _check_mfa, _check_rol
 # --- request checks --------------------------------------------------------------------
 
 
+def case_number_problem(policy: Policy, case: str | None) -> str | None:
+    """Why ``case`` is not a case number in ``policy``'s format (the search rule's reason), or None.
+
+    The same check a search's decision makes (rules ``case.missing`` and ``case.malformed``),
+    for a form that says so while the number is typed.
+    """
+    denial = _case_denial(policy, case)
+    return None if denial is None else denial[1]
+
+
 def _check_case(policy: Policy, request: _Request, now: datetime) -> _Denial | None:
-    case = request.case_number
+    return _case_denial(policy, request.case_number)
+
+
+def _case_denial(policy: Policy, case: str | None) -> _Denial | None:
     if case is None or not text.visible(case):
         return RuleId.CASE_MISSING, "every search must carry a case number"
     if (
