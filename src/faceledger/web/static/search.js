@@ -60,17 +60,23 @@ function setUpProbe(form) {
   input.addEventListener("change", () => {
     const file = input.files && input.files[0];
     if (!file) return;
-    const url = URL.createObjectURL(file);
-    const img = new Image();
-    img.onload = () => { image = img; reset(); editor.hidden = false; };
-    img.onerror = () => { image = null; editor.hidden = true; summary.textContent = "This file cannot be previewed; it can still be searched as it is."; };
-    img.src = url;
+    // An ImageBitmap, not a blob: URL (the CSP's img-src does not allow blob:); turned upright
+    // by its EXIF orientation, as the server decodes it, so crop coordinates mean the same there.
+    createImageBitmap(file, { imageOrientation: "from-image" }).then(
+      (bitmap) => { image = bitmap; reset(); editor.hidden = false; },
+      () => {
+        image = null;
+        editor.hidden = true;
+        field.value = "";
+        summary.textContent = "This file cannot be previewed here; it can still be searched as it is.";
+      },
+    );
   });
 
   const reset = () => {
     crop[0].value = 0; crop[1].value = 0;
-    crop[2].value = image.naturalWidth; crop[3].value = image.naturalHeight;
-    for (const c of crop) c.max = c === crop[0] || c === crop[2] ? image.naturalWidth : image.naturalHeight;
+    crop[2].value = image.width; crop[3].value = image.height;
+    for (const c of crop) c.max = c === crop[0] || c === crop[2] ? image.width : image.height;
     rotate.value = 0; brightness.value = 1;
     render();
   };
@@ -81,7 +87,7 @@ function setUpProbe(form) {
   let start = null;
   const at = (e) => {
     const r = source.getBoundingClientRect();
-    const scale = image.naturalWidth / r.width;
+    const scale = image.width / r.width;
     return [Math.round((e.clientX - r.left) * scale), Math.round((e.clientY - r.top) * scale)];
   };
   source.addEventListener("pointerdown", (e) => { if (image) { start = at(e); source.setPointerCapture(e.pointerId); } });
@@ -93,7 +99,7 @@ function setUpProbe(form) {
   source.addEventListener("pointerup", () => { start = null; });
 
   const setCrop = (l, t, r, b) => {
-    const w = image.naturalWidth, h = image.naturalHeight;
+    const w = image.width, h = image.height;
     const v = [Math.max(0, l), Math.max(0, t), Math.min(w, r), Math.min(h, b)];
     if (v[2] - v[0] < 16 || v[3] - v[1] < 16) return; // the service refuses less than 16 px a side
     crop.forEach((c, i) => { c.value = v[i]; });
@@ -103,7 +109,7 @@ function setUpProbe(form) {
   const edits = () => {
     const out = [];
     const [l, t, r, b] = crop.map((c) => Number.parseInt(c.value, 10));
-    const w = image.naturalWidth, h = image.naturalHeight;
+    const w = image.width, h = image.height;
     if ([l, t, r, b].every(Number.isFinite) && (l > 0 || t > 0 || r < w || b < h)) {
       out.push({ kind: "crop", params: { left: l, top: t, right: r, bottom: b } });
     }
@@ -120,7 +126,7 @@ function setUpProbe(form) {
     summary.textContent = list.length
       ? "Edits: " + list.map((e) => `${e.kind} ${Object.values(e.params).join(",")}`).join("; ")
       : "No edits.";
-    const w = image.naturalWidth, h = image.naturalHeight;
+    const w = image.width, h = image.height;
     source.width = w; source.height = h;
     const sc = source.getContext("2d");
     sc.drawImage(image, 0, 0);
