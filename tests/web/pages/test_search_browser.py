@@ -150,6 +150,9 @@ def test_a_search_through_the_page_shows_the_candidate_grid(
     browser_page.check()
 
     search_id = page.url.rsplit("/", 1)[-1]
+    page.goto(f"{url}/searches/{search_id}/faces")  # every face of the probe, with its quality
+    playwright_sync.expect(page.locator(".face-box.searched")).to_be_visible()
+    browser_page.check()
     made = audit_rows(served.dd, "search")[-1]
     assert (made["actor"], made["object"]) == (EXAMINER, f"search:{search_id}")
     assert made["details"]["device_id"] == WORKSTATION

@@ -8,6 +8,7 @@ code, then enrolment and confirmation with a software authenticator (test_web_de
 from __future__ import annotations
 
 import base64
+import io
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -18,6 +19,7 @@ import httpx2
 import pytest
 from fastapi.testclient import TestClient
 from pages_helpers import csrf_of, page_agency, sign_in
+from PIL import Image
 from soft_authenticator import SoftAuthenticator
 from web_helpers import (
     API,
@@ -306,6 +308,56 @@ def test_a_real_search_shows_the_candidate_grid_and_is_recorded(
         refused = agency.client.get(f"/searches/{search_id}/probe")
         assert refused.status_code == 403
         assert "device.unregistered" in refused.text
+
+
+@pytest.mark.faces
+def test_another_face_of_the_probe_is_searched_as_a_new_recorded_search(
+    tmp_path: Path, template: Path, lfw_images: Path
+) -> None:
+    # Two people in one photo: Tony Blair large on the left, Colin Powell smaller on the right.
+    tony = Image.open(photo(lfw_images, "Tony_Blair", 2)).convert("RGB")
+    colin = Image.open(photo(lfw_images, "Colin_Powell", 2)).convert("RGB").resize((200, 200))
+    both = Image.new("RGB", (460, 250), (128, 128, 128))
+    both.paste(tony, (0, 0))
+    both.paste(colin, (255, 25))
+    buffer = io.BytesIO()
+    both.save(buffer, format="PNG")
+    with _faces_agency(tmp_path / "data", template, lfw_images) as agency:
+        bind_device(agency, EVE)
+        form = {"case_number": CASE, "purpose": PURPOSE, "galleries": [CUSTODY]}
+        first = post_search(agency, form, buffer.getvalue())
+        assert first.status_code == 303, first.text[:2000]
+        results = agency.client.get(first.headers["location"])
+        assert "<h3>Rank 1: Tony_Blair</h3>" in results.text
+        faces_link = first.headers["location"] + "/faces"
+        assert f'href="{faces_link}"' in results.text
+        faces = agency.client.get(faces_link)
+        assert faces.status_code == 200, faces.text[:2000]
+        assert faces.text.count('class="face-box') == 2
+        assert "Face 1 (searched): quality" in words(faces)
+        target = re.search(r'action="(/searches/\d+/faces/\d+)"', faces.text)
+        assert target
+        again = agency.client.post(
+            target.group(1), data={"csrf_token": csrf_of(faces)}, follow_redirects=False
+        )
+        assert again.status_code == 303, again.text[:2000]
+        assert again.headers["location"] != first.headers["location"]
+        second = agency.client.get(again.headers["location"])
+        assert "<h3>Rank 1: Colin_Powell</h3>" in second.text
+        assert "crop to (" in second.text
+        made = audit_rows(agency.dd, "search")
+        assert made[-1]["details"]["probe_sha256"] == made[-2]["details"]["probe_sha256"]
+        assert [e["kind"] for e in made[-1]["details"]["probe_edits"]] == ["crop"]
+        assert made[-1]["details"]["searched_sha256"] not in (None, made[-1]["details"]["probe_sha256"])
+        no_token = agency.client.post(target.group(1), follow_redirects=False)
+        assert no_token.status_code == 403
+        missing = agency.client.post(
+            first.headers["location"] + "/faces/99",
+            data={"csrf_token": csrf_of(faces)},
+            follow_redirects=False,
+        )
+        assert missing.status_code == 404
+        assert "has no face 99" in missing.text
 
 
 @pytest.mark.faces

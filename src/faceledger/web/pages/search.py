@@ -153,6 +153,38 @@ def case_check(
     return HTMLResponse(html)
 
 
+def _refused(
+    request: Request,
+    pages: PagesDep,
+    dd: DataDirDep,
+    now: NowDep,
+    current: SignedIn,
+    exc: PermissionDeniedError | NoFaceError | ImageError,
+) -> HTMLResponse:
+    """The page of a refused search: the policy's rule, version and reason; or why the probe failed."""
+    if not isinstance(exc, PermissionDeniedError):
+        return signed_in_page(
+            request, pages, dd, now, current, "search_refused.html", status_code=422,
+            title="The probe could not be searched", reason=str(exc), rule_id=None, policy_version=None,
+            device_rule=False,
+        )  # fmt: skip
+    decision = exc.decision
+    return signed_in_page(
+        request,
+        pages,
+        dd,
+        now,
+        current,
+        "search_refused.html",
+        status_code=403,
+        title="Search refused",
+        reason=decision.reason if decision is not None else str(exc),
+        rule_id=None if decision is None else decision.rule_id,
+        policy_version=None if decision is None else decision.policy_version,
+        device_rule=decision is not None and decision.rule_id.startswith("device."),
+    )
+
+
 @router.post("/search", response_class=HTMLResponse)
 async def search(
     request: Request,
@@ -187,37 +219,8 @@ async def search(
         raise ValidationError("choose the probe photo (a file, or drop it on the form)")
     try:
         record = await run_search(dd, engine, current.principal, probe, wanted, now=now)
-    except PermissionDeniedError as exc:
-        decision = exc.decision
-        return signed_in_page(
-            request,
-            pages,
-            dd,
-            now,
-            current,
-            "search_refused.html",
-            status_code=403,
-            title="Search refused",
-            reason=decision.reason if decision is not None else str(exc),
-            rule_id=None if decision is None else decision.rule_id,
-            policy_version=None if decision is None else decision.policy_version,
-            device_rule=decision is not None and decision.rule_id.startswith("device."),
-        )
-    except (NoFaceError, ImageError) as exc:
-        return signed_in_page(
-            request,
-            pages,
-            dd,
-            now,
-            current,
-            "search_refused.html",
-            status_code=422,
-            title="The probe could not be searched",
-            reason=str(exc),
-            rule_id=None,
-            policy_version=None,
-            device_rule=False,
-        )
+    except (PermissionDeniedError, NoFaceError, ImageError) as exc:
+        return _refused(request, pages, dd, now, current, exc)
     return RedirectResponse(f"/searches/{record.search_id}", status_code=303)
 
 
@@ -257,6 +260,43 @@ def results(
         quality=quality,
         fmr_in_words=fmr_in_words,
     )
+
+
+@router.get("/searches/{search_id}/faces", response_class=HTMLResponse)
+async def faces_page(
+    request: Request, pages: PagesDep, dd: DataDirDep, engine: EngineDep, now: NowDep, search_id: SearchId
+) -> Response:
+    """Every face of the searched probe drawn with its quality; another one can be searched."""
+    current = signed_in(request, pages, dd, now)
+    if not isinstance(current, SignedIn):
+        return to_sign_in(request, pages, current)
+    found = await engine.run(probe_view.probe_faces, dd, engine, current.principal, search_id, now=now)
+    return signed_in_page(request, pages, dd, now, current, "faces.html", found=found)
+
+
+@router.post("/searches/{search_id}/faces/{face_index}", response_class=HTMLResponse)
+async def search_face(
+    request: Request,
+    pages: PagesDep,
+    dd: DataDirDep,
+    engine: EngineDep,
+    now: NowDep,
+    search_id: SearchId,
+    face_index: Annotated[int, Path(ge=0, le=10_000)],
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    """A new search of the same probe, case and reasons, cropped to face ``face_index``."""
+    current = signed_in(request, pages, dd, now)
+    if not isinstance(current, SignedIn):
+        return to_sign_in(request, pages, current)
+    check_csrf(request, pages, csrf_token, f"session:{current.token}")
+    try:
+        record = await engine.run(
+            probe_view.search_face, dd, engine, current.principal, search_id, face_index, now=now
+        )
+    except (PermissionDeniedError, NoFaceError, ImageError) as exc:
+        return _refused(request, pages, dd, now, current, exc)
+    return RedirectResponse(f"/searches/{record.search_id}", status_code=303)
 
 
 @router.get("/searches/{search_id}/probe")

@@ -2,8 +2,8 @@
 // galleries offered only for the chosen purpose, the justification marked required where the
 // policy says so, the probe taken by drag and drop as well as the file picker, and the probe
 // edits (crop, rotate, brightness) previewed on a canvas and written, in order, into the
-// hidden "edits" field the server applies and records. On the results page: the searched
-// face's box drawn over the probe. The form works without this file (no edits, no preview).
+// hidden "edits" field the server applies and records. On the results and faces pages: the
+// face boxes drawn over the probe. The form works without this file (no edits, no preview).
 "use strict";
 
 const form = document.getElementById("search-form");
@@ -11,8 +11,8 @@ if (form instanceof HTMLFormElement) {
   setUpPurposes(form);
   setUpProbe(form);
 }
-for (const figure of document.querySelectorAll(".probe-figure[data-box]")) {
-  drawBox(figure);
+for (const box of document.querySelectorAll(".probe-figure .face-box[data-box]")) {
+  drawBox(box);
 }
 
 function setUpPurposes(form) {
@@ -147,10 +147,9 @@ function setUpProbe(form) {
   };
 }
 
-function drawBox(figure) {
-  const img = figure.querySelector("img");
-  const box = figure.querySelector(".face-box");
-  const [l, t, r, b] = figure.dataset.box.split(" ").map(Number);
+function drawBox(box) {
+  const img = box.closest(".probe-figure").querySelector("img");
+  const [l, t, r, b] = box.dataset.box.split(" ").map(Number);
   const place = () => {
     const w = img.naturalWidth, h = img.naturalHeight;
     if (!w || !h) return;
