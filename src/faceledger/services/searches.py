@@ -14,7 +14,7 @@ The order of work is the point of this module:
    then fails on its image (no face, quality below the floor, an unreadable file, a crash)
    has still spent one of the day's searches, and its allowed decision stays on record
    with no search id (see :func:`searches_today`).
-2. The probe is decoded, the examiner's edits (crop, rotate, brightness) are applied, and
+2. The probe is decoded, the examiner's edits (crop, rotate, brightness, contrast) are applied, and
    the face is analysed; the probe's quality is then decided against the policy's floor.
 3. The galleries are searched (:func:`faceledger.services.identification.search`).
 4. The original probe file is kept, content-addressed under ``<data_dir>/probes/``, for as

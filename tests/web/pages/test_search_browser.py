@@ -135,7 +135,8 @@ def test_a_search_through_the_page_shows_the_candidate_grid(
     page.set_input_files("#probe", str(photo(lfw_images, "Tony_Blair", 2)))
     playwright_sync.expect(page.locator("#editor")).to_be_visible()
     page.get_by_label("Brightness (factor)").fill("1.2")
-    playwright_sync.expect(page.locator("#edit-summary")).to_contain_text("brightness 1.2")
+    page.get_by_label("Contrast (factor)").fill("1.5")
+    playwright_sync.expect(page.locator("#edit-summary")).to_contain_text("brightness 1.2; contrast 1.5")
     browser_page.check()
     page.get_by_role("button", name="Search", exact=True).click()
     page.wait_for_url("**/searches/*", timeout=300_000)
@@ -156,7 +157,7 @@ def test_a_search_through_the_page_shows_the_candidate_grid(
     made = audit_rows(served.dd, "search")[-1]
     assert (made["actor"], made["object"]) == (EXAMINER, f"search:{search_id}")
     assert made["details"]["device_id"] == WORKSTATION
-    assert [e["kind"] for e in made["details"]["probe_edits"]] == ["brightness"]
+    assert [e["kind"] for e in made["details"]["probe_edits"]] == ["brightness", "contrast"]
     assert any(r["actor"] == EXAMINER for r in audit_rows(served.dd, "candidates_shown"))
     viewed = [r for r in audit_rows(served.dd, "candidate_viewed") if r["details"]["search_id"] == search_id]
     assert {r["details"]["subject_id"] for r in viewed} >= {"Tony_Blair"}

@@ -255,7 +255,8 @@ def test_a_real_search_shows_the_candidate_grid_and_is_recorded(
     with _faces_agency(tmp_path / "data", template, lfw_images) as agency:
         bind_device(agency, EVE)
         probe = photo(lfw_images, "Tony_Blair", 2).read_bytes()
-        edits = json.dumps([{"kind": "brightness", "params": {"factor": 1.1}}])
+        brighter = {"kind": "brightness", "params": {"factor": 1.1}}
+        edits = json.dumps([brighter, {"kind": "contrast", "params": {"factor": 1.2}}])
         form = {
             "case_number": CASE,
             "purpose": PURPOSE,
@@ -278,6 +279,7 @@ def test_a_real_search_shows_the_candidate_grid_and_is_recorded(
         assert "custody record Tony_Blair" in text  # provenance of the gallery image
         assert "comparisons of two different people score this high" in text
         assert "brightness x1.1" in text
+        assert "contrast x1.2" in text
         assert "data-box=" in text
         assert "quality" in text
         assert f'src="/searches/{search_id}/probe?face=true"' in text
@@ -296,7 +298,7 @@ def test_a_real_search_shows_the_candidate_grid_and_is_recorded(
         assert search_row["actor"] == EVE
         assert search_row["object"] == f"search:{search_id}"
         assert search_row["details"]["device_id"] == DEVICE
-        assert search_row["details"]["probe_edits"][0]["kind"] == "brightness"
+        assert [e["kind"] for e in search_row["details"]["probe_edits"]] == ["brightness", "contrast"]
         assert len(audit_rows(agency.dd, "candidates_shown")) == shown_before + 1
         viewed = [
             r for r in audit_rows(agency.dd, "candidate_viewed") if r["details"]["search_id"] == search_id

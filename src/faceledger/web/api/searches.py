@@ -65,7 +65,8 @@ AgreementRef = Annotated[
 _EDITS_HELP = (
     'JSON list of edits applied in order before searching, e.g. [{"kind": "crop", "params": {"left": 0, '
     '"top": 0, "right": 200, "bottom": 200}}, {"kind": "rotate", "params": {"degrees": 90}}, '
-    '{"kind": "brightness", "params": {"factor": 1.2}}]; each is recorded with the search.'
+    '{"kind": "brightness", "params": {"factor": 1.2}}, {"kind": "contrast", "params": {"factor": 1.3}}]; '
+    "each is recorded with the search."
 )
 
 

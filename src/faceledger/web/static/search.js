@@ -1,7 +1,7 @@
 // The search pages' module (a file: the CSP allows no inline script). On the new-search form:
 // galleries offered only for the chosen purpose, the justification marked required where the
 // policy says so, the probe taken by drag and drop as well as the file picker, and the probe
-// edits (crop, rotate, brightness) previewed on a canvas and written, in order, into the
+// edits (crop, rotate, brightness, contrast) previewed on a canvas and written, in order, into the
 // hidden "edits" field the server applies and records. On the results and faces pages: the
 // face boxes drawn over the probe. The form works without this file (no edits, no preview).
 "use strict";
@@ -45,6 +45,7 @@ function setUpProbe(form) {
   const crop = ["left", "top", "right", "bottom"].map((k) => form.querySelector(`#crop-${k}`));
   const rotate = form.querySelector("#rotate");
   const brightness = form.querySelector("#brightness");
+  const contrast = form.querySelector("#contrast");
   let image = null;
 
   zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
@@ -77,11 +78,11 @@ function setUpProbe(form) {
     crop[0].value = 0; crop[1].value = 0;
     crop[2].value = image.width; crop[3].value = image.height;
     for (const c of crop) c.max = c === crop[0] || c === crop[2] ? image.width : image.height;
-    rotate.value = 0; brightness.value = 1;
+    rotate.value = 0; brightness.value = 1; contrast.value = 1;
     render();
   };
   form.querySelector("#reset-edits").addEventListener("click", () => { if (image) reset(); });
-  for (const c of [...crop, rotate, brightness]) c.addEventListener("input", () => image && render());
+  for (const c of [...crop, rotate, brightness, contrast]) c.addEventListener("input", () => image && render());
 
   // Drag a rectangle on the source canvas to crop (in the photo's own pixels).
   let start = null;
@@ -117,6 +118,8 @@ function setUpProbe(form) {
     if (Number.isFinite(degrees) && degrees % 360 !== 0) out.push({ kind: "rotate", params: { degrees } });
     const factor = Number.parseFloat(brightness.value);
     if (Number.isFinite(factor) && factor !== 1) out.push({ kind: "brightness", params: { factor } });
+    const stretch = Number.parseFloat(contrast.value);
+    if (Number.isFinite(stretch) && stretch !== 1) out.push({ kind: "contrast", params: { factor: stretch } });
     return out;
   };
 
@@ -133,7 +136,7 @@ function setUpProbe(form) {
     const [l, t, r, b] = crop.map((c) => Number.parseInt(c.value, 10));
     sc.strokeStyle = "#ffbf00"; sc.lineWidth = Math.max(2, w / 200);
     sc.strokeRect(l, t, r - l, b - t);
-    // Preview: crop, then rotate counter-clockwise (the canvas turns clockwise), then brightness.
+    // Preview: crop, then rotate counter-clockwise (the canvas turns clockwise), then brightness and contrast.
     const cw = Math.max(1, r - l), ch = Math.max(1, b - t);
     const rad = (-(Number.parseFloat(rotate.value) || 0) * Math.PI) / 180;
     const pw = Math.ceil(Math.abs(cw * Math.cos(rad)) + Math.abs(ch * Math.sin(rad)));
@@ -141,7 +144,8 @@ function setUpProbe(form) {
     preview.width = pw; preview.height = ph;
     const pc = preview.getContext("2d");
     pc.fillStyle = "rgb(128,128,128)"; pc.fillRect(0, 0, pw, ph);
-    pc.filter = `brightness(${Number.parseFloat(brightness.value) || 1})`;
+    // The canvas filters approximate the server's arithmetic (which is what is searched and recorded).
+    pc.filter = `brightness(${Number.parseFloat(brightness.value) || 1}) contrast(${Number.parseFloat(contrast.value) || 1})`;
     pc.translate(pw / 2, ph / 2); pc.rotate(rad);
     pc.drawImage(image, l, t, cw, ch, -cw / 2, -ch / 2, cw, ch);
   };
