@@ -836,11 +836,15 @@ def decide_search(policy: Policy, request: SearchRequest, *, now: datetime) -> D
     )
 
 
-def decide_probe_quality(policy: Policy, quality: float) -> Decision:
-    """The last search check, for callers that decided before analysing the probe."""
+def decide_probe_quality(policy: Policy, quality: float, *, why: str | None = None) -> Decision:
+    """The last search check, for callers that decided before analysing the probe.
+
+    ``why``: what lowered the score (the quality report's words), added to a refusal's reason.
+    """
     denial = _quality_denial(policy, quality)
     if denial is not None:
-        return _deny(policy, denial)
+        rule, reason = denial
+        return _deny(policy, (rule, f"{reason}: {why}" if why else reason))
     return _allow(
         policy,
         RuleId.PROBE_QUALITY_OK,

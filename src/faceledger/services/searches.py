@@ -325,7 +325,9 @@ def accountable_search(
     except FaceLedgerError as exc:
         _record_failure(dd, principal, probe, request, reservation, exc, target=target, now=moment)
         raise
-    quality = decide_probe_quality(policy, prepared.face.quality.score)
+    quality = decide_probe_quality(
+        policy, prepared.face.quality.score, why=prepared.face.quality.lowered_by(shown=100.0)
+    )
     if not quality.allowed:
         refuse(
             dd,
@@ -664,7 +666,9 @@ def accountable_verify(
     policy = stored.policy()
     prepared = [_prepare(dd, analyzer, probe, ()) for probe in (first, second)]
     worst = min(prepared, key=lambda p: p.face.quality.score)
-    quality = decide_probe_quality(policy, worst.face.quality.score)
+    quality = decide_probe_quality(
+        policy, worst.face.quality.score, why=worst.face.quality.lowered_by(shown=100.0)
+    )
     if not quality.allowed:
         refuse(
             dd,

@@ -377,3 +377,4 @@ def test_a_probe_below_the_quality_floor_says_why(tmp_path: Path, template: Path
         assert '<code class="rule-id">probe.quality_below_floor</code>' in text
         assert '<dd class="policy-version-refused">strict-1</dd>' in text
         assert "below the policy&#39;s floor of 100.0" in text
+        assert re.search(r"below the policy&#39;s floor of 100\.0: lowered most by \w+ \(factor", text), text
