@@ -42,6 +42,7 @@ from faceledger.adapters.policy_file import example_policy_text
 from faceledger.domain.roles import Role
 from faceledger.services import galleries
 from faceledger.web import create_app
+from faceledger.web.pages import search as search_pages
 
 __all__ = ["template"]  # fixtures
 
@@ -250,8 +251,9 @@ def _faces_agency(folder: Path, template: Path, lfw_images: Path) -> Iterator[Ag
 
 @pytest.mark.faces
 def test_a_real_search_shows_the_candidate_grid_and_is_recorded(
-    tmp_path: Path, template: Path, lfw_images: Path
+    tmp_path: Path, template: Path, lfw_images: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(search_pages, "PER_PAGE", 2)  # three people enrolled: two pages of candidates
     with _faces_agency(tmp_path / "data", template, lfw_images) as agency:
         bind_device(agency, EVE)
         probe = photo(lfw_images, "Tony_Blair", 2).read_bytes()
@@ -304,6 +306,17 @@ def test_a_real_search_shows_the_candidate_grid_and_is_recorded(
             r for r in audit_rows(agency.dd, "candidate_viewed") if r["details"]["search_id"] == search_id
         ]
         assert int(rank1.group(2)) in {r["details"]["face_id"] for r in viewed}
+        # Paging: two candidates a page; the last page holds the third; out-of-range pages are clamped.
+        assert text.count('<li class="candidate') == 2
+        assert "page 1 of 2" in text
+        assert f'href="/searches/{search_id}?page=2" rel="next"' in text
+        second = words(agency.client.get(f"{location}?page=2"))
+        assert second.count('<li class="candidate') == 1
+        assert "<h3>Rank 3: " in second
+        assert f'href="/searches/{search_id}?page=1" rel="prev"' in second
+        assert "Rank 3: " in agency.client.get(f"{location}?page=9999").text
+        assert "A possible match is an investigative lead only." in second  # on every result page
+        assert agency.client.get(f"{location}?page=x").status_code == 422
         # Another person's probe off a device is refused, and says why.
         agency.client.cookies.clear()
         assert sign_in(agency, EVE).status_code == 303

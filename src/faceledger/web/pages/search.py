@@ -146,10 +146,7 @@ def case_check(
         problem: str | None = f"Type the case number, for example {policy.case_number_example}."
     else:
         problem = case_number_problem(policy, case_number.strip())
-    html = pages.env.from_string(
-        '{% if problem %}<span class="bad">{{ problem }}</span>'
-        '{% else %}<span class="good">In the agency\'s format.</span>{% endif %}'
-    ).render(problem=problem)
+    html = pages.env.get_template("case_check.html").render(problem=problem)
     return HTMLResponse(html)
 
 
