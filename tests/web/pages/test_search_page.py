@@ -1,5 +1,6 @@
 """The search pages (TestClient at http://localhost): the form, its live case check, the refusals,
-and a real search on LFW photos shown as the candidate grid, with what the audit log recorded.
+and real searches on LFW photos shown as the candidate grid (paged), another face of a two-person
+photo searched, a probe below the quality floor, with what the audit log recorded.
 
 A page session is bound to the registered device as a browser's is: the administrator's one-time
 code, then enrolment and confirmation with a software authenticator (test_web_devices.py).

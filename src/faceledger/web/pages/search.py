@@ -18,6 +18,11 @@ candidate grid, :data:`PER_PAGE` candidates a page, each opened through
 ``candidate_viewed``). The pictures come from ``/searches/{id}/probe`` and
 ``/searches/{id}/candidates/{face}/image``, which stream the bytes only after the services
 decided (``view_face_image``, a registered device), with ``Cache-Control: no-store``.
+
+``GET /searches/{id}/faces`` draws every face of the searched probe with its quality
+(:func:`faceledger.services.probe_view.probe_faces`, on the face pool), and
+``POST /searches/{id}/faces/{index}`` searches another of them as a new accountable search of
+the same probe with a crop to it appended (:func:`~faceledger.services.probe_view.search_face`).
 """
 
 from __future__ import annotations
