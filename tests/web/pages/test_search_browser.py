@@ -4,9 +4,9 @@ The browser is enrolled as a registered device with Chromium's virtual authentic
 session bound to it (as in test_web_browser.py); the examiner fills the new-search form (the
 case number checked live), picks the probe file, changes its brightness and contrast in the
 page's editor, searches, sees the candidate grid with the gallery photos, and opens the faces page.
-A search tried before the browser is a registered device is refused on the page with its rule. Every page visited is scanned with axe,
-checked at 390 and 768 px, and for CSP violations; the audit log must hold the search, its
-edit, the candidates shown and the candidates viewed.
+A search tried before the browser is a registered device is refused on the page with its rule.
+Every page visited is scanned with axe, checked at 390 and 768 px, and for CSP violations; the
+audit log must hold the search, its edits, the candidates shown and the candidates viewed.
 """
 
 from __future__ import annotations
