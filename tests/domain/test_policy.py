@@ -347,6 +347,11 @@ def test_pending_quality_then_quality_decision() -> None:
     assert "12.5" in low.reason
     ok = decide_probe_quality(POLICY, 40.0)
     assert (ok.allowed, ok.rule_id, ok.policy_version) == (True, "probe.quality_ok", "test-7")
+    explained = decide_probe_quality(POLICY, 12.5, why="lowered most by pose (factor 0.40, yaw +50 degrees)")
+    assert explained.reason.endswith(
+        "below the policy's floor of 40.0: lowered most by pose (factor 0.40, yaw +50 degrees)"
+    )
+    assert "lowered" not in decide_probe_quality(POLICY, 40.0, why="lowered most by pose").reason
 
 
 def test_pending_quality_still_applies_every_other_rule() -> None:

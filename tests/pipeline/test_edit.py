@@ -13,6 +13,7 @@ from faceledger.pipeline.edit import (
     MAX_EDITS,
     AppliedEdit,
     Brightness,
+    Contrast,
     Crop,
     Rotate,
     apply_edit,
@@ -72,6 +73,12 @@ def test_brightness_rounds_and_clips() -> None:
     np.testing.assert_array_equal(apply_edit(pixels, Brightness(0.5)), [[[0, 50, 100], [26, 64, 128]]])
 
 
+def test_contrast_stretches_about_mid_grey_rounds_and_clips() -> None:
+    pixels = np.array([[[0, 100, 128], [150, 200, 255]]], dtype=np.uint8)
+    np.testing.assert_array_equal(apply_edit(pixels, Contrast(1.5)), [[[0, 86, 128], [161, 236, 255]]])
+    np.testing.assert_array_equal(apply_edit(pixels, Contrast(0.5)), [[[64, 114, 128], [139, 164, 192]]])
+
+
 def test_an_edit_never_changes_its_input(face: np.ndarray) -> None:
     before = face.copy()
     for edit in (Crop(0, 0, 100, 100), Rotate(45), Brightness(2.0)):
@@ -126,6 +133,7 @@ def test_replay_checks_every_recorded_hash(face: np.ndarray) -> None:
         ("crop:10,20,110,220", Crop(10, 20, 110, 220)),
         (" Rotate: -7.5 ", Rotate(-7.5)),
         ("brightness:1.25", Brightness(1.25)),
+        ("contrast:1.3", Contrast(1.3)),
     ],
 )
 def test_parse_edit_reads_the_command_line_form(spec: str, expected: object) -> None:
@@ -146,6 +154,8 @@ def test_parse_edit_reads_the_command_line_form(spec: str, expected: object) -> 
         ("rotate:nan", "finite number"),
         ("brightness:0", "above 0 and at most 8"),
         ("brightness:x", "every value must be a number"),
+        ("contrast:0", "contrast edit: the factor must be above 0 and at most 8"),
+        ("contrast:9", "at most 8"),
     ],
 )
 def test_bad_edits_are_refused_with_the_reason(spec: str, message: str) -> None:

@@ -263,7 +263,10 @@ def search(
     ] = None,
     edit: Annotated[
         list[str] | None,
-        typer.Option(help="Probe edit, recorded with the search: crop:L,T,R,B | rotate:DEG | brightness:F."),
+        typer.Option(
+            help="Probe edit, recorded with the search: "
+            "crop:L,T,R,B | rotate:DEG | brightness:F | contrast:F."
+        ),
     ] = None,
     all_faces: Annotated[
         bool, typer.Option("--all-faces", help="Also search every other face of the probe (one search each).")

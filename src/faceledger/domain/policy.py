@@ -535,8 +535,21 @@ _ACTOR_CHECKS: tuple[_ActorCheck, ...] = (_check_account, _check_mfa, _check_rol
 # --- request checks --------------------------------------------------------------------
 
 
+def case_number_problem(policy: Policy, case: str | None) -> str | None:
+    """Why ``case`` is not a case number in ``policy``'s format (the search rule's reason), or None.
+
+    The same check a search's decision makes (rules ``case.missing`` and ``case.malformed``),
+    for a form that says so while the number is typed.
+    """
+    denial = _case_denial(policy, case)
+    return None if denial is None else denial[1]
+
+
 def _check_case(policy: Policy, request: _Request, now: datetime) -> _Denial | None:
-    case = request.case_number
+    return _case_denial(policy, request.case_number)
+
+
+def _case_denial(policy: Policy, case: str | None) -> _Denial | None:
     if case is None or not text.visible(case):
         return RuleId.CASE_MISSING, "every search must carry a case number"
     if (
@@ -823,11 +836,15 @@ def decide_search(policy: Policy, request: SearchRequest, *, now: datetime) -> D
     )
 
 
-def decide_probe_quality(policy: Policy, quality: float) -> Decision:
-    """The last search check, for callers that decided before analysing the probe."""
+def decide_probe_quality(policy: Policy, quality: float, *, why: str | None = None) -> Decision:
+    """The last search check, for callers that decided before analysing the probe.
+
+    ``why``: what lowered the score (the quality report's words), added to a refusal's reason.
+    """
     denial = _quality_denial(policy, quality)
     if denial is not None:
-        return _deny(policy, denial)
+        rule, reason = denial
+        return _deny(policy, (rule, f"{reason}: {why}" if why else reason))
     return _allow(
         policy,
         RuleId.PROBE_QUALITY_OK,

@@ -1,4 +1,4 @@
-"""Probe edits an examiner may make before searching: crop, rotate, brightness.
+"""Probe edits an examiner may make before searching: crop, rotate, brightness, contrast.
 
 An edited probe is a different image from the one submitted, so an edit is never applied
 silently: each is a typed transformation with its parameters, and applying it yields the
@@ -9,7 +9,7 @@ the searched image from the evidence and check it against the recorded hashes
 
 The pixel hash (:func:`pixels_sha256`) covers the size and the raw RGB bytes, not an
 encoded file: encoders differ between library versions, pixels do not. Crops, quarter
-turns and brightness are plain integer/float arithmetic and give the same pixels
+turns, brightness and contrast are plain integer/float arithmetic and give the same pixels
 everywhere. A rotation by any other angle resamples (bicubic, through Pillow), whose output
 could change with a Pillow release; a replay then reports the mismatch instead of showing
 a different image as the searched one.
@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 FILL = (128, 128, 128)
 MAX_EDITS = 20
 MAX_BRIGHTNESS = 8.0
+MAX_CONTRAST = 8.0
+#: The level contrast is stretched about (mid-grey): it stays where it is.
+CONTRAST_PIVOT = 128.0
 #: An edit may not leave fewer pixels per side than this (no face is found in less).
 MIN_SIDE = 16
 
@@ -88,8 +91,22 @@ class Brightness:
         return f"brightness x{self.factor:g}"
 
 
-Edit = Crop | Rotate | Brightness
-EDIT_KINDS: tuple[str, ...] = (Crop.kind, Rotate.kind, Brightness.kind)
+@dataclass(frozen=True, slots=True)
+class Contrast:
+    """Stretch every channel about mid-grey (128) by ``factor`` (1 leaves it), rounding and clipping."""
+
+    kind: ClassVar[str] = "contrast"
+    factor: float
+
+    def params(self) -> dict[str, Any]:
+        return {"factor": self.factor}
+
+    def describe(self) -> str:
+        return f"contrast x{self.factor:g}"
+
+
+Edit = Crop | Rotate | Brightness | Contrast
+EDIT_KINDS: tuple[str, ...] = (Crop.kind, Rotate.kind, Brightness.kind, Contrast.kind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +172,7 @@ def make_edit(kind: str, params: Mapping[str, Any]) -> Edit:
         Crop.kind: {"left", "top", "right", "bottom"},
         Rotate.kind: {"degrees"},
         Brightness.kind: {"factor"},
+        Contrast.kind: {"factor"},
     }.get(kind)
     if expected is None:
         raise ValidationError(f"unknown probe edit {kind!r} (known: {', '.join(EDIT_KINDS)})")
@@ -166,6 +184,8 @@ def make_edit(kind: str, params: Mapping[str, Any]) -> Edit:
         edit = Crop(left, top, right, bottom)
     elif kind == Rotate.kind:
         edit = Rotate(_number(params, "degrees", kind))
+    elif kind == Contrast.kind:
+        edit = Contrast(_number(params, "factor", kind))
     else:
         edit = Brightness(_number(params, "factor", kind))
     check_edit(edit)
@@ -173,14 +193,17 @@ def make_edit(kind: str, params: Mapping[str, Any]) -> Edit:
 
 
 def parse_edit(spec: str) -> Edit:
-    """An edit from its command-line form: ``crop:L,T,R,B``, ``rotate:DEGREES``, ``brightness:FACTOR``."""
+    """An edit from its command-line form: ``crop:L,T,R,B``, ``rotate:DEGREES``, ``brightness:FACTOR``,
+    ``contrast:FACTOR``."""
     kind, sep, rest = spec.strip().partition(":")
     kind = kind.strip().lower()
     values = [v.strip() for v in rest.split(",")] if sep else []
     names = {Crop.kind: ("left", "top", "right", "bottom"), Rotate.kind: ("degrees",)}
-    keys = names.get(kind, ("factor",) if kind == Brightness.kind else ())
+    keys = names.get(kind, ("factor",) if kind in (Brightness.kind, Contrast.kind) else ())
     if not keys:
-        raise ValidationError(f"unknown probe edit {spec!r} (use crop:L,T,R,B, rotate:DEG or brightness:F)")
+        raise ValidationError(
+            f"unknown probe edit {spec!r} (use crop:L,T,R,B, rotate:DEG, brightness:F or contrast:F)"
+        )
     if len(values) != len(keys):
         raise ValidationError(f"probe edit {spec!r}: {kind} takes {len(keys)} value(s): {', '.join(keys)}")
     try:
@@ -202,6 +225,11 @@ def check_edit(edit: Edit) -> None:
     elif isinstance(edit, Rotate):
         if not math.isfinite(edit.degrees) or abs(edit.degrees) > 360:
             raise ValidationError(f"rotate edit: degrees must be between -360 and 360, got {edit.degrees!r}")
+    elif isinstance(edit, Contrast):
+        if not math.isfinite(edit.factor) or not 0 < edit.factor <= MAX_CONTRAST:
+            raise ValidationError(
+                f"contrast edit: the factor must be above 0 and at most {MAX_CONTRAST:g}, got {edit.factor!r}"
+            )
     elif not math.isfinite(edit.factor) or not 0 < edit.factor <= MAX_BRIGHTNESS:
         raise ValidationError(
             f"brightness edit: the factor must be above 0 and at most {MAX_BRIGHTNESS:g}, got {edit.factor!r}"
@@ -232,6 +260,11 @@ def _brightness(pixels: ImageArray, edit: Brightness) -> ImageArray:
     return np.clip(scaled, 0, 255).astype(np.uint8)
 
 
+def _contrast(pixels: ImageArray, edit: Contrast) -> ImageArray:
+    scaled = np.rint((pixels.astype(np.float64) - CONTRAST_PIVOT) * edit.factor + CONTRAST_PIVOT)
+    return np.clip(scaled, 0, 255).astype(np.uint8)
+
+
 def _check_pixels(pixels: ImageArray) -> None:
     if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
         raise ValidationError(
@@ -247,6 +280,8 @@ def apply_edit(pixels: ImageArray, edit: Edit) -> ImageArray:
         out = _crop(pixels, edit)
     elif isinstance(edit, Rotate):
         out = _rotate(pixels, edit)
+    elif isinstance(edit, Contrast):
+        out = _contrast(pixels, edit)
     else:
         out = _brightness(pixels, edit)
     out.setflags(write=False)

@@ -14,7 +14,7 @@ The order of work is the point of this module:
    then fails on its image (no face, quality below the floor, an unreadable file, a crash)
    has still spent one of the day's searches, and its allowed decision stays on record
    with no search id (see :func:`searches_today`).
-2. The probe is decoded, the examiner's edits (crop, rotate, brightness) are applied, and
+2. The probe is decoded, the examiner's edits (crop, rotate, brightness, contrast) are applied, and
    the face is analysed; the probe's quality is then decided against the policy's floor.
 3. The galleries are searched (:func:`faceledger.services.identification.search`).
 4. The original probe file is kept, content-addressed under ``<data_dir>/probes/``, for as
@@ -325,7 +325,9 @@ def accountable_search(
     except FaceLedgerError as exc:
         _record_failure(dd, principal, probe, request, reservation, exc, target=target, now=moment)
         raise
-    quality = decide_probe_quality(policy, prepared.face.quality.score)
+    quality = decide_probe_quality(
+        policy, prepared.face.quality.score, why=prepared.face.quality.lowered_by(shown=100.0)
+    )
     if not quality.allowed:
         refuse(
             dd,
@@ -664,7 +666,9 @@ def accountable_verify(
     policy = stored.policy()
     prepared = [_prepare(dd, analyzer, probe, ()) for probe in (first, second)]
     worst = min(prepared, key=lambda p: p.face.quality.score)
-    quality = decide_probe_quality(policy, worst.face.quality.score)
+    quality = decide_probe_quality(
+        policy, worst.face.quality.score, why=worst.face.quality.lowered_by(shown=100.0)
+    )
     if not quality.allowed:
         refuse(
             dd,

@@ -29,7 +29,7 @@ def view_candidate(
     return CandidateViewOut.of(searches.view_candidate(dd, principal, search_id, face_id, now=now))
 
 
-def _media_type(data: bytes) -> str:
+def media_type(data: bytes) -> str:
     try:
         with Image.open(io.BytesIO(data)) as image:
             return Image.MIME.get(image.format or "", "application/octet-stream")
@@ -51,4 +51,4 @@ def candidate_image(
     ``[devices]`` table says) as well as ``view_case``; a refusal cites its rule id.
     """
     data = searches.candidate_image(dd, principal, search_id, face_id, now=now)
-    return Response(content=data, media_type=_media_type(data), headers={"Cache-Control": "no-store"})
+    return Response(content=data, media_type=media_type(data), headers={"Cache-Control": "no-store"})

@@ -9,6 +9,7 @@ candidates (score, estimated false match rate), the threshold and the decision.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Path, UploadFile, status
@@ -16,9 +17,13 @@ from fastapi import APIRouter, File, Form, Path, UploadFile, status
 from faceledger.errors import ValidationError
 from faceledger.pipeline.edit import MAX_EDITS, Edit, make_edit
 from faceledger.services import searches
+from faceledger.services.datadir import DataDir
 from faceledger.services.identification import MAX_TOP_K
+from faceledger.services.policies import Principal
 from faceledger.services.probes import Probe
+from faceledger.services.search_records import SearchRecord
 from faceledger.web.deps import DataDirDep, EngineDep, NowDep, PrincipalDep
+from faceledger.web.engine import FaceEngine
 from faceledger.web.errors import COMMON_RESPONSES
 from faceledger.web.models.common import MAX_ID, MULTI_LINE, ONE_LINE, documented
 from faceledger.web.models.searches import SearchOut
@@ -60,7 +65,8 @@ AgreementRef = Annotated[
 _EDITS_HELP = (
     'JSON list of edits applied in order before searching, e.g. [{"kind": "crop", "params": {"left": 0, '
     '"top": 0, "right": 200, "bottom": 200}}, {"kind": "rotate", "params": {"degrees": 90}}, '
-    '{"kind": "brightness", "params": {"factor": 1.2}}]; each is recorded with the search.'
+    '{"kind": "brightness", "params": {"factor": 1.2}}, {"kind": "contrast", "params": {"factor": 1.3}}]; '
+    "each is recorded with the search."
 )
 
 
@@ -121,10 +127,27 @@ async def search(
         top_k=top_k,
         edits=parse_edits(edits),
     )
+    record = await run_search(dd, engine, principal, probe, request, now=now)
+    return SearchOut.of(record)
+
+
+async def run_search(
+    dd: DataDir,
+    engine: FaceEngine,
+    principal: Principal,
+    probe: UploadFile,
+    request: searches.SearchInput,
+    *,
+    now: datetime,
+) -> SearchRecord:
+    """Read the uploaded probe and run :func:`searches.accountable_search` on the face pool.
+
+    The API's route and the search page both search through this, so the policy decides and
+    the service records a page's search exactly as an API client's.
+    """
     data = await read_upload(probe, "probe", dd.settings.image)
     submitted = Probe(data, upload_name(probe, "probe"))
-    record = await engine.run(searches.accountable_search, dd, engine, principal, submitted, request, now=now)
-    return SearchOut.of(record)
+    return await engine.run(searches.accountable_search, dd, engine, principal, submitted, request, now=now)
 
 
 @router.get("/{search_id}", response_model=SearchOut)

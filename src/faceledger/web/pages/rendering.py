@@ -21,6 +21,7 @@ from fastapi.responses import HTMLResponse
 
 from faceledger import __version__
 from faceledger.config import WebSettings
+from faceledger.domain.roles import Action, roles_permitting
 from faceledger.services import accounts, policies
 from faceledger.services.accounts import Principal
 from faceledger.services.datadir import DataDir
@@ -105,6 +106,7 @@ class Pages:
             trim_blocks=True,
             lstrip_blocks=True,
         )
+        self.env.globals["search_roles"] = sorted(role.value for role in roles_permitting(Action.SEARCH))
 
     def policy(self, dd: DataDir) -> PolicyInForce:
         stored = policies.active_stored_policy(dd)
