@@ -611,6 +611,32 @@ def view_candidate(
     return CandidateView(search_id, candidate, face)
 
 
+def candidate_records(
+    dd: DataDir, principal: Principal, search_id: int, face_ids: Sequence[int], *, now: datetime
+) -> list[CandidateView]:
+    """The gallery records (provenance) of candidates of a search, to list beside them.
+
+    Asks what :func:`view_candidate` asks (``view_case``, then the search's unit), once, but
+    records no view: listing candidates is recorded when the list is read (:func:`get_search`,
+    ``candidates_shown``), and opening one, or fetching its photo, is recorded as a view.
+    """
+    moment = utc(now)
+    with dd.store.read() as conn:
+        case_number = case_if_any(conn, search_id)
+    authorize(
+        dd, principal, [Action.VIEW_CASE], target=f"search:{search_id}", now=moment, case_number=case_number
+    )
+    require_search_unit(dd, principal, search_id, action=Action.VIEW_CASE, now=moment, read_only=True)
+    with dd.store.read() as conn:
+        case_of(conn, search_id)
+        by_face = {c.face_id: c for c in stored_candidates(conn, search_id)}
+        missing = [f for f in face_ids if f not in by_face]
+        if missing:
+            raise NotFoundError(f"face {missing[0]} is not a candidate of search {search_id}")
+        described = repository.describe_faces(conn, list(face_ids))
+    return [CandidateView(search_id, by_face[f], described.get(f)) for f in face_ids]
+
+
 def candidate_image(
     dd: DataDir, principal: Principal, search_id: int, face_id: int, *, now: datetime
 ) -> bytes:

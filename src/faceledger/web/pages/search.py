@@ -13,9 +13,9 @@ the reason; a refusal for the device links to the browser's device enrolment.
 ``GET /searches/{id}`` shows a stored search through :func:`faceledger.services.searches.get_search`
 (recorded as ``candidates_shown``, as the API's ``GET /api/v1/searches/{id}``): the searched
 probe with its face box and quality, the recorded edits, the policy's lead notice, and the
-candidate grid, :data:`PER_PAGE` candidates a page, each opened through
-:func:`~faceledger.services.searches.view_candidate` for its provenance (recorded as
-``candidate_viewed``). The pictures come from ``/searches/{id}/probe`` and
+candidate grid, :data:`PER_PAGE` candidates a page, each with its provenance from
+:func:`~faceledger.services.searches.candidate_records` (listing is not a view); fetching a
+candidate's photo is recorded as ``candidate_viewed``. The pictures come from ``/searches/{id}/probe`` and
 ``/searches/{id}/candidates/{face}/image``, which stream the bytes only after the services
 decided (``view_face_image``, a registered device), with ``Cache-Control: no-store``.
 
@@ -242,9 +242,9 @@ def results(
     pages_total = max(1, math.ceil(len(record.candidates) / PER_PAGE))
     page = min(page, pages_total)
     shown = record.candidates[(page - 1) * PER_PAGE : page * PER_PAGE]
-    views: list[CandidateView] = [
-        searches.view_candidate(dd, current.principal, search_id, c.face_id, now=now) for c in shown
-    ]
+    views: list[CandidateView] = searches.candidate_records(
+        dd, current.principal, search_id, [c.face_id for c in shown], now=now
+    )
     face = record.probe_face or {}
     quality = face.get("quality") or {}
     return signed_in_page(
