@@ -1,0 +1,376 @@
+"""The gallery and device pages (TestClient): a gallery administrator creates a gallery, enrols a
+folder of real photos as a background job with progress and a summary of what was skipped, and
+purges with a reason and a confirmation; a system administrator manages devices. Refusals: the
+wrong role, another unit's gallery, a session on no device, a missing CSRF token, hostile input,
+an unconfirmed purge. Every step is in the audit log."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2
+import pytest
+from pages_helpers import csrf_of, page_agency, sign_in
+from web_helpers import ADMIN, DEVICE, UNIT, Agency, audit_rows, photo, template
+
+from faceledger.domain.roles import Role
+from faceledger.services.devices import DEVICE_HEADER
+
+__all__ = ["template"]  # fixtures
+
+GINA, OTTO, EVE, ANN = "gina.galleries", "otto.other", "eve.examiner", "ann.auditor"
+OTHER_UNIT = "financial-intelligence"
+GALLERY = "custody-2025"
+CREATE = {
+    "name": GALLERY,
+    "legal_basis": "PACE 1984 s.64A",
+    "source_description": "custody suite photos",
+    "retention_days": "365",
+}
+
+
+@pytest.fixture
+def agency(tmp_path: Path, template: Path) -> Iterator[Agency]:
+    with page_agency(tmp_path / "data", template) as made:
+        made.add(GINA, Role.GALLERY_ADMIN)
+        made.add(OTTO, Role.GALLERY_ADMIN, unit=OTHER_UNIT)
+        made.add(EVE, Role.EXAMINER)
+        made.add(ANN, Role.AUDITOR)
+        made.load_example_policy()
+        yield made
+
+
+def _on_device(agency: Agency, username: str) -> None:
+    """Sign in on the page from the workstation of the person's unit (its device credential header)."""
+    credential = agency.device_of(agency.units.get(username, UNIT))
+    agency.client.cookies.clear()  # a new browser session
+    agency.client.headers[DEVICE_HEADER] = credential
+    assert sign_in(agency, username).status_code == 303
+
+
+def _off_device(agency: Agency, username: str) -> None:
+    agency.client.cookies.clear()
+    agency.client.headers.pop(DEVICE_HEADER, None)
+    assert sign_in(agency, username).status_code == 303
+
+
+def _create(agency: Agency, **fields: str) -> httpx2.Response:
+    listing = agency.client.get("/galleries")
+    assert listing.status_code == 200, listing.text
+    return agency.client.post(
+        "/galleries", data={**CREATE, **fields, "csrf_token": csrf_of(listing)}, follow_redirects=False
+    )
+
+
+def _gallery_objects(agency: Agency, action: str) -> list[tuple[str, str]]:
+    return [(r["actor"], r["object"]) for r in audit_rows(agency.dd, action)]
+
+
+def _denied_rules(agency: Agency) -> list[str]:
+    return [
+        r["details"].get("decision", {}).get("rule_id", "") for r in audit_rows(agency.dd, "policy_denied")
+    ]
+
+
+def test_a_gallery_administrator_creates_a_gallery_and_it_is_listed(agency: Agency) -> None:
+    _off_device(agency, GINA)  # creating a gallery needs no device under the example policy
+    created = _create(agency)
+    assert created.status_code == 303, created.text
+    assert created.headers["location"] == f"/galleries/{GALLERY}?created=1"
+    page = agency.client.get(created.headers["location"])
+    assert page.status_code == 200, page.text
+    assert "The gallery was created." in page.text
+    assert "PACE 1984 s.64A" in page.text
+    assert "365 days" in page.text
+    assert UNIT in page.text
+    listing = agency.client.get("/galleries")
+    assert f'href="/galleries/{GALLERY}"' in listing.text
+    assert 'href="/galleries" aria-current="page"' in listing.text
+    assert (GINA, f"gallery:{GALLERY}") in _gallery_objects(agency, "gallery_created")
+    # A session on no device is told why it cannot enrol, with the link to enrol the browser.
+    assert 'href="/devices/enrol"' in page.text
+
+
+def test_creation_is_refused_for_the_wrong_role_without_csrf_and_for_hostile_names(agency: Agency) -> None:
+    _off_device(agency, EVE)
+    listing = agency.client.get("/galleries")
+    assert "New gallery" not in listing.text  # no form offered
+    refused = agency.client.post("/galleries", data={**CREATE, "csrf_token": csrf_of(listing)})
+    assert refused.status_code == 403, refused.text
+    assert "<h1>Refused</h1>" in refused.text
+    assert "Traceback" not in refused.text
+    _off_device(agency, GINA)
+    no_csrf = agency.client.post("/galleries", data=CREATE)
+    assert no_csrf.status_code == 403
+    assert "security token" in no_csrf.text
+    for name, why in (
+        ("../etc", "is not allowed"),
+        ("Custody", "is not allowed"),
+        ("a\u202ebc", "invisible character"),
+        ("x" * 65, "at most 64"),
+    ):
+        bad = _create(agency, name=name)
+        assert bad.status_code == 422, (name, bad.text)
+        assert why in bad.text, (name, bad.text)
+    bad_days = _create(agency, retention_days="ten")
+    assert bad_days.status_code == 422
+    assert "whole number of days" in bad_days.text
+    huge = _create(agency, legal_basis="x" * 5000)
+    assert huge.status_code == 422
+    assert "at most 2000" in huge.text
+    assert _gallery_objects(agency, "gallery_created") == []
+    assert _create(agency).status_code == 303
+    again = _create(agency)
+    assert again.status_code == 409, again.text
+
+
+def test_enrolment_and_purge_need_a_device_and_the_owning_unit(agency: Agency, tmp_path: Path) -> None:
+    _off_device(agency, GINA)
+    assert _create(agency).status_code == 303
+    page = agency.client.get(f"/galleries/{GALLERY}")
+    folder = tmp_path / "people"
+    folder.mkdir()
+    refused = agency.client.post(
+        f"/galleries/{GALLERY}/enrolments", data={"path": str(folder), "csrf_token": csrf_of(page)}
+    )
+    assert refused.status_code == 403, refused.text
+    assert 'class="rule-id">device.' in refused.text
+    assert 'href="/devices/enrol"' in refused.text
+    purge = agency.client.post(
+        f"/galleries/{GALLERY}/purge",
+        data={"reason": "court_order", "authority": "Order 1", "csrf_token": csrf_of(page)},
+    )
+    assert purge.status_code == 403
+    assert 'href="/devices/enrol"' in purge.text
+    assert sum(rule.startswith("device.") for rule in _denied_rules(agency)) == 2
+    # A gallery administrator of another unit, on her unit's device, is refused this unit's gallery.
+    _on_device(agency, OTTO)
+    other = agency.client.get(f"/galleries/{GALLERY}")
+    assert other.status_code == 200, other.text
+    assert "The subjects are not listed for you" in other.text
+    foreign = agency.client.post(
+        f"/galleries/{GALLERY}/enrolments", data={"path": str(folder), "csrf_token": csrf_of(other)}
+    )
+    assert foreign.status_code == 403, foreign.text
+    assert 'href="/devices/enrol"' not in foreign.text  # her session is on a device: that is not why
+    assert any(actor == OTTO for actor, _ in _gallery_objects(agency, "policy_denied"))
+
+
+def test_hostile_enrolment_and_purge_input_gets_a_clear_page(agency: Agency) -> None:
+    _on_device(agency, GINA)
+    assert _create(agency).status_code == 303
+    page = agency.client.get(f"/galleries/{GALLERY}")
+    token = csrf_of(page)
+    for path, why in (
+        ("relative/folder", "absolute path"),
+        ("/tmp/a\x00b", "invisible character"),
+        ("", "absolute path"),
+    ):
+        bad = agency.client.post(f"/galleries/{GALLERY}/enrolments", data={"path": path, "csrf_token": token})
+        assert bad.status_code == 422, (path, bad.text)
+        assert why in bad.text
+    bad_day = agency.client.post(
+        f"/galleries/{GALLERY}/enrolments",
+        data={"path": "/tmp", "collected_on": "yesterday", "csrf_token": token},
+    )
+    assert bad_day.status_code == 422
+    assert "YYYY-MM-DD" in bad_day.text
+    for data, why in (
+        ({"reason": "because", "authority": "Order 1"}, "unknown purge reason"),
+        ({"reason": "court_order", "authority": " "}, "must name its authority"),
+        ({"reason": "court_order", "authority": "Order 1", "subject_id": "a\u200bb"}, "subject id"),
+    ):
+        bad = agency.client.post(f"/galleries/{GALLERY}/purge", data={**data, "csrf_token": token})
+        assert bad.status_code == 422, (data, bad.text)
+        assert why in bad.text
+        assert "Traceback" not in bad.text
+    missing = agency.client.get("/galleries/no-such-gallery")
+    assert missing.status_code == 404
+    job = agency.client.get(f"/galleries/{GALLERY}/enrolments/not-a-job")
+    assert job.status_code == 404
+    assert "no such enrolment" in job.text
+    no_csrf = agency.client.post(f"/galleries/{GALLERY}/enrolments", data={"path": "/tmp"})
+    assert no_csrf.status_code == 403
+    assert audit_rows(agency.dd, "enrol") == []
+
+
+def test_an_unconfirmed_or_mistyped_purge_removes_nothing(agency: Agency) -> None:
+    _on_device(agency, GINA)
+    assert _create(agency).status_code == 303
+    page = agency.client.get(f"/galleries/{GALLERY}")
+    form = {"reason": "court_order", "authority": "Order 2026-123", "csrf_token": csrf_of(page)}
+    asked = agency.client.post(f"/galleries/{GALLERY}/purge", data=form)
+    assert asked.status_code == 200, asked.text
+    assert "Confirm the purge" in asked.text
+    assert f"&ldquo;{GALLERY}&rdquo;" in asked.text
+    mistyped = agency.client.post(f"/galleries/{GALLERY}/purge", data={**form, "confirm": "custody"})
+    assert mistyped.status_code == 422
+    assert "nothing was purged" in mistyped.text
+    assert agency.client.get(f"/galleries/{GALLERY}").status_code == 200
+    assert audit_rows(agency.dd, "purge") == []
+    confirmed = agency.client.post(f"/galleries/{GALLERY}/purge", data={**form, "confirm": GALLERY})
+    assert confirmed.status_code == 200, confirmed.text
+    assert f"The gallery {GALLERY} was purged" in confirmed.text
+    assert agency.client.get(f"/galleries/{GALLERY}").status_code == 404
+    (entry,) = audit_rows(agency.dd, "purge")
+    assert entry["actor"] == GINA
+    assert "court_order" in str(entry["details"])
+    assert "Order 2026-123" in str(entry["details"])
+
+
+def _wait_done(agency: Agency, progress_url: str) -> str:
+    deadline = time.monotonic() + 180
+    while True:
+        fragment = agency.client.get(progress_url)
+        assert fragment.status_code == 200, fragment.text
+        if "hx-trigger" not in fragment.text:
+            return fragment.text
+        assert 'hx-get="' + progress_url + '"' in fragment.text
+        assert time.monotonic() < deadline, f"the enrolment did not finish:\n{fragment.text}"
+        time.sleep(0.5)
+
+
+@pytest.mark.slow
+def test_a_real_enrolment_through_the_page_then_a_purge(
+    agency: Agency, tmp_path: Path, lfw_images: Path
+) -> None:
+    folder = tmp_path / "people"
+    for name in ("Colin_Powell", "Tony_Blair"):
+        (folder / name).mkdir(parents=True)
+        shutil.copy(photo(lfw_images, name, 1), folder / name / f"{name}_0001.jpg")
+    (folder / "Nobody").mkdir()
+    (folder / "Nobody" / "broken.jpg").write_bytes(b"this is not a photo")
+    _on_device(agency, GINA)
+    assert _create(agency).status_code == 303
+    page = agency.client.get(f"/galleries/{GALLERY}")
+    started = agency.client.post(
+        f"/galleries/{GALLERY}/enrolments",
+        data={"path": str(folder), "collected_on": "2024-05-01", "csrf_token": csrf_of(page)},
+        follow_redirects=False,
+    )
+    assert started.status_code == 303, started.text
+    job_url = started.headers["location"]
+    assert re.fullmatch(rf"/galleries/{GALLERY}/enrolments/[\w-]+", job_url)
+    shown = agency.client.get(job_url)
+    assert shown.status_code == 200
+    assert "<progress" in shown.text
+    done = _wait_done(agency, job_url + "/progress")
+    assert "Done: enrolled 2 of 3 image(s)" in done, done
+    assert "broken.jpg" in done
+    assert "unreadable" in done
+    # On return, the gallery page links to the enrolment, lists the subjects and the turned-down photo.
+    again = agency.client.get(f"/galleries/{GALLERY}")
+    assert f'href="{job_url}"' in again.text
+    assert '<td class="subject-id">Colin_Powell</td>' in again.text
+    assert '<td class="subject-id">Tony_Blair</td>' in again.text
+    assert "broken.jpg" in again.text
+    assert "2 subjects, 2 images, 2 faces" in again.text
+    found = agency.client.get(f"/galleries/{GALLERY}", params={"q": "tony"})
+    assert "Tony_Blair" in found.text
+    assert "Colin_Powell" not in found.text
+    assert "Done: enrolled 2" in agency.client.get(job_url).text  # the summary, shown again
+    enrolled = [r for r in audit_rows(agency.dd, "enrol") if r["actor"] == GINA]
+    assert len(enrolled) >= 1
+    # Purge one subject, confirmed.
+    form = {
+        "subject_id": "Tony_Blair",
+        "reason": "expungement",
+        "authority": "Expungement 77",
+        "csrf_token": csrf_of(again),
+    }
+    asked = agency.client.post(f"/galleries/{GALLERY}/purge", data=form)
+    assert asked.status_code == 200
+    assert "the subject <strong>Tony_Blair</strong>" in asked.text
+    purged = agency.client.post(f"/galleries/{GALLERY}/purge", data={**form, "confirm": "Tony_Blair"})
+    assert purged.status_code == 200, purged.text
+    assert "1 subjects, 1 images, 1 faces" in purged.text
+    after = agency.client.get(f"/galleries/{GALLERY}")
+    assert "Tony_Blair</td>" not in after.text
+    assert "1 subjects, 1 images, 1 faces" in after.text
+    purges = audit_rows(agency.dd, "purge")
+    assert [r["actor"] for r in purges] == [GINA]
+    assert "Expungement 77" in str(purges[0]["details"])
+    _off_device(agency, ANN)  # an auditor reads the subjects but gets no enrol or purge form
+    audited = agency.client.get(f"/galleries/{GALLERY}")
+    assert "Colin_Powell" in audited.text
+    assert "Start the enrolment" not in audited.text
+    assert agency.client.get(job_url).status_code == 404  # not her enrolment
+
+
+# --- devices -----------------------------------------------------------------------------------
+
+
+def test_a_system_administrator_registers_revokes_and_issues_a_browser_code(agency: Agency) -> None:
+    _off_device(agency, ADMIN)
+    listing = agency.client.get("/admin/devices")
+    assert listing.status_code == 200, listing.text
+    assert f'<td class="device-id">{DEVICE}</td>' in listing.text
+    token = csrf_of(listing)
+    registered = agency.client.post(
+        "/admin/devices",
+        data={"device_id": "lab-ws-09", "name": "Lab 9", "unit": UNIT, "csrf_token": token},
+    )
+    assert registered.status_code == 200, registered.text
+    secret = re.search(r'<p class="one-time-secret"><code>([^<]+)</code>', registered.text)
+    assert secret is not None
+    assert secret.group(1).startswith("lab-ws-09:")
+    assert secret.group(1) not in agency.client.get("/admin/devices").text  # shown once
+    code = agency.client.post("/admin/devices/lab-ws-09/browser-enrolment", data={"csrf_token": token})
+    assert code.status_code == 200, code.text
+    assert 'href="/devices/enrol"' in code.text
+    assert re.search(r'<p class="one-time-secret"><code>[^<]{20,}</code>', code.text)
+    revoked = agency.client.post(
+        "/admin/devices/lab-ws-09/revoke", data={"reason": "stolen", "csrf_token": token}
+    )
+    assert revoked.status_code == 200, revoked.text
+    assert "The device lab-ws-09 is revoked" in revoked.text
+    assert "revoked" in revoked.text.split("lab-ws-09</td>")[1].split("</tr>")[0]
+    twice = agency.client.post("/admin/devices/lab-ws-09/revoke", data={"reason": "x", "csrf_token": token})
+    assert twice.status_code == 409
+    assert "already revoked" in twice.text
+    dead = agency.client.post("/admin/devices/lab-ws-09/browser-enrolment", data={"csrf_token": token})
+    assert dead.status_code == 403
+    assert "revoked" in dead.text
+    changes = [r["details"].get("change") for r in audit_rows(agency.dd, "account_changed")]
+    assert "device_revoked" in changes
+    assert "browser_enrolment_issued" in changes
+    assert any("lab-ws-09" in str(r["object"]) for r in audit_rows(agency.dd, "device_registered"))
+
+
+def test_device_pages_refuse_others_missing_csrf_and_bad_input(agency: Agency) -> None:
+    _off_device(agency, ANN)  # an auditor reads the list, without forms
+    listing = agency.client.get("/admin/devices")
+    assert listing.status_code == 200
+    assert "Register a device" not in listing.text
+    refused = agency.client.post(
+        "/admin/devices", data={"device_id": "x-1", "name": "X", "unit": UNIT, "csrf_token": csrf_of(listing)}
+    )
+    assert refused.status_code == 403, refused.text
+    _off_device(agency, EVE)
+    assert agency.client.get("/admin/devices").status_code == 403
+    _off_device(agency, ADMIN)
+    listing = agency.client.get("/admin/devices")
+    token = csrf_of(listing)
+    no_csrf = agency.client.post("/admin/devices", data={"device_id": "x-1", "name": "X", "unit": UNIT})
+    assert no_csrf.status_code == 403
+    assert "security token" in no_csrf.text
+    bad = agency.client.post(
+        "/admin/devices", data={"device_id": "Bad Id!", "name": "X", "unit": UNIT, "csrf_token": token}
+    )
+    assert bad.status_code == 422
+    assert "is not valid" in bad.text
+    unknown = agency.client.post("/admin/devices/nope/revoke", data={"reason": "x", "csrf_token": token})
+    assert unknown.status_code == 404
+    blank = agency.client.post(f"/admin/devices/{DEVICE}/revoke", data={"reason": " ", "csrf_token": token})
+    assert blank.status_code == 422, blank.text
+    long = agency.client.post(
+        f"/admin/devices/{DEVICE}/revoke", data={"reason": "x" * 600, "csrf_token": token}
+    )
+    assert long.status_code == 422
+    assert "at most 500" in long.text
+    listing = agency.client.get("/admin/devices")
+    assert "active" in listing.text.split(f"{DEVICE}</td>")[1].split("</tr>")[0]
