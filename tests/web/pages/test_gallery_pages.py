@@ -18,7 +18,10 @@ from pages_helpers import csrf_of, page_agency, sign_in
 from web_helpers import ADMIN, DEVICE, UNIT, Agency, audit_rows, photo, template
 
 from faceledger.domain.roles import Role
-from faceledger.services.devices import DEVICE_HEADER
+from faceledger.errors import PermissionDeniedError, ValidationError
+from faceledger.services import accounts
+from faceledger.services import galleries as gallery_service
+from faceledger.services.devices import DEVICE_HEADER, DeviceCredential
 
 __all__ = ["template"]  # fixtures
 
@@ -269,6 +272,11 @@ def test_a_real_enrolment_through_the_page_then_a_purge(
     assert '<td class="subject-id">Tony_Blair</td>' in again.text
     assert "broken.jpg" in again.text
     assert "2 subjects, 2 images, 2 faces" in again.text
+    provenance = again.text.split('<td class="subject-id">Colin_Powell</td>')[1].split("</tr>")[0]
+    assert f"source {folder / 'Colin_Powell' / 'Colin_Powell_0001.jpg'}" in provenance
+    assert "collected 2024-05-01" in provenance
+    assert f"enrolled by {GINA}" in provenance
+    assert "kept until 2025-05-01" in provenance  # 365 days from collection
     found = agency.client.get(f"/galleries/{GALLERY}", params={"q": "tony"})
     assert "Tony_Blair" in found.text
     assert "Colin_Powell" not in found.text
@@ -299,6 +307,26 @@ def test_a_real_enrolment_through_the_page_then_a_purge(
     assert "Colin_Powell" in audited.text
     assert "Start the enrolment" not in audited.text
     assert agency.client.get(job_url).status_code == 404  # not her enrolment
+
+
+def test_subject_images_are_read_a_page_at_a_time_through_the_door(agency: Agency) -> None:
+    _on_device(agency, GINA)
+    assert _create(agency).status_code == 303
+    now = agency.clock.now
+
+    def principal(username: str) -> accounts.Principal:
+        session = agency.login(username)
+        device = DeviceCredential.parse(session.device) if session.device else None
+        return accounts.principal_from_token(agency.dd, session.token, device, now=now)
+
+    gina = principal(GINA)
+    assert gallery_service.subject_images_for(agency.dd, gina, GALLERY, ["nobody"], now=now) == {"nobody": []}
+    too_many = [f"s{i}" for i in range(gallery_service.SUBJECT_IMAGES_MAX + 1)]
+    with pytest.raises(ValidationError, match="at most 200 subjects"):
+        gallery_service.subject_images_for(agency.dd, gina, GALLERY, too_many, now=now)
+    with pytest.raises(PermissionDeniedError):
+        gallery_service.subject_images_for(agency.dd, principal(EVE), GALLERY, ["nobody"], now=now)
+    assert any(r["actor"] == EVE for r in audit_rows(agency.dd, "policy_denied"))
 
 
 # --- devices -----------------------------------------------------------------------------------

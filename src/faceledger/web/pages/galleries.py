@@ -3,14 +3,15 @@
 ``GET /galleries`` lists every gallery with its legal basis, source, retention, owning unit and
 counts (anyone signed in: examiners choose galleries by them); a gallery administrator creates
 one there through :func:`galleries.create_gallery_for` (owned by their unit), as the API does.
-``GET /galleries/{name}`` shows one gallery: its subjects (paged, searchable by id) and the
-images enrolment turned down with the reason, for gallery administrators and auditors (the
-services ask the door), a form to enrol a folder or CSV manifest on the server, and the purge
-forms. An enrolment runs as a background job on the app's face engine: it goes on when the page
-is closed, its page polls its progress (htmx) and shows the summary of what was skipped and why;
-the gallery page links to the person's latest enrolment into it. The jobs are kept in this
-server process's memory: a restart forgets them (the enrolment runs and the skips stay in the
-database, and the turned-down list shows the skips).
+``GET /galleries/{name}`` shows one gallery: its subjects (paged, searchable by id), each with
+the provenance of its images, and the images enrolment turned down with the reason, for gallery
+administrators and auditors (the services ask the door); a form to enrol a folder or CSV
+manifest on the server, and the purge forms. An enrolment runs as a background job on the
+app's face engine: it goes on when the page is closed, its page polls its progress (htmx)
+and shows the summary of what was skipped and why; the gallery page links to the person's
+latest enrolment into it. The jobs are kept in this server process's memory: a restart forgets
+them (the enrolment runs and the skips stay in the database, and the turned-down list shows
+the skips).
 
 Enrolment and purges are asked of the door first (:func:`galleries.may_change`), so a refusal,
 such as a browser session not bound to a registered device, is a page with the rule and, when
@@ -317,6 +318,10 @@ def gallery_page(
     pages_count = max(1, -(-len(subjects) // SUBJECTS_PER_PAGE))
     page = min(max(page, 1), pages_count)
     shown = subjects[(page - 1) * SUBJECTS_PER_PAGE : page * SUBJECTS_PER_PAGE]
+    images: dict[str, list[Any]] = {}
+    if shown:
+        ids = [s.external_id for s in shown]
+        images = gallery_service.subject_images_for(dd, principal, name, ids, now=now)
     return signed_in_page(
         request,
         pages,
@@ -330,6 +335,7 @@ def gallery_page(
         not_listed=not_listed,
         may_change=Role.GALLERY_ADMIN in principal.scopes,
         subjects=shown,
+        images=images,
         matching=len(subjects),
         q=q,
         page=page,
