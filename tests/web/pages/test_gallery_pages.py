@@ -8,20 +8,35 @@ from __future__ import annotations
 
 import re
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2
 import pytest
-from pages_helpers import csrf_of, page_agency, sign_in
-from web_helpers import ADMIN, DEVICE, UNIT, Agency, audit_rows, photo, template
+from fastapi.testclient import TestClient
+from pages_helpers import LOCAL, csrf_of, page_agency, sign_in
+from web_helpers import (
+    ADMIN,
+    DEVICE,
+    UNIT,
+    Agency,
+    Clock,
+    audit_rows,
+    open_installation,
+    photo,
+    shared_pipeline,
+    template,
+)
 
+from faceledger.domain.models import DecodedImage, ImageAnalysis, ModelRef
 from faceledger.domain.roles import Role
 from faceledger.errors import PermissionDeniedError, ValidationError
 from faceledger.services import accounts
 from faceledger.services import galleries as gallery_service
 from faceledger.services.devices import DEVICE_HEADER, DeviceCredential
+from faceledger.web import create_app
 
 __all__ = ["template"]  # fixtures
 
@@ -36,15 +51,54 @@ CREATE = {
 }
 
 
+def _people(made: Agency) -> Agency:
+    made.add(GINA, Role.GALLERY_ADMIN)
+    made.add(OTTO, Role.GALLERY_ADMIN, unit=OTHER_UNIT)
+    made.add(EVE, Role.EXAMINER)
+    made.add(ANN, Role.AUDITOR)
+    made.load_example_policy()
+    return made
+
+
 @pytest.fixture
 def agency(tmp_path: Path, template: Path) -> Iterator[Agency]:
     with page_agency(tmp_path / "data", template) as made:
-        made.add(GINA, Role.GALLERY_ADMIN)
-        made.add(OTTO, Role.GALLERY_ADMIN, unit=OTHER_UNIT)
-        made.add(EVE, Role.EXAMINER)
-        made.add(ANN, Role.AUDITOR)
-        made.load_example_policy()
-        yield made
+        yield _people(made)
+
+
+class GatedPipeline:
+    """The real pipeline, held back until the test opens the gate: the job is seen running."""
+
+    def __init__(self) -> None:
+        self.inner = shared_pipeline()
+        self.gate = threading.Event()
+
+    @property
+    def model(self) -> ModelRef:
+        return self.inner.model
+
+    def analyze(self, image: DecodedImage) -> ImageAnalysis:
+        assert self.gate.wait(120), "the test never let the enrolment analyse"
+        return self.inner.analyze(image)
+
+
+@pytest.fixture
+def gated() -> GatedPipeline:
+    return GatedPipeline()
+
+
+@pytest.fixture
+def gated_agency(tmp_path: Path, template: Path, gated: GatedPipeline) -> Iterator[Agency]:
+    """As ``agency``, with the face engine analysing through ``gated``."""
+    clock = Clock()
+    dd = open_installation(tmp_path / "data", template)
+    try:
+        app = create_app(dd, clock=clock, analyzer=gated)
+        with TestClient(app, base_url=LOCAL, raise_server_exceptions=False) as client:
+            yield _people(Agency.start(client, dd, clock))
+    finally:
+        gated.gate.set()
+        dd.close()
 
 
 def _on_device(agency: Agency, username: str) -> None:
@@ -239,8 +293,9 @@ def _wait_done(agency: Agency, progress_url: str) -> str:
 
 @pytest.mark.slow
 def test_a_real_enrolment_through_the_page_then_a_purge(
-    agency: Agency, tmp_path: Path, lfw_images: Path
+    gated_agency: Agency, gated: GatedPipeline, tmp_path: Path, lfw_images: Path
 ) -> None:
+    agency = gated_agency
     folder = tmp_path / "people"
     for name in ("Colin_Powell", "Tony_Blair"):
         (folder / name).mkdir(parents=True)
@@ -260,7 +315,12 @@ def test_a_real_enrolment_through_the_page_then_a_purge(
     assert re.fullmatch(rf"/galleries/{GALLERY}/enrolments/[\w-]+", job_url)
     shown = agency.client.get(job_url)
     assert shown.status_code == 200
+    # Held at its first photo: the page shows the bar and polls the progress fragment.
     assert "<progress" in shown.text
+    assert f'hx-get="{job_url}/progress" hx-trigger="every 1s"' in shown.text
+    assert "Running: " in shown.text
+    assert agency.client.get(f"/galleries/{GALLERY}").text.count("running (") == 1  # shown on return
+    gated.gate.set()
     done = _wait_done(agency, job_url + "/progress")
     assert "Done: enrolled 2 of 3 image(s)" in done, done
     assert "broken.jpg" in done

@@ -8,22 +8,80 @@ widths, no CSP violation); the audit log must record each step.
 from __future__ import annotations
 
 import shutil
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyotp
 import pytest
-from test_web_browser import Checked, Served, browser_page, now, playwright_sync, served
-from web_helpers import ORG, PASSWORD, UNIT, audit_rows, photo, template
+import uvicorn
+from served import free_port
+from test_gallery_pages import GatedPipeline
+from test_web_browser import Checked, Served, _code, browser_page, now, playwright_sync
+from web_helpers import ORG, PASSWORD, UNIT, VOUCHER, audit_rows, open_installation, photo, template
 
 from faceledger.services import accounts, browser_devices, devices, policies
+from faceledger.web import create_app
 
-__all__ = ["browser_page", "served", "template"]  # fixtures
+__all__ = ["browser_page", "template"]  # fixtures
 
 pytestmark = pytest.mark.slow
 
 WORKSTATION = "fiu-ws-08"
 GINA = "gina.galleries"
 GALLERY = "custody-browser"
+
+
+@pytest.fixture
+def gated() -> GatedPipeline:
+    return GatedPipeline()
+
+
+@pytest.fixture
+def served(tmp_path: Path, template: Path, gated: GatedPipeline) -> Iterator[Served]:
+    """As test_web_browser.py's ``served``, with the face engine analysing through ``gated``."""
+    dd = open_installation(tmp_path / "data", template)
+    secret = accounts.bootstrap_admin(dd, now=now())
+    _, admin_uri = accounts.claim_bootstrap(
+        dd, secret, "ada.admin", PASSWORD, organisation=ORG, unit="IT", now=now()
+    )
+    admin = accounts.authenticate(
+        dd, username="ada.admin", password=PASSWORD, totp=_code(admin_uri), device=None, now=now()
+    )
+    made = accounts.create_user(
+        dd,
+        admin,
+        username=VOUCHER,
+        display_name="Una Unitlead",
+        organisation=ORG,
+        unit=UNIT,
+        roles=["supervisor"],
+        now=now(),
+    )
+    una_uri = accounts.activate(dd, username=VOUCHER, code=made.code, password=PASSWORD, now=now())
+    accounts.vouch_as_installer(dd, VOUCHER, now=now())
+    supervisor = accounts.authenticate(
+        dd, username=VOUCHER, password=PASSWORD, totp=_code(una_uri), device=None, now=now()
+    )
+    port = free_port()
+    app = create_app(dd, analyzer=gated)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    try:
+        yield Served(f"http://127.0.0.1:{port}", dd, admin, supervisor)
+    finally:
+        gated.gate.set()
+        server.should_exit = True
+        thread.join(timeout=30)
+        dd.close()
 
 
 def _gallery_admin(served: Served) -> str:
@@ -43,7 +101,7 @@ def _gallery_admin(served: Served) -> str:
 
 
 def test_gallery_creation_enrolment_with_progress_and_purge_in_a_browser(
-    browser_page: Checked, served: Served, tmp_path: Path, lfw_images: Path
+    browser_page: Checked, served: Served, gated: GatedPipeline, tmp_path: Path, lfw_images: Path
 ) -> None:
     folder = tmp_path / "people"
     for name in ("Colin_Powell", "Tony_Blair"):
@@ -109,7 +167,10 @@ def test_gallery_creation_enrolment_with_progress_and_purge_in_a_browser(
     page.get_by_role("button", name="Start the enrolment").click()
     page.wait_for_url(f"**/galleries/{GALLERY}/enrolments/*")
     assert page.locator("progress").count() == 1
+    # Held at its first photo: the page polls and shows it running; once let go, htmx swaps in done.
+    playwright_sync.expect(page.locator(".job-state")).to_contain_text("Running: ")
     browser_page.check()
+    gated.gate.set()
     playwright_sync.expect(page.locator(".job-state")).to_contain_text(
         "Done: enrolled 2 of 3 image(s)", timeout=180_000
     )
