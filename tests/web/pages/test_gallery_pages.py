@@ -135,11 +135,13 @@ def _denied_rules(agency: Agency) -> list[str]:
 
 def test_a_gallery_administrator_creates_a_gallery_and_it_is_listed(agency: Agency) -> None:
     _off_device(agency, GINA)  # creating a gallery needs no device under the example policy
-    created = _create(agency)
+    created = _create(agency, source_description="<script>alert(1)</script> custody suite")
     assert created.status_code == 303, created.text
     assert created.headers["location"] == f"/galleries/{GALLERY}?created=1"
     page = agency.client.get(created.headers["location"])
     assert page.status_code == 200, page.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; custody suite" in page.text
+    assert "<script>alert" not in page.text
     assert "The gallery was created." in page.text
     assert "PACE 1984 s.64A" in page.text
     assert "365 days" in page.text
@@ -253,6 +255,22 @@ def test_hostile_enrolment_and_purge_input_gets_a_clear_page(agency: Agency) -> 
     no_csrf = agency.client.post(f"/galleries/{GALLERY}/enrolments", data={"path": "/tmp"})
     assert no_csrf.status_code == 403
     assert audit_rows(agency.dd, "enrol") == []
+
+
+def test_an_enrolment_that_cannot_start_says_why_on_its_page(agency: Agency, tmp_path: Path) -> None:
+    _on_device(agency, GINA)
+    assert _create(agency).status_code == 303
+    page = agency.client.get(f"/galleries/{GALLERY}")
+    missing = tmp_path / "not-there"
+    started = agency.client.post(
+        f"/galleries/{GALLERY}/enrolments",
+        data={"path": str(missing), "csrf_token": csrf_of(page)},
+        follow_redirects=False,
+    )
+    assert started.status_code == 303, started.text
+    done = _wait_done(agency, started.headers["location"] + "/progress")
+    assert "The enrolment stopped" in done
+    assert "is not a folder of subject folders" in done
 
 
 def test_an_unconfirmed_or_mistyped_purge_removes_nothing(agency: Agency) -> None:
@@ -369,6 +387,38 @@ def test_a_real_enrolment_through_the_page_then_a_purge(
     assert agency.client.get(job_url).status_code == 404  # not her enrolment
 
 
+@pytest.mark.slow
+def test_a_csv_manifest_enrols_through_the_page(
+    gated_agency: Agency, gated: GatedPipeline, tmp_path: Path, lfw_images: Path
+) -> None:
+    gated.gate.set()
+    agency = gated_agency
+    shutil.copy(photo(lfw_images, "Jean_Chretien", 1), tmp_path / "jc.jpg")
+    manifest = tmp_path / "intake.csv"
+    manifest.write_text(
+        "subject_id,path,source,record_id,collected_on\n"
+        "JC-1,jc.jpg,custody record 9,R-9,2024-04-01\n"
+        "JC-2,gone.jpg,custody record 10,R-10,2024-04-01\n",
+        encoding="utf-8",
+    )
+    _on_device(agency, GINA)
+    assert _create(agency).status_code == 303
+    page = agency.client.get(f"/galleries/{GALLERY}")
+    started = agency.client.post(
+        f"/galleries/{GALLERY}/enrolments",
+        data={"path": str(manifest), "csrf_token": csrf_of(page)},
+        follow_redirects=False,
+    )
+    assert started.status_code == 303, started.text
+    done = _wait_done(agency, started.headers["location"] + "/progress")
+    assert "Done: enrolled 1 of 2 image(s)" in done, done
+    assert "gone.jpg" in done
+    assert "cannot read the file" in done
+    shown = agency.client.get(f"/galleries/{GALLERY}")
+    provenance = shown.text.split('<td class="subject-id">JC-1</td>')[1].split("</tr>")[0]
+    assert "source custody record 9, record R-9; collected 2024-04-01" in provenance
+
+
 def test_subject_images_are_read_a_page_at_a_time_through_the_door(agency: Agency) -> None:
     _on_device(agency, GINA)
     assert _create(agency).status_code == 303
@@ -396,6 +446,7 @@ def test_a_system_administrator_registers_revokes_and_issues_a_browser_code(agen
     _off_device(agency, ADMIN)
     listing = agency.client.get("/admin/devices")
     assert listing.status_code == 200, listing.text
+    assert 'href="/admin/devices" aria-current="page"' in listing.text  # the nav link
     assert f'<td class="device-id">{DEVICE}</td>' in listing.text
     token = csrf_of(listing)
     registered = agency.client.post(
