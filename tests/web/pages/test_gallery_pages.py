@@ -30,11 +30,13 @@ from web_helpers import (
     template,
 )
 
+from faceledger.config import WebSettings
 from faceledger.domain.models import DecodedImage, ImageAnalysis, ModelRef
 from faceledger.domain.roles import Role
 from faceledger.errors import PermissionDeniedError, ValidationError
 from faceledger.services import accounts
 from faceledger.services import galleries as gallery_service
+from faceledger.services.datadir import init_data_dir
 from faceledger.services.devices import DEVICE_HEADER, DeviceCredential
 from faceledger.web import create_app
 
@@ -62,7 +64,7 @@ def _people(made: Agency) -> Agency:
 
 @pytest.fixture
 def agency(tmp_path: Path, template: Path) -> Iterator[Agency]:
-    with page_agency(tmp_path / "data", template) as made:
+    with page_agency(tmp_path / "data", template, web=WebSettings(enrol_root=tmp_path)) as made:
         yield _people(made)
 
 
@@ -91,7 +93,10 @@ def gated() -> GatedPipeline:
 def gated_agency(tmp_path: Path, template: Path, gated: GatedPipeline) -> Iterator[Agency]:
     """As ``agency``, with the face engine analysing through ``gated``."""
     clock = Clock()
-    dd = open_installation(tmp_path / "data", template)
+    made = open_installation(tmp_path / "data", template)
+    made.close()
+    web = WebSettings(enrol_root=tmp_path)
+    dd = init_data_dir(tmp_path / "data", settings=made.settings.with_overrides(web=web))
     try:
         app = create_app(dd, clock=clock, analyzer=gated)
         with TestClient(app, base_url=LOCAL, raise_server_exceptions=False) as client:
@@ -219,7 +224,9 @@ def test_enrolment_and_purge_need_a_device_and_the_owning_unit(agency: Agency, t
     assert any(actor == OTTO for actor, _ in _gallery_objects(agency, "policy_denied"))
 
 
-def test_hostile_enrolment_and_purge_input_gets_a_clear_page(agency: Agency) -> None:
+def test_hostile_enrolment_and_purge_input_gets_a_clear_page(
+    agency: Agency, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     _on_device(agency, GINA)
     assert _create(agency).status_code == 303
     page = agency.client.get(f"/galleries/{GALLERY}")
@@ -234,7 +241,7 @@ def test_hostile_enrolment_and_purge_input_gets_a_clear_page(agency: Agency) -> 
         assert why in bad.text
     bad_day = agency.client.post(
         f"/galleries/{GALLERY}/enrolments",
-        data={"path": "/tmp", "collected_on": "yesterday", "csrf_token": token},
+        data={"path": str(tmp_path), "collected_on": "yesterday", "csrf_token": token},
     )
     assert bad_day.status_code == 422
     assert "YYYY-MM-DD" in bad_day.text
@@ -247,6 +254,14 @@ def test_hostile_enrolment_and_purge_input_gets_a_clear_page(agency: Agency) -> 
         assert bad.status_code == 422, (data, bad.text)
         assert why in bad.text
         assert "Traceback" not in bad.text
+    outside = tmp_path_factory.mktemp("outside-the-root")  # [web] enrol_root is tmp_path
+    (outside / "Eve").mkdir()
+    (tmp_path / "inside").mkdir()
+    (tmp_path / "inside" / "link").symlink_to(outside)
+    for path in ("/etc", str(tmp_path / ".." / "elsewhere"), str(tmp_path / "inside" / "link")):
+        bad = agency.client.post(f"/galleries/{GALLERY}/enrolments", data={"path": path, "csrf_token": token})
+        assert bad.status_code == 422, (path, bad.text)
+        assert "the pages enrol only from under" in bad.text
     missing = agency.client.get("/galleries/no-such-gallery")
     assert missing.status_code == 404
     job = agency.client.get(f"/galleries/{GALLERY}/enrolments/not-a-job")
@@ -271,6 +286,22 @@ def test_an_enrolment_that_cannot_start_says_why_on_its_page(agency: Agency, tmp
     done = _wait_done(agency, started.headers["location"] + "/progress")
     assert "The enrolment stopped" in done
     assert "is not a folder of subject folders" in done
+
+
+def test_without_an_enrol_root_the_page_enrols_nothing_from_disk(tmp_path: Path, template: Path) -> None:
+    with page_agency(tmp_path / "data", template) as agency:
+        agency.add(GINA, Role.GALLERY_ADMIN)
+        agency.load_example_policy()
+        _on_device(agency, GINA)
+        assert _create(agency).status_code == 303
+        page = agency.client.get(f"/galleries/{GALLERY}")
+        assert "Start the enrolment" not in page.text
+        assert "[web] enrol_root" in page.text
+        refused = agency.client.post(
+            f"/galleries/{GALLERY}/enrolments", data={"path": str(tmp_path), "csrf_token": csrf_of(page)}
+        )
+        assert refused.status_code == 422
+        assert "does not enrol from its disk" in refused.text
 
 
 def test_an_unconfirmed_or_mistyped_purge_removes_nothing(agency: Agency) -> None:

@@ -21,7 +21,9 @@ from test_gallery_pages import GatedPipeline
 from test_web_browser import Checked, Served, _code, browser_page, now, playwright_sync
 from web_helpers import ORG, PASSWORD, UNIT, VOUCHER, audit_rows, open_installation, photo, template
 
+from faceledger.config import WebSettings
 from faceledger.services import accounts, browser_devices, devices, policies
+from faceledger.services.datadir import init_data_dir
 from faceledger.web import create_app
 
 __all__ = ["browser_page", "template"]  # fixtures
@@ -41,7 +43,10 @@ def gated() -> GatedPipeline:
 @pytest.fixture
 def served(tmp_path: Path, template: Path, gated: GatedPipeline) -> Iterator[Served]:
     """As test_web_browser.py's ``served``, with the face engine analysing through ``gated``."""
-    dd = open_installation(tmp_path / "data", template)
+    made_dd = open_installation(tmp_path / "data", template)
+    made_dd.close()
+    web = WebSettings(enrol_root=tmp_path)
+    dd = init_data_dir(tmp_path / "data", settings=made_dd.settings.with_overrides(web=web))
     secret = accounts.bootstrap_admin(dd, now=now())
     _, admin_uri = accounts.claim_bootstrap(
         dd, secret, "ada.admin", PASSWORD, organisation=ORG, unit="IT", now=now()

@@ -225,6 +225,29 @@ def _date(value: str, what: str) -> date | None:
         raise ValidationError(f"{what} {shown!r} is not a date written YYYY-MM-DD") from None
 
 
+def _enrol_source(path: str, root: Path | None) -> Path:
+    """The folder or manifest to enrol: an absolute path under ``[web] enrol_root`` (links resolved)."""
+    where = path.strip()
+    hidden = text.first_hidden(where)
+    if hidden is not None:
+        raise ValidationError(f"the path contains the invisible character {text.describe(hidden)}")
+    if root is None:
+        raise ValidationError(
+            "this server does not enrol from its disk through the pages: an administrator sets "
+            "[web] enrol_root to the folder people may enrol from (docs/web.md), or use "
+            "`faceledger gallery enroll` on the server"
+        )
+    if not where or not Path(where).is_absolute():
+        raise ValidationError(
+            f"give the absolute path of a folder with one sub-folder per subject, or of a CSV manifest "
+            f"(*.csv), under {root}"
+        )
+    resolved = Path(where).resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        raise ValidationError(f"the pages enrol only from under {root} ([web] enrol_root), not {where}")
+    return resolved
+
+
 # --- list and create -------------------------------------------------------------------------------
 
 
@@ -342,6 +365,7 @@ def gallery_page(
         pages_count=pages_count,
         turned_down=turned_down,
         job=jobs_of(request).latest(name, principal.username),
+        enrol_root=pages.settings.enrol_root,
         created=request.query_params.get("created") == "1",
         purge_reasons=PURGE_REASONS,
         no_device=principal.actor.device_id is None,
@@ -367,15 +391,7 @@ async def start_enrolment(
         return current
     check_csrf(request, pages, csrf_token, f"session:{current.token}")
     _checked(path=path, re_enrol_purged=re_enrol_purged)
-    where = path.strip()
-    hidden = text.first_hidden(where)
-    if hidden is not None:
-        raise ValidationError(f"the path contains the invisible character {text.describe(hidden)}")
-    if not where or not Path(where).is_absolute():
-        raise ValidationError(
-            "give the absolute path, on the server, of a folder with one sub-folder per subject or of "
-            "a CSV manifest (*.csv)"
-        )
+    source = _enrol_source(path, pages.settings.enrol_root)
     day = _date(collected_on, "the collection date")
     try:
         actor = await run_in_threadpool(
@@ -387,10 +403,10 @@ async def start_enrolment(
         enrolled_by=actor, collected_on=day, workers=1, re_enrol_purged=re_enrol_purged.strip() or None
     )
     job = EnrolmentJob(
-        id=secrets.token_urlsafe(12), gallery=name, source=where, started_by=actor, started_at=now
+        id=secrets.token_urlsafe(12), gallery=name, source=str(source), started_by=actor, started_at=now
     )
     jobs_of(request).add(job)
-    job.task = asyncio.get_running_loop().create_task(_in_background(job, dd, engine, Path(where), options))
+    job.task = asyncio.get_running_loop().create_task(_in_background(job, dd, engine, source, options))
     return RedirectResponse(f"{_gallery_url(name)}/enrolments/{job.id}", status_code=303)
 
 
