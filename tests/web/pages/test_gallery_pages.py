@@ -11,6 +11,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx2
@@ -30,15 +31,16 @@ from web_helpers import (
     template,
 )
 
-from faceledger.config import WebSettings
+from faceledger.config import WebSettings, load_settings
 from faceledger.domain.models import DecodedImage, ImageAnalysis, ModelRef
 from faceledger.domain.roles import Role
-from faceledger.errors import PermissionDeniedError, ValidationError
+from faceledger.errors import NotFoundError, PermissionDeniedError, ValidationError
 from faceledger.services import accounts
 from faceledger.services import galleries as gallery_service
 from faceledger.services.datadir import init_data_dir
 from faceledger.services.devices import DEVICE_HEADER, DeviceCredential
 from faceledger.web import create_app
+from faceledger.web.pages import galleries as galleries_page
 
 __all__ = ["template"]  # fixtures
 
@@ -302,6 +304,41 @@ def test_without_an_enrol_root_the_page_enrols_nothing_from_disk(tmp_path: Path,
         )
         assert refused.status_code == 422
         assert "does not enrol from its disk" in refused.text
+
+
+def test_finished_enrolment_jobs_are_forgotten_oldest_first_and_running_ones_kept() -> None:
+    jobs = galleries_page.EnrolmentJobs()
+    start = datetime(2025, 6, 2, 9, 0, tzinfo=UTC)
+
+    def job(number: int, *, done: bool) -> galleries_page.EnrolmentJob:
+        made = galleries_page.EnrolmentJob(
+            id=f"j{number}", gallery=GALLERY, source="/x", started_by=GINA,
+            started_at=start + timedelta(minutes=number),
+            error="stopped" if done else None,
+        )  # fmt: skip
+        jobs.add(made)
+        return made
+
+    running = job(0, done=False)
+    for number in range(1, galleries_page.KEEP_FINISHED + 2):
+        job(number, done=True)
+    assert jobs.get("j0", GINA) is running
+    with pytest.raises(NotFoundError):
+        jobs.get("j1", GINA)  # the oldest finished one
+    assert jobs.get("j2", GINA).id == "j2"
+    with pytest.raises(NotFoundError):
+        jobs.get("j2", EVE)  # another person's job is not shown
+    latest = jobs.latest(GALLERY, GINA)
+    assert latest is not None
+    assert latest.id == f"j{galleries_page.KEEP_FINISHED + 1}"
+
+
+def test_the_enrol_root_is_read_from_config_toml_and_the_environment(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text('[web]\nenrol_root = "/srv/intake"\n', "utf-8")
+    assert load_settings(tmp_path, env={}).web.enrol_root == Path("/srv/intake")
+    chosen = load_settings(tmp_path, env={"FACELEDGER_WEB__ENROL_ROOT": "/srv/other"})
+    assert chosen.web.enrol_root == Path("/srv/other")
+    assert load_settings(tmp_path / "none", env={}).web.enrol_root is None
 
 
 def test_an_unconfirmed_or_mistyped_purge_removes_nothing(agency: Agency) -> None:

@@ -105,8 +105,12 @@ class EnrolmentJob:
         return min(100, round(100 * self.progress.done / self.progress.total))
 
 
+#: The most finished enrolment jobs kept in memory; older finished ones are forgotten first.
+KEEP_FINISHED = 200
+
+
 class EnrolmentJobs:
-    """The enrolment jobs of one app, by id (in memory)."""
+    """The enrolment jobs of one app, by id (in memory; running ones are always kept)."""
 
     def __init__(self) -> None:
         self._jobs: dict[str, EnrolmentJob] = {}
@@ -114,6 +118,9 @@ class EnrolmentJobs:
 
     def add(self, job: EnrolmentJob) -> None:
         with self._lock:
+            finished = [j for j in self._jobs.values() if j.finished]  # oldest first: insertion order
+            for old in finished[: max(0, len(finished) - KEEP_FINISHED + 1)]:
+                del self._jobs[old.id]
             self._jobs[job.id] = job
 
     def get(self, job_id: str, username: str) -> EnrolmentJob:
@@ -128,9 +135,10 @@ class EnrolmentJobs:
         return job
 
     def latest(self, gallery: str, username: str) -> EnrolmentJob | None:
+        """The job ``username`` started last into ``gallery``, if it is still kept."""
         with self._lock:
             mine = [j for j in self._jobs.values() if j.gallery == gallery and j.started_by == username]
-        return max(mine, key=lambda j: j.started_at) if mine else None
+        return mine[-1] if mine else None
 
 
 def jobs_of(request: Request) -> EnrolmentJobs:
