@@ -224,6 +224,18 @@ def test_enrolment_and_purge_need_a_device_and_the_owning_unit(agency: Agency, t
     assert foreign.status_code == 403, foreign.text
     assert 'href="/devices/enrol"' not in foreign.text  # her session is on a device: that is not why
     assert any(actor == OTTO for actor, _ in _gallery_objects(agency, "policy_denied"))
+    # An examiner, on a device, gets no forms and is refused a posted purge.
+    _on_device(agency, EVE)
+    seen = agency.client.get(f"/galleries/{GALLERY}")
+    assert "Start the enrolment" not in seen.text
+    assert f'action="/galleries/{GALLERY}/purge"' not in seen.text
+    examiner = agency.client.post(
+        f"/galleries/{GALLERY}/purge",
+        data={"reason": "court_order", "authority": "Order 1", "csrf_token": csrf_of(seen)},
+    )
+    assert examiner.status_code == 403, examiner.text
+    assert any(actor == EVE for actor, _ in _gallery_objects(agency, "policy_denied"))
+    assert audit_rows(agency.dd, "purge") == []
 
 
 def test_hostile_enrolment_and_purge_input_gets_a_clear_page(
