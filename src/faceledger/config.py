@@ -150,6 +150,8 @@ class WebSettings:
     browsers' WebAuthn device credentials are made for (the service's host name, or a domain it is
     under); ``origin``: the page origin their signatures must name (``https://host[:port]``; None:
     the request's own scheme, host and port, accepted only when that host is ``rp_id`` or under it).
+    ``enrol_root``: the folder on the server under which the gallery pages may enrol a folder or a
+    CSV manifest (None: the pages enrol nothing from the server's disk; the CLI still does).
     """
 
     secure_cookies: str = "auto"
@@ -157,6 +159,7 @@ class WebSettings:
     assets_dir: Path | None = None
     rp_id: str = "localhost"
     origin: str | None = None
+    enrol_root: Path | None = None
 
     def __post_init__(self) -> None:
         if self.secure_cookies not in SECURE_COOKIE_CHOICES:
@@ -229,6 +232,7 @@ _OPTIONAL_TYPES: dict[str, type[Any]] = {
     "database_url": str,
     "assets_dir": Path,
     "origin": str,
+    "enrol_root": Path,
 }
 
 

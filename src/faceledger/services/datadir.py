@@ -219,6 +219,7 @@ _UNSET_NOTES = {
     "database_url": f'not set (SQLite in {DB_FILE} here); e.g. database_url = "postgresql+psycopg://user@host/db"',
     "assets_dir": 'not set (web-assets/node_modules in the source tree); e.g. assets_dir = "/srv/js"',
     "origin": 'not set (the request\'s own origin, when its host is rp_id); e.g. origin = "https://fl.example"',
+    "enrol_root": 'not set (the pages enrol nothing from the disk); e.g. enrol_root = "/srv/intake"',
 }
 
 

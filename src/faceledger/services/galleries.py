@@ -39,6 +39,8 @@ from faceledger.services.authorization import authorize
 from faceledger.services.datadir import INDEX_DIR, DataDir
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from sqlalchemy.engine import Connection
     from sqlalchemy.sql import ColumnElement
 
@@ -251,6 +253,38 @@ def subjects_for(
         gallery=gallery_name,
     )
     return list_subjects(dd, gallery_name)
+
+
+#: The most subjects one call of :func:`subject_images_for` reads the images of (one page of a list).
+SUBJECT_IMAGES_MAX = 200
+
+
+def subject_images_for(
+    dd: DataDir, principal: Principal, gallery_name: str, external_ids: Sequence[str], *, now: datetime
+) -> dict[str, list[repository.ImageRow]]:
+    """The images of some subjects of a gallery, each with its provenance, as :func:`subjects_for`
+    lets ``principal`` read them (the same door, the same recorded refusal).
+
+    Keyed by external id; an id not in the gallery maps to no images. At most
+    :data:`SUBJECT_IMAGES_MAX` ids are read (a page of the subject list).
+    """
+    if len(external_ids) > SUBJECT_IMAGES_MAX:
+        raise ValidationError(f"at most {SUBJECT_IMAGES_MAX} subjects at a time, not {len(external_ids)}")
+    authorize(
+        dd,
+        principal,
+        [Action.MANAGE_GALLERIES, Action.READ_AUDIT],
+        target=f"gallery:{gallery_name}",
+        now=now,
+        gallery=gallery_name,
+    )
+    found: dict[str, list[repository.ImageRow]] = {}
+    with dd.store.read() as conn:
+        gallery = repository.get_gallery(conn, gallery_name)
+        for external_id in external_ids:
+            subject = repository.find_subject(conn, gallery.id or 0, external_id)
+            found[external_id] = [] if subject is None else repository.images_of_subject(conn, subject.id)
+    return found
 
 
 #: Turn-downs with nothing to fix: the image is in the gallery already, for that subject.

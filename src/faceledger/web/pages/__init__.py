@@ -15,7 +15,18 @@ from fastapi.responses import FileResponse
 from starlette.staticfiles import StaticFiles
 
 from faceledger.config import WebSettings
-from faceledger.web.pages import accounts, audit, cases, devices, errors, policy, routes, search
+from faceledger.web.pages import (
+    accounts,
+    audit,
+    cases,
+    device_admin,
+    devices,
+    errors,
+    galleries,
+    policy,
+    routes,
+    search,
+)
 from faceledger.web.pages.rendering import STATIC, STATIC_URL, VENDOR_URL, Pages
 
 
@@ -41,3 +52,5 @@ def install(app: FastAPI, settings: WebSettings) -> None:
     app.include_router(audit.router)
     app.include_router(policy.router)
     app.include_router(search.router)
+    app.include_router(galleries.router)
+    app.include_router(device_admin.router)
