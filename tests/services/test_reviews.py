@@ -32,6 +32,7 @@ from faceledger.domain.review import (
     PeerVerdict,
     SeparationOfDutiesError,
     State,
+    parse_worksheet,
 )
 from faceledger.domain.roles import Role
 from faceledger.errors import ConflictError, PermissionDeniedError, ValidationError
@@ -307,3 +308,38 @@ def test_a_step_recorded_meanwhile_by_someone_else_is_a_conflict(
     with dd.store.read() as conn:
         assert [s.by for s in reviews.load_review(conn, sid).history] == ["eve.examiner"]
     assert _review_entries(dd) == [("eve.examiner", "propose_match")]
+
+
+def test_the_feature_worksheet_is_stored_with_the_examiners_finding(
+    searched: tuple[DataDir, SearchRecord],
+) -> None:
+    dd, record = searched
+    sid = record.search_id
+    sheet = parse_worksheet(
+        {
+            "ears": {"comparison": "similar", "notes": "attached lobes, same helix"},
+            "scars_marks_tattoos": {"comparison": "not_visible", "notes": "left cheek in shadow"},
+        }
+    )
+    top, *rest = lead(record)
+    examined = [Finding(top.face_id, top.outcome, top.notes, sheet), *rest]
+    reviews.examine(dd, EXAMINER, sid, examined, now=T0 + timedelta(minutes=5))
+    with dd.store.read() as conn:
+        stored = conn.execute(
+            select(review_steps.c.details).where(review_steps.c.search_id == sid)
+        ).scalar_one()
+        rebuilt = reviews.load_review(conn, sid)
+    assert stored["findings"][0]["worksheet"]["ears"] == {
+        "comparison": "similar",
+        "notes": "attached lobes, same helix",
+    }
+    assert "worksheet" not in stored["findings"][1]  # none made for that candidate
+    assert rebuilt.examination is not None
+    assert rebuilt.examination.findings[0].worksheet == sheet  # replayed from what was stored
+    assert audit_rows(dd, "review")[-1]["details"]["details"]["findings"][0]["worksheet"]["ears"][
+        "comparison"
+    ] == ("similar")
+    # The blind reviewer sees none of it until their own assessment is recorded.
+    reviews.peer_assess(dd, REVIEWER, sid, lead(record), now=T0 + timedelta(minutes=10))
+    revealed = reviews.peer_view(dd, REVIEWER, sid, now=T0 + timedelta(minutes=11))
+    assert revealed.examiner_findings[0].worksheet == sheet

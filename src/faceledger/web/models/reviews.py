@@ -17,9 +17,15 @@ class FindingIn(BaseModel):
     face_id: int = Field(ge=1, le=MAX_ID, description="The candidate's gallery face id.")
     outcome: rv.Outcome
     notes: Note = Field(default="", description="What supports the finding (required for a possible match).")
+    worksheet: dict[str, dict[str, str]] | None = Field(
+        default=None,
+        max_length=len(rv.Feature),
+        description="The feature worksheet: facial component -> {comparison: similar | dissimilar | "
+        "not_visible, notes}.",
+    )
 
     def finding(self) -> rv.Finding:
-        return rv.Finding(self.face_id, self.outcome, self.notes)
+        return rv.Finding(self.face_id, self.outcome, self.notes, rv.parse_worksheet(self.worksheet))
 
 
 class FindingsIn(BaseModel):
@@ -46,10 +52,12 @@ class FindingOut(BaseModel):
     face_id: int
     outcome: rv.Outcome
     notes: str
+    worksheet: dict[str, dict[str, str]] | None = None
 
     @classmethod
     def of(cls, finding: rv.Finding) -> FindingOut:
-        return cls(face_id=finding.face_id, outcome=finding.outcome, notes=finding.notes)
+        sheet = finding.worksheet_dict() or None
+        return cls(face_id=finding.face_id, outcome=finding.outcome, notes=finding.notes, worksheet=sheet)
 
 
 class ReviewOut(BaseModel):

@@ -15,7 +15,7 @@ from fastapi.responses import FileResponse
 from starlette.staticfiles import StaticFiles
 
 from faceledger.config import WebSettings
-from faceledger.web.pages import accounts, audit, cases, devices, errors, policy, routes
+from faceledger.web.pages import accounts, audit, cases, devices, errors, policy, review, routes
 from faceledger.web.pages.rendering import STATIC, STATIC_URL, VENDOR_URL, Pages
 
 
@@ -40,3 +40,4 @@ def install(app: FastAPI, settings: WebSettings) -> None:
     app.include_router(accounts.router)
     app.include_router(audit.router)
     app.include_router(policy.router)
+    app.include_router(review.router)
