@@ -323,3 +323,34 @@ def test_bad_search_ids_and_signed_out_visits_get_pages(unit: Unit) -> None:
         assert answer.status_code in (404, 422), (bad, answer.text)
         assert "text/html" in answer.headers["content-type"]
         assert "Traceback" not in answer.text
+
+
+def test_the_comparison_viewer_streams_both_images_through_the_recording_services(
+    unit: Unit, lfw_images: Path
+) -> None:
+    sid, faces = new_search(unit, lfw_images)
+    as_person(unit, SAM)
+    viewer = page(unit, f"/reviews/{sid}/compare/{faces[0]}")
+    assert viewer.status_code == 200, viewer.text
+    assert 'type="module" src="/static/faceledger/compare.js"' in viewer.text
+    assert "<script>" not in viewer.text  # the CSP allows no inline script
+    for label in ('for="zoom"', 'for="opacity"', 'for="wipe"', "Keyboard shortcuts"):
+        assert label in viewer.text
+    viewed = len(audit_rows(unit.agency.dd, "candidate_viewed"))
+    probe = page(unit, f"/reviews/{sid}/probe-image")
+    assert probe.status_code == 200, probe.text
+    assert probe.headers["content-type"] == "image/png"
+    assert probe.headers["cache-control"] == "no-store"
+    assert probe.content.startswith(b"\x89PNG")
+    recorded = audit_rows(unit.agency.dd, "probe_viewed")[-1]
+    assert (recorded["actor"], recorded["object"]) == (SAM, f"search:{sid}")
+    photo = page(unit, f"/reviews/{sid}/compare/{faces[0]}/candidate-image")
+    assert photo.status_code == 200
+    assert photo.headers["content-type"] == "image/jpeg"
+    assert photo.headers["cache-control"] == "no-store"
+    assert len(audit_rows(unit.agency.dd, "candidate_viewed")) == viewed + 1
+    # Not a candidate of this search: a clear page.
+    assert_refused(page(unit, f"/reviews/{sid}/compare/999999"), 404, "not a candidate")
+    as_person(unit, GIL)  # a gallery administrator may not see cases: refused, with its rule
+    assert_refused(page(unit, f"/reviews/{sid}/probe-image"), 403, "Rule:")
+    assert last_denial(unit)["actor"] == GIL

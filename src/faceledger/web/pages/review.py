@@ -29,8 +29,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from faceledger.domain import review as rv
 from faceledger.domain import text
 from faceledger.domain.roles import Role
-from faceledger.errors import ValidationError
-from faceledger.services import accounts, reviews
+from faceledger.errors import NotFoundError, ValidationError
+from faceledger.services import accounts, reviews, searches
 from faceledger.web.deps import DataDirDep, NowDep
 from faceledger.web.models.common import MAX_ID
 from faceledger.web.pages.routes import (
@@ -52,6 +52,7 @@ MAX_PASSWORD, MAX_CODE = 1024, 16
 MAX_FIELDS = 5000
 
 SearchId = Annotated[int, Path(ge=1, le=MAX_ID)]
+FaceId = Annotated[int, Path(ge=1, le=MAX_ID)]
 FEATURE_LABELS = {
     rv.Feature.FACE_SHAPE: "Face shape",
     rv.Feature.HAIRLINE: "Hairline",
@@ -289,6 +290,54 @@ def decision(
     else:
         reviews.reject(dd, current.principal, search_id, notes, now=now)
     return RedirectResponse(f"/reviews/{search_id}", status_code=303)
+
+
+# --- the comparison viewer ----------------------------------------------------------------
+
+
+@router.get("/reviews/{search_id}/compare/{face_id}", response_class=HTMLResponse)
+def compare_page(
+    request: Request, pages: PagesDep, dd: DataDirDep, now: NowDep, search_id: SearchId, face_id: FaceId
+) -> Response:
+    """The probe and one candidate side by side, overlaid, wiped or flickered (``static/compare.js``)."""
+    current = signed_in(request, pages, dd, now)
+    if not isinstance(current, SignedIn):
+        return to_sign_in(request, pages, current)
+    view = reviews.show_review(dd, current.principal, search_id, now=now)
+    candidate = next((c for c in view.candidates if c.face_id == face_id), None)
+    if candidate is None:
+        raise NotFoundError(f"face {face_id} is not a candidate of search {search_id}")
+    return _page(request, pages, dd, now, current, "compare.html", view=view, candidate=candidate)
+
+
+@router.get("/reviews/{search_id}/compare/{face_id}/candidate-image")
+def compare_candidate_image(
+    request: Request, pages: PagesDep, dd: DataDirDep, now: NowDep, search_id: SearchId, face_id: FaceId
+) -> Response:
+    """The candidate's gallery photo (:func:`faceledger.services.searches.candidate_image`: recorded)."""
+    current = signed_in(request, pages, dd, now)
+    if not isinstance(current, SignedIn):
+        return to_sign_in(request, pages, current)
+    data = searches.candidate_image(dd, current.principal, search_id, face_id, now=now)
+    return _image(data)
+
+
+@router.get("/reviews/{search_id}/probe-image")
+def compare_probe_image(
+    request: Request, pages: PagesDep, dd: DataDirDep, now: NowDep, search_id: SearchId
+) -> Response:
+    """The probe as searched (:func:`faceledger.services.searches.probe_image`: recorded)."""
+    current = signed_in(request, pages, dd, now)
+    if not isinstance(current, SignedIn):
+        return to_sign_in(request, pages, current)
+    return _image(searches.probe_image(dd, current.principal, search_id, now=now))
+
+
+def _image(data: bytes) -> Response:
+    kinds = {b"\x89PNG": "image/png", b"\xff\xd8\xff": "image/jpeg", b"RIFF": "image/webp"}
+    kind = next((k for magic, k in kinds.items() if data.startswith(magic)), "application/octet-stream")
+    headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+    return Response(content=data, media_type=kind, headers=headers)
 
 
 def _binding(current: SignedIn | str) -> str | None:
