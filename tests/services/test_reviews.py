@@ -36,7 +36,7 @@ from faceledger.domain.review import (
 )
 from faceledger.domain.roles import Role
 from faceledger.errors import ConflictError, PermissionDeniedError, ValidationError
-from faceledger.services import reviews
+from faceledger.services import reviews, searches
 from faceledger.services.datadir import DataDir
 from faceledger.services.policies import from_db
 from faceledger.services.probes import Probe
@@ -54,6 +54,7 @@ SUPERVISOR = person("sue.supervisor", Role.SUPERVISOR)
 #: Someone who may both search and peer-review (allowed roles), so only separation of duties stops them.
 EXAMINER_REVIEWER = person("max.both", Role.EXAMINER, Role.REVIEWER)
 EXAMINER_SUPERVISOR = person("sid.both", Role.EXAMINER, Role.SUPERVISOR)
+GALLERY_ADMIN = person("gil.galleries", Role.GALLERY_ADMIN)
 
 
 @pytest.fixture
@@ -343,3 +344,18 @@ def test_the_feature_worksheet_is_stored_with_the_examiners_finding(
     reviews.peer_assess(dd, REVIEWER, sid, lead(record), now=T0 + timedelta(minutes=10))
     revealed = reviews.peer_view(dd, REVIEWER, sid, now=T0 + timedelta(minutes=11))
     assert revealed.examiner_findings[0].worksheet == sheet
+
+
+def test_the_searched_probe_is_shown_through_the_door_and_recorded(
+    searched: tuple[DataDir, SearchRecord],
+) -> None:
+    dd, record = searched
+    png = searches.probe_image(dd, REVIEWER, record.search_id, now=T0 + timedelta(minutes=1))
+    assert png.startswith(b"\x89PNG")
+    shown = audit_rows(dd, "probe_viewed")
+    assert [(e["actor"], e["object"]) for e in shown] == [("rita.reviewer", f"search:{record.search_id}")]
+    assert shown[0]["details"]["probe_sha256"] == record.probe_sha256
+    with pytest.raises(PermissionDeniedError):
+        searches.probe_image(dd, GALLERY_ADMIN, record.search_id, now=T0 + timedelta(minutes=2))
+    assert audit_rows(dd, "policy_denied")[-1]["actor"] == "gil.galleries"
+    assert len(audit_rows(dd, "probe_viewed")) == 1

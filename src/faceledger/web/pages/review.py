@@ -248,8 +248,8 @@ def peer_assessment(
     current = signed_in(request, pages, dd, now)
     check_csrf(request, pages, fields.get("csrf_token", ""), _binding(current))
     assert isinstance(current, SignedIn)
-    peer = reviews.peer_view(dd, current.principal, search_id, now=now)
-    findings = parse_findings(fields, [c.face_id for c in peer.candidates], worksheet=False)
+    view = reviews.show_review(dd, current.principal, search_id, now=now)  # records no showing
+    findings = parse_findings(fields, [c.face_id for c in view.candidates], worksheet=False)
     reviews.peer_assess(dd, current.principal, search_id, findings, now=now)
     return RedirectResponse(f"/reviews/{search_id}/peer", status_code=303)
 
