@@ -36,12 +36,12 @@ from faceledger.domain.review import (
 )
 from faceledger.domain.roles import Role
 from faceledger.errors import ConflictError, PermissionDeniedError, ValidationError
-from faceledger.services import reviews, searches
+from faceledger.services import reviews
 from faceledger.services.datadir import DataDir
 from faceledger.services.policies import from_db
 from faceledger.services.probes import Probe
 from faceledger.services.search_records import SearchRecord
-from faceledger.services.searches import SearchInput, accountable_search
+from faceledger.services.searches import SearchInput, accountable_search, probe_image
 
 __all__ = ["analyzer", "backend_url", "dd"]  # fixtures
 
@@ -350,12 +350,12 @@ def test_the_searched_probe_is_shown_through_the_door_and_recorded(
     searched: tuple[DataDir, SearchRecord],
 ) -> None:
     dd, record = searched
-    png = searches.probe_image(dd, REVIEWER, record.search_id, now=T0 + timedelta(minutes=1))
+    png = probe_image(dd, REVIEWER, record.search_id, now=T0 + timedelta(minutes=1))
     assert png.startswith(b"\x89PNG")
     shown = audit_rows(dd, "probe_viewed")
     assert [(e["actor"], e["object"]) for e in shown] == [("rita.reviewer", f"search:{record.search_id}")]
     assert shown[0]["details"]["probe_sha256"] == record.probe_sha256
     with pytest.raises(PermissionDeniedError):
-        searches.probe_image(dd, GALLERY_ADMIN, record.search_id, now=T0 + timedelta(minutes=2))
+        probe_image(dd, GALLERY_ADMIN, record.search_id, now=T0 + timedelta(minutes=2))
     assert audit_rows(dd, "policy_denied")[-1]["actor"] == "gil.galleries"
     assert len(audit_rows(dd, "probe_viewed")) == 1
