@@ -266,7 +266,7 @@ def test_refusals_show_the_rule_and_reason_and_are_recorded(unit: Unit, lfw_imag
         f"{review}/peer",
         {"verdict": "agree", **reauth(unit, VIC, password="not the password")},
     )
-    assert_refused(wrong, 401, "re-authentication failed")
+    assert_refused(wrong, 403, "re-authentication failed")
     failed = audit_rows(unit.agency.dd, "sign_in_failed")
     assert len(failed) == failures + 1
     assert (failed[-1]["actor"], failed[-1]["details"]["reason"]) == (VIC, "reauth_wrong_password")
@@ -276,7 +276,7 @@ def test_refusals_show_the_rule_and_reason_and_are_recorded(unit: Unit, lfw_imag
         f"{review}/peer",
         {"verdict": "agree", "password": PASSWORD, "totp": "000000"},
     )
-    assert_refused(wrong_code, 401, "re-authentication failed")
+    assert_refused(wrong_code, 403, "re-authentication failed")
     assert "awaiting peer verdict" in page(unit, review).text
     verdict = {"verdict": "disagree", "notes": "different ears", **reauth(unit, VIC)}
     assert post(unit, f"{review}/verdict", f"{review}/peer", verdict).status_code == 303

@@ -292,7 +292,7 @@ def logout(dd: DataDir, token: str, *, now: datetime, reason: str | None = None)
     return True
 
 
-REAUTH_REFUSED = "re-authentication failed: wrong password or second-factor code; the step was not taken"
+REAUTH_REFUSED = "re-authentication failed: wrong password or second-factor code"
 
 
 def reauthenticate(dd: DataDir, principal: Principal, password: str, code: str, *, now: datetime) -> None:

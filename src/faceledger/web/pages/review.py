@@ -29,10 +29,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from faceledger.domain import review as rv
 from faceledger.domain import text
 from faceledger.domain.roles import Role
-from faceledger.errors import NotFoundError, ValidationError
+from faceledger.errors import AuthenticationError, NotFoundError, ValidationError
 from faceledger.services import accounts, reviews, searches
 from faceledger.web.deps import DataDirDep, NowDep
 from faceledger.web.models.common import MAX_ID
+from faceledger.web.pages.errors import error_page
 from faceledger.web.pages.routes import (
     PagesDep,
     SignedIn,
@@ -97,13 +98,21 @@ def _notes(fields: Mapping[str, str], name: str, what: str) -> str:
     return text.optional_text(value, what, multiline=True) or ""
 
 
-def _reauthenticate(current: SignedIn, dd: DataDirDep, fields: Mapping[str, str], now: datetime) -> None:
+def _reauthenticate(
+    request: Request, current: SignedIn, dd: DataDirDep, fields: Mapping[str, str], now: datetime
+) -> HTMLResponse | None:
+    """None when the person re-authenticated; else the page refusing the step, with the reason
+    (403: the session stays signed in, only this step is refused)."""
     password, code = fields.get("password", ""), fields.get("totp", "")
     if len(password) > MAX_PASSWORD or len(code) > MAX_CODE:
         raise ValidationError(
             f"the password takes at most {MAX_PASSWORD} characters and the code at most {MAX_CODE}"
         )
-    accounts.reauthenticate(dd, current.principal, password, code.strip(), now=now)
+    try:
+        accounts.reauthenticate(dd, current.principal, password, code.strip(), now=now)
+    except AuthenticationError as exc:
+        return error_page(request, 403, f"The step was not taken: {exc}. Go back and try again.")
+    return None
 
 
 def parse_findings(fields: Mapping[str, str], face_ids: list[int], *, worksheet: bool) -> list[rv.Finding]:
@@ -266,7 +275,9 @@ def verdict(
     except ValueError:
         raise ValidationError("choose whether you agree or disagree with the examiner") from None
     notes = _notes(fields, "notes", "notes")
-    _reauthenticate(current, dd, fields, now)
+    refused = _reauthenticate(request, current, dd, fields, now)
+    if refused is not None:
+        return refused
     reviews.record_verdict(dd, current.principal, search_id, chosen, notes, now=now)
     return RedirectResponse(f"/reviews/{search_id}", status_code=303)
 
@@ -284,7 +295,9 @@ def decision(
     notes = _notes(fields, "notes", "notes")
     if chosen == "reject" and not notes:
         raise ValidationError("a rejection needs a reason: write it in the notes")
-    _reauthenticate(current, dd, fields, now)
+    refused = _reauthenticate(request, current, dd, fields, now)
+    if refused is not None:
+        return refused
     if chosen == "approve":
         reviews.approve(dd, current.principal, search_id, notes, now=now)
     else:
