@@ -30,7 +30,9 @@ from web_helpers import (
     template,
 )
 
+from faceledger.domain.review import Feature
 from faceledger.services import galleries
+from faceledger.web.models.reviews import WorksheetIn
 
 __all__ = ["template"]  # fixtures
 
@@ -229,6 +231,7 @@ def test_the_case_history_shows_the_review_to_those_who_may_see_cases(unit: Unit
 
 
 def test_a_finding_carries_its_feature_worksheet_over_the_api(unit: Unit, lfw_images: Path) -> None:
+    assert set(WorksheetIn.model_fields) == {feature.value for feature in Feature}  # one field each
     search = new_search(unit, lfw_images)
     sid = search["search_id"]
     body = findings(search, match=True)
@@ -236,7 +239,7 @@ def test_a_finding_carries_its_feature_worksheet_over_the_api(unit: Unit, lfw_im
     bad["findings"] += body["findings"][1:]
     refused = post(unit, unit.sam, f"/reviews/{sid}/examination", bad)
     assert refused.status_code == 422, refused.text
-    assert "nose needs a comparison" in error_of(refused)["message"]
+    assert "nose" in error_of(refused)["message"]
     sheet = {
         "ears": {"comparison": "similar", "notes": "attached lobes"},
         "chin": {"comparison": "not_visible"},
