@@ -250,6 +250,8 @@ def test_refusals_show_the_rule_and_reason_and_are_recorded(unit: Unit, lfw_imag
     assert_refused(partial, 422, f"candidate face {faces[1]}")
     bad_sheet = findings(faces, match=True) | {f"ws-{faces[0]}-nose": "maybe"}
     assert_refused(post(unit, f"{review}/examination", review, bad_sheet), 422, "nose needs a comparison")
+    escape = findings(faces, match=True) | {f"notes-{faces[0]}": "ear shape \x1b[31m"}
+    assert_refused(post(unit, f"{review}/examination", review, escape), 422, "control")
     assert post(unit, f"{review}/examination", review, findings(faces, match=True)).status_code == 303
 
     # Separation of duties: the examiner may not peer-review their own search.

@@ -179,6 +179,7 @@ def _page(
         outcomes=OUTCOME_LABELS,
         comparisons=COMPARISON_LABELS,
         max_notes=MAX_NOTES,
+        max_feature_notes=rv.MAX_FEATURE_NOTES,
         **context,
     )
 
