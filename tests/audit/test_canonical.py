@@ -264,6 +264,7 @@ BUILDERS = [
         to_state="awaiting_peer_assessment",
         details={"findings": [{"face_id": 7, "outcome": "possible_match", "notes": "ear"}]},
     ),
+    ev.probe_viewed("eve", search_id="41", probe_sha256="ab" * 32, searched_sha256="cd" * 32),
     ev.offline_use("search", target="gallery:arrests", details={"probe_sha256": "ab" * 32, "candidates": 3}),
     ev.action_failed(
         "bob",

@@ -16,6 +16,7 @@ import pytest
 from signed_in_unit import CASE, GALLERY, PURPOSE, SignedInUnit, build_unit, runner
 
 from faceledger.adapters.policy_file import example_policy_text
+from faceledger.cli.cases import review_step_details
 from faceledger.cli.main import app
 from faceledger.config import Settings
 from faceledger.pipeline.run import Pipeline
@@ -302,3 +303,26 @@ def test_an_approval_without_notes_says_so(unit: SignedInUnit, lfw_images: Path)
     assert "(awaiting_approval -> approved) notes: (none)" in _printed(
         unit.run("sue.super", "review", "show", sid)
     )
+
+
+def test_a_findings_worksheet_is_printed_row_by_row_escaped() -> None:
+    step = {
+        "findings": [
+            {
+                "face_id": 7,
+                "outcome": "possible_match",
+                "notes": "scar",
+                "worksheet": {
+                    "ears": {"comparison": "similar", "notes": "attached lobes"},
+                    "scars_marks_tattoos": {"comparison": "not_visible", "notes": "\x1b[31m"},
+                },
+            },
+            {"face_id": 8, "outcome": "no_match", "notes": ""},
+        ]
+    }
+    assert review_step_details(step, {}) == [
+        "face 7: possible match; notes: scar",
+        "  worksheet, ears: similar; notes: attached lobes",
+        "  worksheet, scars marks tattoos: not visible; notes: \\x1b[31m",
+        "face 8: no match",
+    ]

@@ -16,8 +16,11 @@ from faceledger.domain.review import (
     TRANSITIONS,
     Approve,
     Command,
+    Comparison,
     Event,
     Examine,
+    Feature,
+    FeatureRow,
     Finding,
     InvalidTransitionError,
     Outcome,
@@ -35,6 +38,7 @@ from faceledger.domain.review import (
     examine,
     next_state,
     open_review,
+    parse_worksheet,
     peer_assess,
     peer_view,
     record_verdict,
@@ -406,3 +410,48 @@ def test_random_command_sequences_keep_the_invariants(data: st.DataObject) -> No
     if review.state is State.APPROVED:
         assert review.verdict is not None
         assert review.verdict.verdict is PeerVerdict.AGREE
+
+
+# --- the feature worksheet -------------------------------------------------------------
+
+
+def test_a_worksheet_is_parsed_in_the_components_order_and_kept_with_the_finding() -> None:
+    sheet = parse_worksheet(
+        {
+            "scars_marks_tattoos": {"comparison": "similar", "notes": "scar over the left eyebrow"},
+            "ears": {"comparison": "dissimilar"},
+            "face_shape": {"comparison": "not_visible", "notes": ""},
+        }
+    )
+    assert [row.feature for row in sheet] == [Feature.FACE_SHAPE, Feature.EARS, Feature.MARKS]
+    assert sheet[1] == FeatureRow(Feature.EARS, Comparison.DISSIMILAR, "")
+    finding = Finding(7, Outcome.POSSIBLE_MATCH, "scar", sheet)
+    assert finding.to_dict()["worksheet"]["scars_marks_tattoos"] == {
+        "comparison": "similar",
+        "notes": "scar over the left eyebrow",
+    }
+    assert "worksheet" not in Finding(7, Outcome.NO_MATCH).to_dict()  # absent when none was made
+    assert parse_worksheet(finding.to_dict()["worksheet"]) == sheet  # it round-trips
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"tattoo": {"comparison": "similar"}}, "not a facial component"),
+        ({"nose": {"comparison": "same"}}, "nose needs a comparison"),
+        ({"nose": {}}, "nose needs a comparison"),
+        ({"nose": "similar"}, "nose needs a comparison and notes"),
+        ({"nose": {"comparison": "similar", "notes": "x" * 2001}}, "at most 2000"),
+        ({"nose": {"comparison": "similar", "notes": 3}}, "must be text"),
+        (["nose"], "is a mapping"),
+    ],
+)
+def test_a_bad_worksheet_is_refused_naming_the_row(raw: object, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        parse_worksheet(raw)  # type: ignore[arg-type]
+
+
+def test_a_worksheet_lists_each_component_once() -> None:
+    row = FeatureRow(Feature.NOSE, Comparison.SIMILAR)
+    with pytest.raises(ValidationError, match="lists a component twice"):
+        Finding(1, Outcome.INCONCLUSIVE, "", (row, row))

@@ -32,6 +32,7 @@ from faceledger.domain.review import (
     PeerVerdict,
     SeparationOfDutiesError,
     State,
+    parse_worksheet,
 )
 from faceledger.domain.roles import Role
 from faceledger.errors import ConflictError, PermissionDeniedError, ValidationError
@@ -40,7 +41,7 @@ from faceledger.services.datadir import DataDir
 from faceledger.services.policies import from_db
 from faceledger.services.probes import Probe
 from faceledger.services.search_records import SearchRecord
-from faceledger.services.searches import SearchInput, accountable_search
+from faceledger.services.searches import SearchInput, accountable_search, probe_image
 
 __all__ = ["analyzer", "backend_url", "dd"]  # fixtures
 
@@ -53,6 +54,7 @@ SUPERVISOR = person("sue.supervisor", Role.SUPERVISOR)
 #: Someone who may both search and peer-review (allowed roles), so only separation of duties stops them.
 EXAMINER_REVIEWER = person("max.both", Role.EXAMINER, Role.REVIEWER)
 EXAMINER_SUPERVISOR = person("sid.both", Role.EXAMINER, Role.SUPERVISOR)
+GALLERY_ADMIN = person("gil.galleries", Role.GALLERY_ADMIN)
 
 
 @pytest.fixture
@@ -307,3 +309,53 @@ def test_a_step_recorded_meanwhile_by_someone_else_is_a_conflict(
     with dd.store.read() as conn:
         assert [s.by for s in reviews.load_review(conn, sid).history] == ["eve.examiner"]
     assert _review_entries(dd) == [("eve.examiner", "propose_match")]
+
+
+def test_the_feature_worksheet_is_stored_with_the_examiners_finding(
+    searched: tuple[DataDir, SearchRecord],
+) -> None:
+    dd, record = searched
+    sid = record.search_id
+    sheet = parse_worksheet(
+        {
+            "ears": {"comparison": "similar", "notes": "attached lobes, same helix"},
+            "scars_marks_tattoos": {"comparison": "not_visible", "notes": "left cheek in shadow"},
+        }
+    )
+    top, *rest = lead(record)
+    examined = [Finding(top.face_id, top.outcome, top.notes, sheet), *rest]
+    reviews.examine(dd, EXAMINER, sid, examined, now=T0 + timedelta(minutes=5))
+    with dd.store.read() as conn:
+        stored = conn.execute(
+            select(review_steps.c.details).where(review_steps.c.search_id == sid)
+        ).scalar_one()
+        rebuilt = reviews.load_review(conn, sid)
+    assert stored["findings"][0]["worksheet"]["ears"] == {
+        "comparison": "similar",
+        "notes": "attached lobes, same helix",
+    }
+    assert "worksheet" not in stored["findings"][1]  # none made for that candidate
+    assert rebuilt.examination is not None
+    assert rebuilt.examination.findings[0].worksheet == sheet  # replayed from what was stored
+    assert audit_rows(dd, "review")[-1]["details"]["details"]["findings"][0]["worksheet"]["ears"][
+        "comparison"
+    ] == ("similar")
+    # The blind reviewer sees none of it until their own assessment is recorded.
+    reviews.peer_assess(dd, REVIEWER, sid, lead(record), now=T0 + timedelta(minutes=10))
+    revealed = reviews.peer_view(dd, REVIEWER, sid, now=T0 + timedelta(minutes=11))
+    assert revealed.examiner_findings[0].worksheet == sheet
+
+
+def test_the_searched_probe_is_shown_through_the_door_and_recorded(
+    searched: tuple[DataDir, SearchRecord],
+) -> None:
+    dd, record = searched
+    png = probe_image(dd, REVIEWER, record.search_id, now=T0 + timedelta(minutes=1))
+    assert png.startswith(b"\x89PNG")
+    shown = audit_rows(dd, "probe_viewed")
+    assert [(e["actor"], e["object"]) for e in shown] == [("rita.reviewer", f"search:{record.search_id}")]
+    assert shown[0]["details"]["probe_sha256"] == record.probe_sha256
+    with pytest.raises(PermissionDeniedError):
+        probe_image(dd, GALLERY_ADMIN, record.search_id, now=T0 + timedelta(minutes=2))
+    assert audit_rows(dd, "policy_denied")[-1]["actor"] == "gil.galleries"
+    assert len(audit_rows(dd, "probe_viewed")) == 1

@@ -30,7 +30,9 @@ from web_helpers import (
     template,
 )
 
+from faceledger.domain.review import Feature
 from faceledger.services import galleries
+from faceledger.web.models.reviews import WorksheetIn
 
 __all__ = ["template"]  # fixtures
 
@@ -226,3 +228,27 @@ def test_the_case_history_shows_the_review_to_those_who_may_see_cases(unit: Unit
     assert len(first_page["history"]) == 2
     assert first_page["next_offset"] == 2
     assert first_page["history"] == body["history"][:2]
+
+
+def test_a_finding_carries_its_feature_worksheet_over_the_api(unit: Unit, lfw_images: Path) -> None:
+    assert set(WorksheetIn.model_fields) == {feature.value for feature in Feature}  # one field each
+    search = new_search(unit, lfw_images)
+    sid = search["search_id"]
+    body = findings(search, match=True)
+    bad = {"findings": [dict(body["findings"][0], worksheet={"nose": {"comparison": "maybe"}})]}
+    bad["findings"] += body["findings"][1:]
+    refused = post(unit, unit.sam, f"/reviews/{sid}/examination", bad)
+    assert refused.status_code == 422, refused.text
+    assert "nose" in error_of(refused)["message"]
+    sheet = {
+        "ears": {"comparison": "similar", "notes": "attached lobes"},
+        "chin": {"comparison": "not_visible"},
+    }
+    body["findings"][0]["worksheet"] = sheet
+    examined = post(unit, unit.sam, f"/reviews/{sid}/examination", body)
+    assert examined.status_code == 200, examined.text
+    stored = examined.json()["steps"][0]["findings"][0]["worksheet"]
+    assert stored == {"ears": sheet["ears"], "chin": {"comparison": "not_visible", "notes": ""}}
+    assessed = post(unit, unit.vic, f"/reviews/{sid}/peer", findings(search, match=True))
+    assert assessed.json()["examiner_findings"][0]["worksheet"]["ears"]["notes"] == "attached lobes"
+    assert assessed.json()["own_findings"][0]["worksheet"] is None

@@ -43,6 +43,7 @@ class AuditAction(StrEnum):
     VERIFY = "verify"
     CANDIDATES_SHOWN = "candidates_shown"
     CANDIDATE_VIEWED = "candidate_viewed"
+    PROBE_VIEWED = "probe_viewed"
     POLICY_DENIED = "policy_denied"
     REVIEW = "review"
     GALLERY_CREATED = "gallery_created"
@@ -276,6 +277,16 @@ def candidate_viewed(actor: str, *, search_id: str, subject_id: str, face_id: in
         AuditAction.CANDIDATE_VIEWED,
         f"face:{face_id}",
         {"search_id": search_id, "subject_id": subject_id, "face_id": face_id},
+    )
+
+
+def probe_viewed(actor: str, *, search_id: str, probe_sha256: str, searched_sha256: str) -> AuditEvent:
+    """The searched probe image of a search was shown to ``actor`` (e.g. in the comparison viewer)."""
+    return AuditEvent(
+        actor,
+        AuditAction.PROBE_VIEWED,
+        f"search:{search_id}",
+        {"search_id": search_id, "probe_sha256": probe_sha256, "searched_sha256": searched_sha256},
     )
 
 

@@ -279,6 +279,7 @@ def review_step_details(step: Mapping[str, Any], candidates: Mapping[int, Candid
     elif isinstance(findings, list):
         for finding in findings:
             lines.append(_finding_line(finding, candidates))
+            lines.extend(_worksheet_lines(finding))
     if "notes" in step:
         notes = str(step["notes"] or "")
         lines.append(f"notes: {shown(notes, markup=False)}" if notes.strip() else "notes: (none)")
@@ -297,6 +298,22 @@ def _finding_line(finding: Mapping[str, Any], candidates: Mapping[int, Candidate
     line = f"face {shown(face_id, markup=False)}{where}: {_words(finding.get('outcome'), _OUTCOME_WORDS)}"
     notes = str(finding.get("notes") or "")
     return line + (f"; notes: {shown(notes, markup=False)}" if notes.strip() else "")
+
+
+def _worksheet_lines(finding: Mapping[str, Any]) -> list[str]:
+    """``  worksheet, ears: similar; notes: attached lobes`` for each row of a finding's worksheet."""
+    sheet = finding.get("worksheet")
+    if not isinstance(sheet, Mapping):
+        return []
+    lines = []
+    for feature, row in sheet.items():
+        if not isinstance(row, Mapping):
+            continue
+        what = shown(str(feature).replace("_", " "), markup=False)
+        line = f"  worksheet, {what}: {shown(str(row.get('comparison', '')).replace('_', ' '), markup=False)}"
+        notes = str(row.get("notes") or "")
+        lines.append(line + (f"; notes: {shown(notes, markup=False)}" if notes.strip() else ""))
+    return lines
 
 
 def _print_review(review: Review) -> None:

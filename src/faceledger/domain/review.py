@@ -123,16 +123,103 @@ def next_state(state: State, event: Event, *, search_id: str = "") -> State:
 # --- commands: what a person records ---------------------------------------------------
 
 
+class Feature(StrEnum):
+    """The facial components of the feature worksheet (after ASTM E3149 and FISWG), in order."""
+
+    FACE_SHAPE = "face_shape"
+    HAIRLINE = "hairline"
+    EYEBROWS = "eyebrows"
+    EYES = "eyes"
+    NOSE = "nose"
+    EARS = "ears"
+    MOUTH = "mouth"
+    CHIN = "chin"
+    MARKS = "scars_marks_tattoos"
+
+
+class Comparison(StrEnum):
+    """How one facial component of the probe compares with the candidate's."""
+
+    SIMILAR = "similar"
+    DISSIMILAR = "dissimilar"
+    NOT_VISIBLE = "not_visible"
+
+
+#: The longest note one worksheet row takes.
+MAX_FEATURE_NOTES = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureRow:
+    """One row of the feature worksheet: a component, how it compares, and notes."""
+
+    feature: Feature
+    comparison: Comparison
+    notes: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return {"comparison": self.comparison.value, "notes": self.notes}
+
+
+def parse_worksheet(raw: Mapping[str, Any] | None) -> tuple[FeatureRow, ...]:
+    """A worksheet from plain data (``{feature: {"comparison": ..., "notes": ...}}``), in the
+    order of :class:`Feature`; :class:`ValidationError` naming the row for anything else."""
+    if not raw:
+        return ()
+    if not isinstance(raw, Mapping):
+        raise ValidationError("a feature worksheet is a mapping of facial component to its comparison")
+    rows = []
+    for key, value in raw.items():
+        try:
+            feature = Feature(key)
+        except ValueError:
+            valid = ", ".join(f.value for f in Feature)
+            raise ValidationError(
+                f"worksheet: {str(key)[:40]!r} is not a facial component ({valid})"
+            ) from None
+        if not isinstance(value, Mapping):
+            raise ValidationError(f"worksheet: {feature.value} needs a comparison and notes")
+        try:
+            comparison = Comparison(str(value.get("comparison", "")))
+        except ValueError:
+            valid = ", ".join(c.value for c in Comparison)
+            raise ValidationError(f"worksheet: {feature.value} needs a comparison ({valid})") from None
+        notes = value.get("notes", "")
+        if not isinstance(notes, str) or len(notes) > MAX_FEATURE_NOTES:
+            raise ValidationError(
+                f"worksheet: the notes on {feature.value} must be text of at most "
+                f"{MAX_FEATURE_NOTES} characters"
+            )
+        rows.append(FeatureRow(feature, comparison, notes))
+    order = list(Feature)
+    return tuple(sorted(rows, key=lambda row: order.index(row.feature)))
+
+
 @dataclass(frozen=True, slots=True)
 class Finding:
-    """One person's finding about one candidate (identified by its gallery face id)."""
+    """One person's finding about one candidate (identified by its gallery face id).
+
+    ``worksheet`` holds the feature-by-feature comparison, at most one row per component.
+    """
 
     face_id: int
     outcome: Outcome
     notes: str = ""
+    worksheet: tuple[FeatureRow, ...] = ()
+
+    def __post_init__(self) -> None:
+        features = [row.feature for row in self.worksheet]
+        if len(set(features)) != len(features):
+            raise ValidationError(f"the worksheet for face {self.face_id} lists a component twice")
+
+    def worksheet_dict(self) -> dict[str, dict[str, str]]:
+        return {row.feature.value: row.to_dict() for row in self.worksheet}
 
     def to_dict(self) -> dict[str, Any]:
-        return {"face_id": self.face_id, "outcome": self.outcome.value, "notes": self.notes}
+        data: dict[str, Any] = {"face_id": self.face_id, "outcome": self.outcome.value, "notes": self.notes}
+        if self.worksheet:
+            data["worksheet"] = self.worksheet_dict()
+        return data
 
 
 @dataclass(frozen=True, slots=True)

@@ -101,7 +101,12 @@ class ReviewView:
 
 def _findings(details: dict[str, Any]) -> tuple[rv.Finding, ...]:
     return tuple(
-        rv.Finding(int(f["face_id"]), rv.Outcome(f["outcome"]), str(f.get("notes", "")))
+        rv.Finding(
+            int(f["face_id"]),
+            rv.Outcome(f["outcome"]),
+            str(f.get("notes", "")),
+            rv.parse_worksheet(f.get("worksheet")),
+        )
         for f in details["findings"]
     )
 

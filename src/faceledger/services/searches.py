@@ -33,12 +33,14 @@ identification.
 from __future__ import annotations
 
 import dataclasses
+import io
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from PIL import Image as PILImage
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 
@@ -91,7 +93,7 @@ from faceledger.services.policies import (
     store_decision,
     utc,
 )
-from faceledger.services.probes import Probe, ensure_probe, keep_probe_file
+from faceledger.services.probes import Probe, ensure_probe, keep_probe_file, probe_images
 from faceledger.services.scoping import require_search_unit
 from faceledger.services.search_records import (
     KIND_SEARCH,
@@ -658,6 +660,46 @@ def candidate_image(
     if view.face is None:
         raise NotFoundError(f"face {face_id} was purged from its gallery after search {search_id}")
     return dd.images.read(view.face.image_sha256)
+
+
+def probe_image(dd: DataDir, principal: Principal, search_id: int, *, now: datetime) -> bytes:
+    """The probe of a 1:N search as it was searched (its recorded edits applied), as PNG, to
+    compare with a candidate.
+
+    Asks the door as :func:`candidate_image` does: ``view_face_image`` first (second factor and a
+    registered device), then ``view_case`` in the search's unit; the probe is re-derived from its
+    file and checked against every recorded hash (:func:`~faceledger.services.probes.probe_images`),
+    and showing it is recorded as ``probe_viewed``. :class:`NotFoundError` once retention has
+    removed the probe file.
+    """
+    moment = utc(now)
+    with dd.store.read() as conn:
+        case_number = case_if_any(conn, search_id)
+    for action in (Action.VIEW_FACE_IMAGE, Action.VIEW_CASE):
+        authorize(
+            dd,
+            principal,
+            [action],
+            target=f"search:{search_id}/probe",
+            now=moment,
+            case_number=case_number,
+            search_id=search_id if case_number is not None else None,
+        )
+    require_search_unit(dd, principal, search_id, action=Action.VIEW_CASE, now=moment, read_only=True)
+    with dd.store.read() as conn:
+        record = load_search(conn, search_id)
+    images = probe_images(dd, record)
+    buffer = io.BytesIO()
+    PILImage.fromarray(images.searched.pixels).save(buffer, format="PNG")
+    with dd.store.begin() as conn:
+        event = ev.probe_viewed(
+            principal.actor.username,
+            search_id=str(search_id),
+            probe_sha256=record.probe_sha256,
+            searched_sha256=record.searched_sha256,
+        )
+        audit.record(dd, conn, event, now=moment)
+    return buffer.getvalue()
 
 
 def accountable_verify(

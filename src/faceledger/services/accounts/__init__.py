@@ -6,7 +6,8 @@ transaction as the change it records. See docs/accounts.md for the rules; the mo
 * :mod:`.users` - administration (create, roles, suspend, expiry, password reset, TOTP, unlock)
 * :mod:`.activation` - :func:`activate` (the owner's code and password) and :func:`vouch`
   (a supervisor of the unit): what makes a created or reset account usable
-* :mod:`.signin` - :func:`authenticate` (sign-in: password, lockout, TOTP, device) and :func:`logout`
+* :mod:`.signin` - :func:`authenticate` (sign-in: password, lockout, TOTP, device), :func:`logout`,
+  and :func:`reauthenticate` (password and TOTP again before a sign-off step)
 * :mod:`.principals` - :func:`principal_from_token`, run on every request
 * :mod:`.tokens` - API tokens
 * :mod:`.bootstrap` - the one-time bootstrap secret for the first system administrator
@@ -20,7 +21,7 @@ from faceledger.services.accounts.bootstrap import bootstrap_admin, claim_bootst
 from faceledger.services.accounts.guard import INCOMPATIBLE_ROLES, authorize, check_role_combination
 from faceledger.services.accounts.principals import principal_from_token
 from faceledger.services.accounts.records import Activation, ApiToken, Principal, User
-from faceledger.services.accounts.signin import authenticate, logout
+from faceledger.services.accounts.signin import authenticate, logout, reauthenticate
 from faceledger.services.accounts.tokens import create_token, list_tokens, revoke_token
 from faceledger.services.accounts.users import (
     create_user,
@@ -61,6 +62,7 @@ __all__ = [
     "needs_bootstrap",
     "parse_roles",
     "principal_from_token",
+    "reauthenticate",
     "reset_password",
     "revoke_token",
     "set_expiry",

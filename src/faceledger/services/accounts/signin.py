@@ -290,3 +290,72 @@ def logout(dd: DataDir, token: str, *, now: datetime, reason: str | None = None)
         )
         audit.record(dd, conn, event, now=now)
     return True
+
+
+REAUTH_REFUSED = "re-authentication failed: wrong password or second-factor code"
+
+
+def reauthenticate(dd: DataDir, principal: Principal, password: str, code: str, *, now: datetime) -> None:
+    """Check that the person of ``principal``'s session is at the keyboard: their own account's
+    password and a fresh TOTP code, before a sign-off step (peer verdict, approval, rejection).
+
+    Checked and throttled as sign-in is: a wrong password or code counts towards the lockout
+    and is recorded (``sign_in_failed`` with a ``reauth_`` reason); a locked, suspended or
+    expired account is refused; a used code cannot be used again. Success is recorded too
+    (``account_changed``, change ``reauthenticated``). Raises :class:`AuthenticationError`.
+    """
+    now = utc(now)
+    check = DeviceCheck(principal.actor.device_id, principal.actor.device_id)
+    with dd.store.begin() as conn:
+        outcome = _reauthenticate(dd, conn, principal, password, code, check, now)
+    if outcome is not None:
+        raise AuthenticationError(outcome)
+
+
+def _reauthenticate(
+    dd: DataDir,
+    conn: Connection,
+    principal: Principal,
+    password: str,
+    code: str,
+    check: DeviceCheck,
+    now: datetime,
+) -> str | None:
+    settings = dd.settings.accounts
+    row = rows.user_row_by_id(conn, principal.user_id)
+    locked_until = from_db(row.locked_until)
+    if locked_until is not None and now < locked_until:
+        hashing.verify_password(row.password_hash, password, settings)
+        return _failed(dd, conn, row.username, "reauth_locked", check, now, REAUTH_REFUSED)
+    matches, _stale = hashing.verify_password(row.password_hash, password, settings)
+    if not matches:
+        return _count_failure(dd, conn, row, "reauth_wrong_password", check, now, REAUTH_REFUSED)
+    standing = account_standing(row, now)
+    if standing is not None:
+        return _failed(dd, conn, row.username, f"reauth_{standing[0]}", check, now, standing[1])
+    if row.totp_secret is None:
+        message = (
+            f"account {row.username!r} has no second factor enrolled; sign-off steps need one "
+            f"(a system administrator runs: faceledger user enrol-totp {row.username})"
+        )
+        return _failed(dd, conn, row.username, "reauth_totp_not_enrolled", check, now, message)
+    if not code.strip():
+        message = "re-authentication needs the code from your authenticator app (TOTP) as well"
+        return _failed(dd, conn, row.username, "reauth_totp_missing", check, now, message)
+    seed = totp_codes.TotpVault(dd.path).open(row.id, row.totp_secret)
+    step = totp_codes.matching_step(seed, code, now)
+    if step is None:
+        return _count_failure(dd, conn, row, "reauth_totp_wrong", check, now, REAUTH_REFUSED)
+    if not _claim_step(conn, row.id, step):
+        message = "this second-factor code was already used; wait for the next one"
+        return _count_failure(dd, conn, row, "reauth_totp_reused", check, now, message)
+    if row.failed_attempts:
+        conn.execute(update(ta.users).where(ta.users.c.id == row.id).values(failed_attempts=0))
+    event = events.account_changed(
+        row.username,
+        account=row.username,
+        change="reauthenticated",
+        values={"session_id": principal.session_id},
+    )
+    audit.record(dd, conn, event, now=now)
+    return None

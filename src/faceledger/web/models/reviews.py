@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from faceledger.domain import review as rv
 from faceledger.services.cases import HistoryEntry
@@ -13,13 +13,44 @@ from faceledger.services.reviews import ReviewView
 from faceledger.web.models.common import MAX_ID, CandidateOut, Note
 
 
+class FeatureIn(BaseModel):
+    """One row of the feature worksheet."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    comparison: rv.Comparison
+    notes: str = Field(default="", max_length=rv.MAX_FEATURE_NOTES)
+
+
+class WorksheetIn(BaseModel):
+    """The feature worksheet (after ASTM E3149 / FISWG): a row per component compared, the rest left out."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    face_shape: FeatureIn | None = None
+    hairline: FeatureIn | None = None
+    eyebrows: FeatureIn | None = None
+    eyes: FeatureIn | None = None
+    nose: FeatureIn | None = None
+    ears: FeatureIn | None = None
+    mouth: FeatureIn | None = None
+    chin: FeatureIn | None = None
+    scars_marks_tattoos: FeatureIn | None = None
+
+    def rows(self) -> tuple[rv.FeatureRow, ...]:
+        given = {name: row.model_dump(mode="json") for name, row in self if row is not None}
+        return rv.parse_worksheet(given)
+
+
 class FindingIn(BaseModel):
     face_id: int = Field(ge=1, le=MAX_ID, description="The candidate's gallery face id.")
     outcome: rv.Outcome
     notes: Note = Field(default="", description="What supports the finding (required for a possible match).")
+    worksheet: WorksheetIn | None = Field(default=None, description="The feature worksheet, if one was made.")
 
     def finding(self) -> rv.Finding:
-        return rv.Finding(self.face_id, self.outcome, self.notes)
+        rows = () if self.worksheet is None else self.worksheet.rows()
+        return rv.Finding(self.face_id, self.outcome, self.notes, rows)
 
 
 class FindingsIn(BaseModel):
@@ -46,10 +77,12 @@ class FindingOut(BaseModel):
     face_id: int
     outcome: rv.Outcome
     notes: str
+    worksheet: dict[str, dict[str, str]] | None = None
 
     @classmethod
     def of(cls, finding: rv.Finding) -> FindingOut:
-        return cls(face_id=finding.face_id, outcome=finding.outcome, notes=finding.notes)
+        sheet = finding.worksheet_dict() or None
+        return cls(face_id=finding.face_id, outcome=finding.outcome, notes=finding.notes, worksheet=sheet)
 
 
 class ReviewOut(BaseModel):

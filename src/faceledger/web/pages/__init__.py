@@ -24,6 +24,7 @@ from faceledger.web.pages import (
     errors,
     galleries,
     policy,
+    review,
     routes,
     search,
 )
@@ -54,3 +55,4 @@ def install(app: FastAPI, settings: WebSettings) -> None:
     app.include_router(search.router)
     app.include_router(galleries.router)
     app.include_router(device_admin.router)
+    app.include_router(review.router)
