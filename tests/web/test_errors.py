@@ -296,3 +296,20 @@ def test_an_unexpected_failure_is_logged_and_never_shown(
     assert logged
     assert logged[0].exc_info is not None
     assert "hunter2" in str(logged[0].exc_info[1])
+
+
+def test_an_unknown_query_parameter_is_refused_naming_it_and_the_ones_taken(
+    agency: Agency, eve: Session
+) -> None:
+    """A misspelt filter must not answer as if no filter had been asked for."""
+    listed = agency.client.get(f"{API}/galleries", params={"limt": "5"}, headers=eve.headers)
+    assert listed.status_code == 422
+    message = error_of(listed)["message"]
+    assert message.startswith("unknown query parameter 'limt' (this operation takes: limit, offset)")
+    hostile = agency.client.get(f"{API}/galleries", params={"\x1b[2J": "1"}, headers=eve.headers)
+    assert hostile.status_code == 422
+    assert "\\x1b[2J" in error_of(hostile)["message"]
+    assert (
+        agency.client.get(f"{API}/galleries", params={"limit": "5"}, headers=eve.headers).status_code == 200
+    )
+    assert agency.client.get(f"{API}/health", params={"x": "1"}).status_code == 422  # takes none

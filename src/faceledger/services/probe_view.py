@@ -1,10 +1,9 @@
 """The probe of a stored search as a picture and its faces, for the results pages; searching another face.
 
-The searched image (the submitted probe with its recorded edits replayed and checked against
-their hashes, :func:`faceledger.services.probes.probe_images`) is a face photo like a
-gallery's: showing it needs ``view_face_image`` (second factor and a registered device) and
-``view_case``, asked of the door before anything about the search is looked up, and the
-search's unit (another unit's search answers as if it did not exist).
+The searched image comes from :func:`faceledger.services.searches.viewed_probe`: the submitted
+probe with its recorded edits replayed and checked against their hashes, shown only after the
+door allowed ``view_face_image`` (second factor and a registered device) and ``view_case`` in
+the search's unit, and recorded as ``probe_viewed``.
 
 A search searches the largest face of its probe. :func:`probe_faces` analyses the searched
 image again (a probe the policy already allowed and that was searched) to show every face it
@@ -16,51 +15,24 @@ recorded with its parent's hash.
 
 from __future__ import annotations
 
-import dataclasses
 import io
 from dataclasses import dataclass
 from datetime import datetime
 
 from PIL import Image
 
-from faceledger.domain.models import DecodedImage, QualityReport
-from faceledger.domain.roles import Action
+from faceledger.domain.models import QualityReport
 from faceledger.errors import NotFoundError
 from faceledger.pipeline.edit import MIN_SIDE, Crop
 from faceledger.services import searches
-from faceledger.services.authorization import authorize
 from faceledger.services.datadir import DataDir
 from faceledger.services.identification import Analyzer
-from faceledger.services.policies import Principal, utc
-from faceledger.services.probes import Probe, probe_images, probe_store
-from faceledger.services.scoping import require_search_unit
-from faceledger.services.search_records import SearchRecord, case_if_any, load_search
+from faceledger.services.policies import Principal
+from faceledger.services.probes import Probe, probe_store
+from faceledger.services.search_records import SearchRecord
 
 #: Room kept around the face when only the face is asked for, as a share of the box's size.
 FACE_MARGIN = 0.25
-
-
-def _record(dd: DataDir, principal: Principal, search_id: int, now: datetime) -> SearchRecord:
-    """The stored search, once the door allowed showing its probe to ``principal`` (see the module)."""
-    authorize(
-        dd, principal, [Action.VIEW_FACE_IMAGE], target=f"search:{search_id}/probe", now=now,
-        search_id=search_id,
-    )  # fmt: skip
-    with dd.store.read() as conn:
-        case_number = case_if_any(conn, search_id)
-    authorize(
-        dd, principal, [Action.VIEW_CASE], target=f"search:{search_id}", now=now, case_number=case_number
-    )
-    require_search_unit(dd, principal, search_id, action=Action.VIEW_CASE, now=now, read_only=True)
-    with dd.store.read() as conn:
-        return load_search(conn, search_id)
-
-
-def _searched(dd: DataDir, record: SearchRecord) -> DecodedImage:
-    images = probe_images(dd, record)
-    if not record.edits:
-        return images.original
-    return dataclasses.replace(images.original, pixels=images.searched.pixels, sha256=images.searched.sha256)
 
 
 def _around(box: dict[str, float], width: int, height: int) -> tuple[int, int, int, int]:
@@ -75,8 +47,8 @@ def _around(box: dict[str, float], width: int, height: int) -> tuple[int, int, i
 
 def probe_png(dd: DataDir, principal: Principal, search_id: int, *, face_only: bool, now: datetime) -> bytes:
     """The searched image of search ``search_id`` as PNG; ``face_only``: cut to the searched face."""
-    record = _record(dd, principal, search_id, utc(now))
-    image = Image.fromarray(_searched(dd, record).pixels)
+    record, searched = searches.viewed_probe(dd, principal, search_id, now=now)
+    image = Image.fromarray(searched.pixels)
     box = (record.probe_face or {}).get("box")
     if face_only and isinstance(box, dict):
         left, top, right, bottom = _around(box, image.width, image.height)
@@ -109,8 +81,7 @@ def probe_faces(
     dd: DataDir, analyzer: Analyzer, principal: Principal, search_id: int, *, now: datetime
 ) -> ProbeFaces:
     """Every face of the searched image of search ``search_id``, largest first, with its quality."""
-    record = _record(dd, principal, search_id, utc(now))
-    image = _searched(dd, record)
+    record, image = searches.viewed_probe(dd, principal, search_id, now=now)
     analysis = analyzer.analyze(image)
     faces = tuple(
         ProbeFace(face.index, face.face.box.to_dict(), face.quality, number == 0)

@@ -662,9 +662,10 @@ def candidate_image(
     return dd.images.read(view.face.image_sha256)
 
 
-def probe_image(dd: DataDir, principal: Principal, search_id: int, *, now: datetime) -> bytes:
-    """The probe of a 1:N search as it was searched (its recorded edits applied), as PNG, to
-    compare with a candidate.
+def viewed_probe(
+    dd: DataDir, principal: Principal, search_id: int, *, now: datetime
+) -> tuple[SearchRecord, DecodedImage]:
+    """The stored search and its probe as it was searched (its recorded edits applied), to show.
 
     Asks the door as :func:`candidate_image` does: ``view_face_image`` first (second factor and a
     registered device), then ``view_case`` in the search's unit; the probe is re-derived from its
@@ -689,8 +690,6 @@ def probe_image(dd: DataDir, principal: Principal, search_id: int, *, now: datet
     with dd.store.read() as conn:
         record = load_search(conn, search_id)
     images = probe_images(dd, record)
-    buffer = io.BytesIO()
-    PILImage.fromarray(images.searched.pixels).save(buffer, format="PNG")
     with dd.store.begin() as conn:
         event = ev.probe_viewed(
             principal.actor.username,
@@ -699,6 +698,20 @@ def probe_image(dd: DataDir, principal: Principal, search_id: int, *, now: datet
             searched_sha256=record.searched_sha256,
         )
         audit.record(dd, conn, event, now=moment)
+    searched = dataclasses.replace(
+        images.original, pixels=images.searched.pixels, sha256=images.searched.sha256
+    )
+    return record, searched
+
+
+def probe_image(dd: DataDir, principal: Principal, search_id: int, *, now: datetime) -> bytes:
+    """The probe of a 1:N search as it was searched, as PNG, to compare with a candidate.
+
+    What :func:`viewed_probe` asks and records.
+    """
+    _, searched = viewed_probe(dd, principal, search_id, now=now)
+    buffer = io.BytesIO()
+    PILImage.fromarray(searched.pixels).save(buffer, format="PNG")
     return buffer.getvalue()
 
 

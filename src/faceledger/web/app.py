@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
@@ -40,6 +40,7 @@ from faceledger.services.identification import Analyzer
 from faceledger.web import errors, pages
 from faceledger.web.api import routers
 from faceledger.web.api.galleries import sweep_uploads
+from faceledger.web.deps import reject_unknown_query
 from faceledger.web.engine import FaceEngine
 from faceledger.web.limits import (
     THROTTLED_PATHS,
@@ -133,7 +134,7 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, limits=body_limits or BodyLimits.for_images(dd.settings.image))
     app.add_middleware(SecurityHeadersMiddleware)
     for router in routers():
-        app.include_router(router)
+        app.include_router(router, dependencies=[Depends(reject_unknown_query)])
     _document_throttling(app)
     _document_settings(app, dd.settings.accounts)
     _exact_integer_bounds(app)

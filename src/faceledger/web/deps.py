@@ -14,9 +14,12 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request, Security
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from faceledger.errors import AuthenticationError
+from faceledger.domain import text
+from faceledger.errors import AuthenticationError, ValidationError
 from faceledger.services import accounts
 from faceledger.services.accounts import Principal
 from faceledger.services.datadir import DataDir
@@ -115,3 +118,28 @@ def get_page(
 
 
 PageDep = Annotated[PageParams, Depends(get_page)]
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    """The query parameter names (aliases) an operation takes, its dependencies' included."""
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+def reject_unknown_query(request: Request) -> None:
+    """Refuse (422) a query parameter the operation does not take, naming it and those it takes.
+
+    A misspelt filter (``?actr=alice``) would otherwise be ignored and answer as if no filter
+    had been asked for; an auditor reading the answer would be misled.
+    """
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    known = _query_names(route.dependant)
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        takes = ", ".join(sorted(known)) or "none"
+        shown = text.escape_control(unknown[0][:40])
+        raise ValidationError(f"unknown query parameter {shown!r} (this operation takes: {takes})")
