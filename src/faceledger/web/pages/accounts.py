@@ -24,7 +24,13 @@ from faceledger.errors import ValidationError
 from faceledger.services import accounts
 from faceledger.services.accounts.records import User
 from faceledger.web.deps import DataDirDep, NowDep
-from faceledger.web.pages.routes import PagesDep, SignedIn, check_csrf, signed_in, signed_in_page, to_sign_in
+from faceledger.web.pages.routes import (
+    PagesDep,
+    SignedIn,
+    check_csrf,
+    current_or_sign_in,
+    signed_in_page,
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -76,11 +82,6 @@ def standing(user: User, now: datetime) -> str:
     )
 
 
-def _current(request: Request, pages: PagesDep, dd: DataDirDep, now: NowDep) -> SignedIn | Response:
-    current = signed_in(request, pages, dd, now)
-    return current if isinstance(current, SignedIn) else to_sign_in(request, pages, current)
-
-
 def _render(
     request: Request,
     pages: PagesDep,
@@ -107,7 +108,7 @@ def _render(
 
 @router.get("/admin/accounts", response_class=HTMLResponse)
 def account_list(request: Request, pages: PagesDep, dd: DataDirDep, now: NowDep) -> Response:
-    current = _current(request, pages, dd, now)
+    current = current_or_sign_in(request, pages, dd, now)
     if not isinstance(current, SignedIn):
         return current
     users = accounts.list_users(dd, current.principal, now=now)
@@ -130,7 +131,7 @@ def create_account(
     trial: Field = "",
     csrf_token: Field = "",
 ) -> Response:
-    current = _current(request, pages, dd, now)
+    current = current_or_sign_in(request, pages, dd, now)
     if not isinstance(current, SignedIn):
         return current
     check_csrf(request, pages, csrf_token, f"session:{current.token}")
@@ -154,7 +155,7 @@ def create_account(
 
 @router.get("/admin/accounts/{username}", response_class=HTMLResponse)
 def account_page(request: Request, pages: PagesDep, dd: DataDirDep, now: NowDep, username: str) -> Response:
-    current = _current(request, pages, dd, now)
+    current = current_or_sign_in(request, pages, dd, now)
     if not isinstance(current, SignedIn):
         return current
     user = accounts.get_user(dd, current.principal, _checked(username=username)["username"], now=now)
@@ -179,7 +180,7 @@ def change_account(
     trial: Field = "",
     csrf_token: Field = "",
 ) -> Response:
-    current = _current(request, pages, dd, now)
+    current = current_or_sign_in(request, pages, dd, now)
     if not isinstance(current, SignedIn):
         return current
     check_csrf(request, pages, csrf_token, f"session:{current.token}")

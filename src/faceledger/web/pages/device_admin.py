@@ -24,7 +24,13 @@ from faceledger.errors import ValidationError
 from faceledger.services import browser_devices, devices
 from faceledger.web.deps import DataDirDep, NowDep
 from faceledger.web.pages.devices import ENROL_PATH
-from faceledger.web.pages.routes import PagesDep, SignedIn, check_csrf, signed_in, signed_in_page, to_sign_in
+from faceledger.web.pages.routes import (
+    PagesDep,
+    SignedIn,
+    check_csrf,
+    current_or_sign_in,
+    signed_in_page,
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -41,14 +47,9 @@ def _checked(**fields: str) -> None:
             )
 
 
-def _current(request: Request, pages: PagesDep, dd: DataDirDep, now: NowDep) -> SignedIn | Response:
-    current = signed_in(request, pages, dd, now)
-    return current if isinstance(current, SignedIn) else to_sign_in(request, pages, current)
-
-
 @router.get("/admin/devices", response_class=HTMLResponse)
 def device_list(request: Request, pages: PagesDep, dd: DataDirDep, now: NowDep) -> Response:
-    current = _current(request, pages, dd, now)
+    current = current_or_sign_in(request, pages, dd, now)
     if not isinstance(current, SignedIn):
         return current
     found = devices.list_devices(dd, current.principal, now=now)
@@ -78,7 +79,7 @@ def register_device(
     unit: Field = "",
     csrf_token: Field = "",
 ) -> Response:
-    current = _current(request, pages, dd, now)
+    current = current_or_sign_in(request, pages, dd, now)
     if not isinstance(current, SignedIn):
         return current
     check_csrf(request, pages, csrf_token, f"session:{current.token}")
@@ -111,7 +112,7 @@ def revoke_device(
     reason: Field = "",
     csrf_token: Field = "",
 ) -> Response:
-    current = _current(request, pages, dd, now)
+    current = current_or_sign_in(request, pages, dd, now)
     if not isinstance(current, SignedIn):
         return current
     check_csrf(request, pages, csrf_token, f"session:{current.token}")
@@ -124,7 +125,7 @@ def revoke_device(
 def issue_browser_enrolment(
     request: Request, pages: PagesDep, dd: DataDirDep, now: NowDep, device_id: str, csrf_token: Field = ""
 ) -> Response:
-    current = _current(request, pages, dd, now)
+    current = current_or_sign_in(request, pages, dd, now)
     if not isinstance(current, SignedIn):
         return current
     check_csrf(request, pages, csrf_token, f"session:{current.token}")

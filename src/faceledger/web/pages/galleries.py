@@ -46,7 +46,13 @@ from faceledger.web.deps import DataDirDep, EngineDep, NowDep
 from faceledger.web.engine import FaceEngine
 from faceledger.web.errors import without_paths
 from faceledger.web.pages.devices import ENROL_PATH
-from faceledger.web.pages.routes import PagesDep, SignedIn, check_csrf, signed_in, signed_in_page, to_sign_in
+from faceledger.web.pages.routes import (
+    PagesDep,
+    SignedIn,
+    check_csrf,
+    current_or_sign_in,
+    signed_in_page,
+)
 
 log = logging.getLogger("faceledger.web")
 
@@ -190,11 +196,6 @@ async def _in_background(
 # --- shared page parts ---------------------------------------------------------------------------
 
 
-def _current(request: Request, pages: PagesDep, dd: DataDirDep, now: NowDep) -> SignedIn | Response:
-    current = signed_in(request, pages, dd, now)
-    return current if isinstance(current, SignedIn) else to_sign_in(request, pages, current)
-
-
 def _refused(
     request: Request,
     pages: PagesDep,
@@ -261,7 +262,7 @@ def _enrol_source(path: str, root: Path | None) -> Path:
 
 @router.get("/galleries", response_class=HTMLResponse)
 def gallery_list(request: Request, pages: PagesDep, dd: DataDirDep, now: NowDep) -> Response:
-    current = _current(request, pages, dd, now)
+    current = current_or_sign_in(request, pages, dd, now)
     if not isinstance(current, SignedIn):
         return current
     return signed_in_page(
@@ -290,7 +291,7 @@ async def create_gallery(
     retention_days: Field = "",
     csrf_token: Field = "",
 ) -> Response:
-    current = await run_in_threadpool(_current, request, pages, dd, now)
+    current = await run_in_threadpool(current_or_sign_in, request, pages, dd, now)
     if not isinstance(current, SignedIn):
         return current
     check_csrf(request, pages, csrf_token, f"session:{current.token}")
@@ -327,7 +328,7 @@ def gallery_page(
     q: str = "",
     page: int = 1,
 ) -> Response:
-    current = _current(request, pages, dd, now)
+    current = current_or_sign_in(request, pages, dd, now)
     if not isinstance(current, SignedIn):
         return current
     gallery_service.validate_gallery_name(name)
@@ -394,7 +395,7 @@ async def start_enrolment(
     re_enrol_purged: Field = "",
     csrf_token: Field = "",
 ) -> Response:
-    current = await run_in_threadpool(_current, request, pages, dd, now)
+    current = await run_in_threadpool(current_or_sign_in, request, pages, dd, now)
     if not isinstance(current, SignedIn):
         return current
     check_csrf(request, pages, csrf_token, f"session:{current.token}")
@@ -432,7 +433,7 @@ def _job_context(job: EnrolmentJob, name: str) -> dict[str, Any]:
 def enrolment_page(
     request: Request, pages: PagesDep, dd: DataDirDep, now: NowDep, name: str, job_id: str
 ) -> Response:
-    current = _current(request, pages, dd, now)
+    current = current_or_sign_in(request, pages, dd, now)
     if not isinstance(current, SignedIn):
         return current
     job = jobs_of(request).get(job_id, current.principal.username)
@@ -448,7 +449,7 @@ def enrolment_progress(
     request: Request, pages: PagesDep, dd: DataDirDep, now: NowDep, name: str, job_id: str
 ) -> Response:
     """The progress part of the enrolment page alone, which the page's htmx polls until it is done."""
-    current = _current(request, pages, dd, now)
+    current = current_or_sign_in(request, pages, dd, now)
     if not isinstance(current, SignedIn):
         return current
     job = jobs_of(request).get(job_id, current.principal.username)
@@ -477,7 +478,7 @@ async def purge(
     csrf_token: Field = "",
 ) -> Response:
     """Without ``confirm``: the confirmation page (nothing is removed). With it: the purge."""
-    current = await run_in_threadpool(_current, request, pages, dd, now)
+    current = await run_in_threadpool(current_or_sign_in, request, pages, dd, now)
     if not isinstance(current, SignedIn):
         return current
     check_csrf(request, pages, csrf_token, f"session:{current.token}")

@@ -99,6 +99,12 @@ def signed_in(request: Request, pages: Pages, dd: DataDir, now: datetime) -> Sig
     return SignedIn(principal, token)
 
 
+def current_or_sign_in(request: Request, pages: Pages, dd: DataDir, now: datetime) -> SignedIn | Response:
+    """The signed-in person of the request, or the redirect to sign in (with the notice why)."""
+    current = signed_in(request, pages, dd, now)
+    return current if isinstance(current, SignedIn) else to_sign_in(request, pages, current)
+
+
 def signed_in_page(
     request: Request,
     pages: Pages,
