@@ -18,6 +18,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -34,6 +35,7 @@ from faceledger.adapters.policy_file import load_policy
 from faceledger.domain.policy import SearchRequest, decide_search
 from faceledger.services import accounts, devices
 from faceledger.services.datadir import DataDir
+from faceledger.services.identification import Analyzer
 from faceledger.web import create_app
 from faceledger.web.pages.rendering import SOURCE_ASSETS
 
@@ -79,48 +81,63 @@ class Served:
     supervisor: accounts.Principal
 
 
+@contextmanager
+def serving(dd: DataDir, *, analyzer: Analyzer | None = None) -> Iterator[Served]:
+    """A real uvicorn server (in a thread) on a free loopback port over ``dd``, a new installation:
+    the first administrator and a supervisor of the unit are made first. Closes ``dd`` after."""
+    try:
+        secret = accounts.bootstrap_admin(dd, now=now())
+        _, admin_uri = accounts.claim_bootstrap(
+            dd, secret, "ada.admin", PASSWORD, organisation=ORG, unit="IT", now=now()
+        )
+        admin = accounts.authenticate(
+            dd, username="ada.admin", password=PASSWORD, totp=_code(admin_uri), device=None, now=now()
+        )
+        made = accounts.create_user(
+            dd,
+            admin,
+            username=VOUCHER,
+            display_name="Una Unitlead",
+            organisation=ORG,
+            unit=UNIT,
+            roles=["supervisor"],
+            now=now(),
+        )
+        una_uri = accounts.activate(dd, username=VOUCHER, code=made.code, password=PASSWORD, now=now())
+        accounts.vouch_as_installer(dd, VOUCHER, now=now())
+        supervisor = accounts.authenticate(
+            dd, username=VOUCHER, password=PASSWORD, totp=_code(una_uri), device=None, now=now()
+        )
+        port = free_port()
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(dd, analyzer=analyzer),
+                host="127.0.0.1",
+                port=port,
+                log_level="warning",
+                lifespan="on",
+            )
+        )
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.05)
+        try:
+            yield Served(f"http://127.0.0.1:{port}", dd, admin, supervisor)
+        finally:
+            server.should_exit = True
+            thread.join(timeout=30)
+    finally:
+        dd.close()
+
+
 @pytest.fixture
 def served(tmp_path: Path, template: Path) -> Iterator[Served]:
-    """A real uvicorn server (in a thread) on a free loopback port, over a new installation."""
-    dd = open_installation(tmp_path / "data", template)
-    secret = accounts.bootstrap_admin(dd, now=now())
-    _, admin_uri = accounts.claim_bootstrap(
-        dd, secret, "ada.admin", PASSWORD, organisation=ORG, unit="IT", now=now()
-    )
-    admin = accounts.authenticate(
-        dd, username="ada.admin", password=PASSWORD, totp=_code(admin_uri), device=None, now=now()
-    )
-    made = accounts.create_user(
-        dd,
-        admin,
-        username=VOUCHER,
-        display_name="Una Unitlead",
-        organisation=ORG,
-        unit=UNIT,
-        roles=["supervisor"],
-        now=now(),
-    )
-    una_uri = accounts.activate(dd, username=VOUCHER, code=made.code, password=PASSWORD, now=now())
-    accounts.vouch_as_installer(dd, VOUCHER, now=now())
-    supervisor = accounts.authenticate(
-        dd, username=VOUCHER, password=PASSWORD, totp=_code(una_uri), device=None, now=now()
-    )
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(dd), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    try:
-        yield Served(f"http://127.0.0.1:{port}", dd, admin, supervisor)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        dd.close()
+    """:func:`serving` over a new installation."""
+    with serving(open_installation(tmp_path / "data", template)) as started:
+        yield started
 
 
 def _activated(dd: DataDir) -> bool:

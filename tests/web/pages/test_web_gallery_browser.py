@@ -8,23 +8,18 @@ widths, no CSP violation); the audit log must record each step.
 from __future__ import annotations
 
 import shutil
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pyotp
 import pytest
-import uvicorn
-from served import free_port
 from test_gallery_pages import GatedPipeline
-from test_web_browser import Checked, Served, _code, browser_page, now, playwright_sync
-from web_helpers import ORG, PASSWORD, UNIT, VOUCHER, audit_rows, open_installation, photo, template
+from test_web_browser import Checked, Served, browser_page, now, playwright_sync, serving
+from web_helpers import ORG, PASSWORD, UNIT, audit_rows, open_installation, photo, template
 
 from faceledger.config import WebSettings
 from faceledger.services import accounts, browser_devices, devices, policies
 from faceledger.services.datadir import init_data_dir
-from faceledger.web import create_app
 
 __all__ = ["browser_page", "template"]  # fixtures
 
@@ -47,46 +42,11 @@ def served(tmp_path: Path, template: Path, gated: GatedPipeline) -> Iterator[Ser
     made_dd.close()
     web = WebSettings(enrol_root=tmp_path)
     dd = init_data_dir(tmp_path / "data", settings=made_dd.settings.with_overrides(web=web))
-    secret = accounts.bootstrap_admin(dd, now=now())
-    _, admin_uri = accounts.claim_bootstrap(
-        dd, secret, "ada.admin", PASSWORD, organisation=ORG, unit="IT", now=now()
-    )
-    admin = accounts.authenticate(
-        dd, username="ada.admin", password=PASSWORD, totp=_code(admin_uri), device=None, now=now()
-    )
-    made = accounts.create_user(
-        dd,
-        admin,
-        username=VOUCHER,
-        display_name="Una Unitlead",
-        organisation=ORG,
-        unit=UNIT,
-        roles=["supervisor"],
-        now=now(),
-    )
-    una_uri = accounts.activate(dd, username=VOUCHER, code=made.code, password=PASSWORD, now=now())
-    accounts.vouch_as_installer(dd, VOUCHER, now=now())
-    supervisor = accounts.authenticate(
-        dd, username=VOUCHER, password=PASSWORD, totp=_code(una_uri), device=None, now=now()
-    )
-    port = free_port()
-    app = create_app(dd, analyzer=gated)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    try:
-        yield Served(f"http://127.0.0.1:{port}", dd, admin, supervisor)
-    finally:
-        gated.gate.set()
-        server.should_exit = True
-        thread.join(timeout=30)
-        dd.close()
+    with serving(dd, analyzer=gated) as started:
+        try:
+            yield started
+        finally:
+            gated.gate.set()  # let a held enrolment finish before the server stops
 
 
 def _gallery_admin(served: Served) -> str:
