@@ -17,6 +17,7 @@ from cases_helpers import (
     T0,
     CachingAnalyzer,
     analyzer,
+    audit_rows,
     backend_url,
     create_galleries,
     dd,
@@ -28,6 +29,7 @@ from cases_helpers import (
 
 from faceledger.domain.review import Finding, Outcome, PeerVerdict
 from faceledger.domain.roles import Role
+from faceledger.errors import PermissionDeniedError
 from faceledger.services import reviews
 from faceledger.services.accounts import Principal
 from faceledger.services.datadir import DataDir
@@ -121,3 +123,23 @@ def test_each_person_sees_what_they_may_act_on_next(
     assert set(item.items[0].to_dict()) == {
         "search_id", "case_number", "purpose", "searched_by", "searched_at", "state",
     }  # fmt: skip
+
+
+def test_the_queues_are_asked_of_the_door_and_a_role_without_cases_has_none(dd: DataDir) -> None:
+    """No policy in force: the door refuses ``view_case`` and records it; a gallery administrator,
+    whose roles show no case, gets empty lists without asking."""
+    gina = person("gina.galleries", Role.GALLERY_ADMIN)
+    empty = work_queues(dd, gina, now=T0)
+    assert (empty.to_examine, empty.to_peer_review, empty.to_approve, empty.recent_cases) == (
+        None,
+        None,
+        None,
+        (),
+    )
+    assert audit_rows(dd, "policy_denied") == []
+    with pytest.raises(PermissionDeniedError) as refused:
+        work_queues(dd, EVE, now=T0)
+    assert refused.value.decision is not None
+    assert refused.value.decision.rule_id == "policy.none"
+    [denied] = audit_rows(dd, "policy_denied")
+    assert (denied["actor"], denied["object"]) == (EVE.actor.username, "work_queues")

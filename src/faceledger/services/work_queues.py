@@ -12,12 +12,15 @@
 - ``recent_cases``: the cases of the person's own most recent searches;
 - the searches they made today against their daily limit, under the policy in force.
 
-The separation-of-duties rules are the review's own (:mod:`faceledger.domain.review`): a
-search listed here is one the review would let this person act on. An item names the search,
-its case, purpose, who ran it and when; never the candidates or the examiner's findings, so a
-blind peer reviewer learns nothing from the list. Acting on an item goes through the one door
-as always (:mod:`faceledger.services.reviews`). Reading the queues changes nothing and is not
-recorded: it shows a person only work their own roles and unit already give them.
+The lists name searches and cases, so they are asked of the one door as ``view_case`` (a
+refusal, such as no policy in force or an expired account, is recorded and raised); a person
+none of whose roles permits ``view_case`` (gallery and system administrators) has no queue to
+see, and gets empty lists without asking. The separation-of-duties rules are the review's own
+(:mod:`faceledger.domain.review`): a search listed here is one the review would let this person
+act on. An item names the search, its case, purpose, who ran it and when; never the candidates
+or the examiner's findings, so a blind peer reviewer learns nothing from the list. Acting on an
+item goes through the one door as always (:mod:`faceledger.services.reviews`). An allowed
+reading changes nothing and is not recorded.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from faceledger.adapters.store.tables_cases import cases, searches
 from faceledger.domain import review as rv
 from faceledger.domain.roles import PERMISSIONS, Action
 from faceledger.services.accounts import Principal
+from faceledger.services.authorization import authorize
 from faceledger.services.datadir import DataDir
 from faceledger.services.policies import find_active, from_db
 from faceledger.services.reviews import load_review
@@ -197,9 +201,17 @@ def _recent_cases(conn: Connection, username: str) -> tuple[RecentCase, ...]:
     return tuple(RecentCase(r.case_number, from_db(r.last), int(r.n)) for r in conn.execute(stmt))
 
 
+def nothing_for(principal: Principal) -> WorkQueues:
+    """No queue, no case, no limit: what a person with no queue to see (or refused them) is shown."""
+    return WorkQueues(principal.actor.username, principal.actor.unit, None, None, None, (), 0, None)
+
+
 def work_queues(dd: DataDir, principal: Principal, *, now: datetime) -> WorkQueues:
     """What is waiting for ``principal`` in their unit now (see the module docstring)."""
     actor = principal.actor
+    if not _may(principal, Action.VIEW_CASE):
+        return nothing_for(principal)
+    authorize(dd, principal, [Action.VIEW_CASE], target="work_queues", now=now)
     with dd.store.read() as conn:
         to_examine = to_peer = to_approve = None
         if _may(principal, Action.PROPOSE):

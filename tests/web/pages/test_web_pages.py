@@ -121,6 +121,15 @@ def test_home_shows_the_work_queues_of_the_persons_roles_and_today_against_the_l
     assert work.json()["to_examine"] is None
 
 
+def test_home_without_a_policy_shows_why_the_queues_are_refused(agency: Agency) -> None:
+    assert sign_in(agency, EVE).status_code == 303
+    home = agency.client.get("/")
+    assert home.status_code == 200  # who and where are still shown
+    assert "Your work queues cannot be shown" in home.text
+    assert "(rule policy.none, policy none)" in home.text
+    assert audit_rows(agency.dd, "policy_denied")[-1]["object"] == "work_queues"
+
+
 def test_home_without_a_policy_says_so_and_uses_utc(agency: Agency) -> None:
     assert sign_in(agency, EVE).status_code == 303
     home = agency.client.get("/")

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from faceledger.domain import text
-from faceledger.errors import AuthenticationError, FaceLedgerError, ValidationError
+from faceledger.errors import AuthenticationError, FaceLedgerError, PermissionDeniedError, ValidationError
 from faceledger.services import accounts, work_queues
 from faceledger.services.accounts import Principal, totp
 from faceledger.services.accounts.records import SESSION_PREFIX
@@ -338,7 +338,11 @@ def home(request: Request, pages: PagesDep, dd: DataDirDep, now: NowDep) -> Resp
     current = signed_in(request, pages, dd, now)
     if not isinstance(current, SignedIn):
         return to_sign_in(request, pages, current)
-    work = work_queues.work_queues(dd, current.principal, now=now)
+    try:
+        work = work_queues.work_queues(dd, current.principal, now=now)
+        refused = None
+    except PermissionDeniedError as exc:  # recorded by the door; home still shows who and where
+        work, refused = work_queues.nothing_for(current.principal), exc
     return signed_in_page(
         request,
         pages,
@@ -347,6 +351,7 @@ def home(request: Request, pages: PagesDep, dd: DataDirDep, now: NowDep) -> Resp
         current,
         "home.html",
         work=work,
+        refused=refused,
         queues=[
             (title, queue)
             for title, queue in (
